@@ -1,0 +1,301 @@
+"""The sequence-model shell: encoder-only, decoder-only and encoder-decoder Transformers.
+
+Built only from archlab.nn components chosen by a TransformerConfig. The token mixer of each
+layer is pluggable (attention by default; Mamba, RNNs, convolutions via `mixer.kind`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from archlab import registry
+from archlab.models.transformer_config import TransformerConfig
+from archlab.nn.attention import build_mask
+from archlab.nn.block import Block
+from archlab.nn.embedding import TokenEmbedding, check_token_ids
+from archlab.nn.ffn import FeedForward, activation
+from archlab.nn.mixers import attention_from_config
+from archlab.nn.norm import build_norm
+from archlab.nn.position import RotaryEmbedding
+
+
+@dataclass
+class DecodeState:
+    """Everything incremental decoding carries between steps: position, per-layer caches, encoder memory."""
+
+    pos: int
+    layers: list[dict]
+    memory: torch.Tensor | None = None
+    memory_mask: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows `index` in every cache (beam search)."""
+        for layer in self.layers:
+            for key, value in layer.items():
+                if hasattr(value, "reorder"):
+                    value.reorder(index)
+                elif isinstance(value, dict):
+                    for k2, v2 in value.items():
+                        if hasattr(v2, "reorder"):
+                            v2.reorder(index)
+                        elif isinstance(v2, torch.Tensor):
+                            value[k2] = v2[index]
+                        elif isinstance(v2, tuple):
+                            value[k2] = tuple(t[index] for t in v2)
+        if self.memory is not None:
+            self.memory = self.memory[index]
+        if self.memory_mask is not None:
+            self.memory_mask = self.memory_mask[index]
+
+
+class Stack(nn.Module):
+    """N identical blocks and an optional final norm."""
+
+    def __init__(self, cfg: TransformerConfig, n_layers: int, *, causal: bool, cross: bool, rope) -> None:
+        super().__init__()
+        order = tuple(s for s in cfg.block.order if cross or s != "cross")
+        if cross and "cross" not in order:
+            order = tuple(x for s in order for x in ((s, "cross") if s == "mixer" else (s,)))
+        self.causal = causal
+        self.kinds = [cfg.mixer.kind_of_layer(i) for i in range(n_layers)]
+        blocks = []
+        for i, kind in enumerate(self.kinds):
+            subs: dict[str, nn.Module] = {"mixer": registry.build("mixer", kind, cfg, i, rope)}
+            if cross:
+                subs["cross"] = attention_from_config(cfg)
+            if cfg.ffn.enabled and "ffn" in order:
+                subs["ffn"] = FeedForward(cfg.d_model, cfg.d_ff, cfg.ffn.activation, cfg.ffn.bias, cfg.block.dropout)
+            blocks.append(Block(subs, order, norm_cfg=cfg.norm, d_model=cfg.d_model, placement=cfg.block.norm,
+                                residual=cfg.block.residual, dropout=cfg.block.dropout))
+        self.blocks = nn.ModuleList(blocks)
+        self.final_norm = build_norm(cfg.norm, cfg.d_model) if cfg.use_final_norm else None
+
+    def forward(self, x, *, positions, self_mask, is_causal, memory=None, memory_mask=None, state=None):
+        pos = state.pos if state is not None else 0
+        for i, block in enumerate(self.blocks):
+            layer_state = state.layers[i] if state is not None else None
+            kw = {"mixer": dict(positions=positions, mask=self_mask, is_causal=is_causal, pos=pos,
+                                state=layer_state["mixer"] if layer_state else None)}
+            if memory is not None:
+                kw["cross"] = dict(memory=memory, mask=memory_mask,
+                                   state=layer_state["cross"] if layer_state else None)
+            x = block(x, kw)
+        return self.final_norm(x) if self.final_norm is not None else x
+
+    def init_state(self, batch, max_len, device, dtype) -> list[dict]:
+        out = []
+        for block in self.blocks:
+            layer = {"mixer": block.sub["mixer"].init_state(batch, max_len, device, dtype)}
+            if "cross" in block.sub:
+                layer["cross"] = {}
+            out.append(layer)
+        return out
+
+
+class MLMHead(nn.Module):
+    """BERT's prediction-head transform: LayerNorm(act(W h + b))."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model)
+        self.act = activation("gelu" if cfg.ffn.gated else cfg.ffn.activation)
+        self.norm = build_norm(cfg.norm, cfg.d_model)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.act(self.dense(h)))
+
+
+class Transformer(nn.Module):
+    """One model class for seed 004's three shapes; `cfg.shape` selects which stacks exist."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.d_model
+        self.tok_embed = TokenEmbedding(cfg.vocab_size, D, cfg.embed.scale)
+        self.tgt_embed = (TokenEmbedding(cfg.vocab_size, D, cfg.embed.scale)
+                          if cfg.shape == "encoder_decoder" and not cfg.embed.shared else None)
+        self.pos_embed = registry.build("position", cfg.pos.kind, cfg.pos, D, cfg.max_seq_len)
+        self.seg_embed = nn.Embedding(cfg.embed.n_segments, D) if cfg.embed.n_segments else None
+        self.embed_norm = build_norm(cfg.norm, D) if cfg.embed.norm else None
+        self.embed_drop = nn.Dropout(cfg.dropout)
+        # one RoPE table serves every attention layer
+        self.rope = (RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.pos.rope_theta, cfg.pos.rope_scaling)
+                      if cfg.pos.kind == "rope" else None)
+        self.encoder = (Stack(cfg, cfg.n_layers, causal=False, cross=False, rope=self.rope)
+                        if cfg.shape in ("encoder", "encoder_decoder") else None)
+        self.decoder = None
+        if cfg.shape in ("decoder", "encoder_decoder"):
+            n = cfg.n_layers if cfg.shape == "decoder" else cfg.decoder_layers
+            self.decoder = Stack(cfg, n, causal=cfg.attn.causal, cross=cfg.shape == "encoder_decoder", rope=self.rope)
+        h = cfg.head
+        self.mlm_transform = MLMHead(cfg) if h.lm and h.transform else None
+        self.lm_head = nn.Linear(D, cfg.vocab_size, bias=h.bias) if h.lm else None
+        if self.lm_head is not None and h.tie:
+            self.lm_head.weight = (self.tgt_embed or self.tok_embed).weight
+        self.pooler = nn.Linear(D, D) if h.pooler else None
+        self.classifier = nn.Linear(D, h.n_classes) if h.n_classes else None
+        self.reset_parameters()
+
+    # ----------------------------------------------------------------- init
+    def reset_parameters(self) -> None:
+        """N(0, init_std) weights, zero biases, unit norms; residual outputs scaled by 1/√(2L) (GPT-2)."""
+        std = self.cfg.init_std
+        n_res = 2 * max(self.cfg.n_layers, 1)
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear):
+                s = std / math.sqrt(n_res) if name.endswith(("o_proj", "fc_out")) else std
+                nn.init.normal_(m.weight, 0.0, s)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (TokenEmbedding, nn.Embedding)) or type(m).__name__ == "LearnedPositions":
+                nn.init.normal_(m.weight, 0.0, std)
+        for m in self.modules():  # mixers with structured initialisation (Mamba's A, Δ) redo theirs
+            if m is not self and hasattr(m, "reset_parameters_special"):
+                m.reset_parameters_special()
+
+    # ------------------------------------------------------------ embedding
+    def _check(self, ids: torch.Tensor, what: str, offset: int = 0) -> None:
+        if ids.dim() != 2:
+            raise ValueError(f"{what} must have shape (batch, seq_len), got {tuple(ids.shape)}")
+        check_token_ids(ids, self.cfg.vocab_size, what)
+        if offset + ids.shape[1] > self.cfg.max_seq_len:
+            raise ValueError(f"{what} reaches position {offset + ids.shape[1]}, beyond the model's "
+                             f"max_seq_len={self.cfg.max_seq_len}")
+
+    def embed(self, ids, *, positions, token_type_ids=None, target=False) -> torch.Tensor:
+        table = self.tgt_embed if target and self.tgt_embed is not None else self.tok_embed
+        x = table(ids)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(positions)
+        if self.seg_embed is not None:
+            x = x + self.seg_embed(token_type_ids if token_type_ids is not None else torch.zeros_like(ids))
+        if self.embed_norm is not None:
+            x = self.embed_norm(x)
+        return self.embed_drop(x)
+
+    @staticmethod
+    def _split_mask(mask, seq_len):
+        """A (B, T) mask is key padding; a (B, T, T) or (B, 1, T, T) mask is a full attention mask."""
+        if mask is None:
+            return None, None
+        if mask.dim() == 2:
+            return mask, None
+        return None, mask
+
+    # ------------------------------------------------------------ the stacks
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """Encoder hidden states (B, S, D), bidirectional attention."""
+        if self.encoder is None:
+            raise ValueError(f"a shape={self.cfg.shape!r} model has no encoder")
+        self._check(input_ids, "input_ids")
+        t = input_ids.shape[1]
+        positions = torch.arange(t, device=input_ids.device)
+        key_mask, full = self._split_mask(attention_mask, t)
+        mask = build_mask(t, t, causal=False, key_mask=key_mask, full_mask=full, device=input_ids.device)
+        x = self.embed(input_ids, positions=positions, token_type_ids=token_type_ids)
+        return self.encoder(x, positions=positions, self_mask=mask, is_causal=False)
+
+    def decode(self, ids, *, attention_mask=None, memory=None, memory_mask=None, state=None) -> torch.Tensor:
+        """Decoder hidden states (B, T, D); causal unless the config ablates it; cached if `state`."""
+        if self.decoder is None:
+            raise ValueError(f"a shape={self.cfg.shape!r} model has no decoder")
+        pos = state.pos if state is not None else 0
+        self._check(ids, "decoder_input_ids" if self.encoder is not None else "input_ids", pos)
+        if state is not None and memory is None:
+            memory, memory_mask = state.memory, state.memory_mask
+        if self.encoder is not None and memory is None:
+            raise ValueError("an encoder-decoder model needs the encoder output (memory) to decode")
+        t = ids.shape[1]
+        positions = torch.arange(pos, pos + t, device=ids.device)
+        key_mask, full = self._split_mask(attention_mask, t)
+        causal = self.decoder.causal
+        mask = build_mask(t, pos + t, causal=causal, key_mask=key_mask, full_mask=full, device=ids.device)
+        is_causal = causal and mask is None and pos == 0 and t > 1
+        mem_mask = None
+        if memory_mask is not None:
+            mem_mask = build_mask(t, memory.shape[1], causal=False, key_mask=memory_mask, device=ids.device)
+        x = self.embed(ids, positions=positions, target=True)
+        x = self.decoder(x, positions=positions, self_mask=mask, is_causal=is_causal,
+                         memory=memory, memory_mask=mem_mask, state=state)
+        if state is not None:
+            state.pos = pos + t
+        return x
+
+    def hidden_states(self, input_ids, *, attention_mask=None, token_type_ids=None,
+                      decoder_input_ids=None, decoder_attention_mask=None, state=None) -> torch.Tensor:
+        """Final hidden states of the stack that feeds the LM head."""
+        shape = self.cfg.shape
+        if shape == "encoder":
+            return self.encode(input_ids, attention_mask, token_type_ids)
+        if shape == "decoder":
+            return self.decode(input_ids, attention_mask=attention_mask, state=state)
+        if decoder_input_ids is None:
+            raise ValueError("an encoder-decoder model needs decoder_input_ids (the shifted target)")
+        memory = self.encode(input_ids, attention_mask) if state is None or state.memory is None else None
+        return self.decode(decoder_input_ids, attention_mask=decoder_attention_mask, memory=memory,
+                           memory_mask=attention_mask if memory is not None else None, state=state)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """LM (or MLM) logits from hidden states."""
+        if self.lm_head is None:
+            raise ValueError("this model was built with head.lm=false and has no LM head")
+        if self.mlm_transform is not None:
+            h = self.mlm_transform(h)
+        return self.lm_head(h)
+
+    def forward(self, input_ids, **kwargs) -> torch.Tensor:
+        """Logits (B, T, V): next-token for decoders, masked-token for encoders, target-side for enc-dec."""
+        return self.logits(self.hidden_states(input_ids, **kwargs))
+
+    def pooled(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """BERT pooled output tanh(W h_[CLS] + b), shape (B, D)."""
+        if self.pooler is None:
+            raise ValueError("this model was built with head.pooler=false")
+        h = self.encode(input_ids, attention_mask, token_type_ids)
+        return torch.tanh(self.pooler(h[:, 0]))
+
+    def classify(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """Sequence-classification logits (B, n_classes) from the pooled output."""
+        if self.classifier is None:
+            raise ValueError("this model was built with head.n_classes=0 (no classifier)")
+        return self.classifier(self.pooled(input_ids, attention_mask, token_type_ids))
+
+    # ------------------------------------------------------------- decoding
+    @torch.no_grad()
+    def init_state(self, batch: int, max_len: int | None = None, *, input_ids=None, attention_mask=None,
+                   device=None, dtype=None) -> DecodeState:
+        """Empty caches for `batch` sequences; for encoder-decoder, also runs the encoder on input_ids."""
+        p = next(self.parameters())
+        device, dtype = device or p.device, dtype or p.dtype
+        max_len = max_len or self.cfg.max_seq_len
+        if self.decoder is None:
+            raise ValueError("an encoder-only model does not decode token by token")
+        state = DecodeState(pos=0, layers=self.decoder.init_state(batch, max_len, device, dtype))
+        if self.encoder is not None:
+            if input_ids is None:
+                raise ValueError("an encoder-decoder model needs the source input_ids to start decoding")
+            state.memory = self.encode(input_ids, attention_mask)
+            state.memory_mask = attention_mask
+        return state
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Distinct parameters (tied weights counted once)."""
+        seen, total = set(), 0
+        for name, p in self.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            if exclude_embeddings and name.startswith(("tok_embed", "pos_embed", "tgt_embed")):
+                continue
+            total += p.numel()
+        return total
+
+
+@registry.register("model", "transformer")
+def build_transformer(cfg: TransformerConfig) -> Transformer:
+    return Transformer(cfg)

@@ -1,0 +1,8 @@
+"""archlab.nn: named components, one concept per file."""
+from archlab.nn import attention, block, embedding, ffn, mixers, norm, position  # noqa: F401
+from archlab.nn.attention import Attention, KVCache, attention_reference, attention_sdpa, build_mask  # noqa: F401
+from archlab.nn.block import Block  # noqa: F401
+from archlab.nn.embedding import TokenEmbedding  # noqa: F401
+from archlab.nn.ffn import FeedForward  # noqa: F401
+from archlab.nn.norm import RMSNorm  # noqa: F401
+from archlab.nn.position import LearnedPositions, RotaryEmbedding, SinusoidalPositions  # noqa: F401

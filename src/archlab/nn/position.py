@@ -1,0 +1,117 @@
+"""Positional encodings: none, sinusoidal (seed 002), learned, rotary (RoPE)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from archlab.registry import register
+
+
+def sinusoidal_table(n_positions: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(pos / 10000^(2i/D)).
+
+    layout="interleaved" is seed 002's formula as written; "split" puts every sine first and
+    every cosine after (fairseq / Marian), the same numbers in another channel order.
+    """
+    pos = torch.arange(n_positions, dtype=torch.float64)[:, None]
+    inv_freq = torch.pow(10000.0, -torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angles = pos * inv_freq  # (T, D/2)
+    if layout == "split":
+        table = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    else:
+        table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)
+    return table.float()
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoidal encodings added to the embeddings; no parameters."""
+
+    def __init__(self, max_len: int, dim: int, layout: str = "interleaved") -> None:
+        super().__init__()
+        self.register_buffer("table", sinusoidal_table(max_len, dim, layout), persistent=False)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.table[positions]
+
+
+class LearnedPositions(nn.Module):
+    """A learned (max_len, D) table added to the embeddings (GPT-2, BERT)."""
+
+    def __init__(self, max_len: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(max_len, dim))
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(positions, self.weight)
+
+
+def rope_inv_freq(head_dim: int, theta: float, scaling=None) -> torch.Tensor:
+    """θ_i = theta^(-2i/d), optionally rescaled (linear, or Llama 3's frequency-dependent rule)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    if scaling is None or scaling.kind == "none":
+        return inv_freq.float()
+    if scaling.kind == "linear":
+        return (inv_freq / scaling.factor).float()
+    # llama3: long wavelengths are divided by `factor`, short ones kept, a smooth ramp between
+    low_wavelen = scaling.original_max_seq_len / scaling.low_freq_factor
+    high_wavelen = scaling.original_max_seq_len / scaling.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
+    smooth = (scaling.original_max_seq_len / wavelen - scaling.low_freq_factor) / (
+        scaling.high_freq_factor - scaling.low_freq_factor
+    )
+    smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, smoothed, scaled).float()
+
+
+class RotaryEmbedding(nn.Module):
+    """RoPE (Su et al. 2021): rotate each (x_i, x_{i+d/2}) pair of q and k by angle pos·θ_i."""
+
+    def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0, scaling=None) -> None:
+        super().__init__()
+        inv_freq = rope_inv_freq(head_dim, theta, scaling)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)  # (T, d): the "rotate half" layout of HF LLaMA
+        # plain fp32 attributes, not buffers: model.to(bfloat16) must not round the angles
+        self._cos, self._sin = angles.cos(), angles.sin()
+        self.cos, self.sin = self._cos, self._sin
+
+    def _apply(self, fn, recurse=True):
+        device = fn(torch.zeros(1)).device
+        self.cos, self.sin = self._cos.to(device), self._sin.to(device)
+        return super()._apply(fn, recurse)
+
+    @staticmethod
+    def rotate_half(x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([-x2, x1], dim=-1)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x: (B, H, T, d); positions: (T,) or (B, T)."""
+        cos, sin = self.cos[positions], self.sin[positions]
+        if cos.dim() == 3:  # (B, T, d) -> (B, 1, T, d)
+            cos, sin = cos[:, None], sin[:, None]
+        return (x.float() * cos + self.rotate_half(x.float()) * sin).to(x.dtype)
+
+
+@register("position", "none")
+def _none(cfg, dim: int, max_len: int):
+    return None
+
+
+@register("position", "sinusoidal")
+def _sinusoidal(cfg, dim: int, max_len: int):
+    return SinusoidalPositions(max_len, dim, cfg.sinusoidal_layout)
+
+
+@register("position", "learned")
+def _learned(cfg, dim: int, max_len: int):
+    return LearnedPositions(max_len, dim)
+
+
+@register("position", "rope")
+def _rope(cfg, dim: int, max_len: int):
+    return None  # rotary positions act inside attention, not on the embeddings
