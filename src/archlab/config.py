@@ -5,8 +5,9 @@ import dataclasses
 import difflib
 import json
 import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -164,7 +165,8 @@ def apply_overrides(cfg: Any, overrides: Mapping[str, Any] | Iterable[str]) -> A
 
 def replace(cfg: Any, **changes: Any) -> Any:
     """dataclasses.replace that re-runs validation."""
-    return from_dict(type(cfg), {**to_dict(cfg), **{k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in changes.items()}})
+    plain = {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in changes.items()}
+    return from_dict(type(cfg), {**to_dict(cfg), **plain})
 
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
@@ -176,7 +178,8 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}") from None
+        kind = "JSON" if p.suffix == ".json" else "YAML"
+        raise ConfigError(f"config file {str(p)!r} is not valid {kind}: {e}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

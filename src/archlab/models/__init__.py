@@ -1,7 +1,8 @@
 """Assembled model families and the one entry point that builds any of them from a config."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from archlab import registry
 from archlab.config import ConfigError, check_choice, from_dict

@@ -35,7 +35,7 @@ class DecodeState:
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows `index` in every cache (beam search)."""
         for layer in self.layers:
-            for key, value in layer.items():
+            for _key, value in layer.items():
                 if hasattr(value, "reorder"):
                     value.reorder(index)
                 elif isinstance(value, dict):

@@ -291,14 +291,16 @@ class TransformerConfig:
         if self.pos.kind == "sinusoidal" and self.d_model % 2:
             raise ConfigError(f"pos.kind='sinusoidal' needs an even d_model, got {self.d_model}")
         if "cross" in self.block.order and self.shape != "encoder_decoder":
-            raise ConfigError(f"block.order has 'cross' but shape={self.shape!r}; cross-attention needs shape='encoder_decoder'")
+            raise ConfigError(f"block.order has 'cross' but shape={self.shape!r}; "
+                              "cross-attention needs shape='encoder_decoder'")
         if self.head.n_classes and not self.head.pooler:
             raise ConfigError("head.n_classes > 0 needs head.pooler=true (the classifier reads the pooled output)")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ConfigError(f"pad_token_id={self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})")
         kinds = set(self.mixer.pattern or (self.mixer.kind,))
         if self.shape != "decoder" and kinds != {"attention"}:
-            raise ConfigError(f"mixer.kind={sorted(kinds)} is only supported with shape='decoder' (got shape={self.shape!r})")
+            raise ConfigError(f"mixer.kind={sorted(kinds)} is only supported with shape='decoder' "
+                              f"(got shape={self.shape!r})")
 
     @property
     def head_dim(self) -> int:

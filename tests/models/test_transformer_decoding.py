@@ -1,0 +1,81 @@
+"""KV-cached decoding equals the full forward pass; causal models do not see the future."""
+import pytest
+import torch
+
+from archlab.models import build_model, preset
+
+FP32 = dict(atol=1e-5, rtol=1.3e-6)
+
+
+@pytest.mark.parametrize("name", ["gpt-tiny", "llama-tiny"])
+def test_decoder_kv_cache_matches_full_forward(name):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    ids = torch.randint(0, model.cfg.vocab_size, (2, 11))
+    with torch.no_grad():
+        full = model(ids)
+        state = model.init_state(2, 16)
+        steps = [model(ids[:, :4], state=state)]  # a prompt, then one token at a time
+        steps += [model(ids[:, t:t + 1], state=state) for t in range(4, 11)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+
+
+def test_encoder_decoder_kv_cache_matches_full_forward():
+    torch.manual_seed(0)
+    model = build_model("transformer-tiny").eval()
+    src = torch.randint(0, 256, (2, 9))
+    src_mask = torch.ones(2, 9, dtype=torch.long)
+    src_mask[1, 6:] = 0
+    tgt = torch.randint(0, 256, (2, 8))
+    with torch.no_grad():
+        full = model(src, attention_mask=src_mask, decoder_input_ids=tgt)
+        state = model.init_state(2, 8, input_ids=src, attention_mask=src_mask)
+        steps = [model(src, attention_mask=src_mask, decoder_input_ids=tgt[:, t:t + 1], state=state)
+                 for t in range(8)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"pos.kind": "rope"}, {"block.norm": "post"}, {"attn.n_kv_heads": 1}])
+def test_causal_output_ignores_future_tokens(overrides):
+    torch.manual_seed(0)
+    model = build_model(preset("gpt-tiny", **overrides)).eval()
+    ids = torch.randint(0, 256, (1, 12))
+    changed = ids.clone()
+    changed[0, 7:] = (changed[0, 7:] + 1) % 256
+    with torch.no_grad():
+        a, b = model(ids), model(changed)
+    torch.testing.assert_close(a[:, :7], b[:, :7], **FP32)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_switching_the_mask_off_lets_the_model_see_the_future():
+    torch.manual_seed(0)
+    model = build_model(preset("gpt-tiny", **{"attn.causal": False})).eval()
+    ids = torch.randint(0, 256, (1, 12))
+    changed = ids.clone()
+    changed[0, 7:] = (changed[0, 7:] + 1) % 256
+    with torch.no_grad():
+        assert not torch.allclose(model(ids)[:, :7], model(changed)[:, :7])
+
+
+def test_reference_and_sdpa_models_agree_with_padding():
+    torch.manual_seed(0)
+    fast = build_model(preset("llama-tiny")).eval()
+    ref = build_model(preset("llama-tiny", **{"attn.impl": "reference"})).eval()
+    ref.load_state_dict(fast.state_dict())
+    ids = torch.randint(0, 256, (2, 10))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[0, 7:] = 0
+    with torch.no_grad():
+        torch.testing.assert_close(fast(ids, attention_mask=mask), ref(ids, attention_mask=mask), **FP32)
+
+
+def test_encoder_is_bidirectional_and_classifies():
+    torch.manual_seed(0)
+    model = build_model(preset("bert-tiny", **{"head.n_classes": 3})).eval()
+    ids = torch.randint(0, 256, (2, 10))
+    changed = ids.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 256
+    with torch.no_grad():
+        assert not torch.allclose(model(ids)[:, 0], model(changed)[:, 0])
+        assert model.classify(ids).shape == (2, 3)

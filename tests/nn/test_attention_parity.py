@@ -1,0 +1,69 @@
+"""The SDPA fast path equals the reference equation softmax(QKᵀ/√d + mask)V."""
+import pytest
+import torch
+
+from archlab.nn.attention import Attention, attention_reference, attention_sdpa, build_mask
+
+FP32 = dict(atol=1e-5, rtol=1.3e-6)
+
+
+def _qkv(b=2, h=4, hkv=4, tq=7, tk=7, d=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, h, tq, d, generator=g)
+    k = torch.randn(b, hkv, tk, d, generator=g)
+    v = torch.randn(b, hkv, tk, d, generator=g)
+    return q, k, v
+
+
+@pytest.mark.parametrize("h,hkv", [(4, 4), (4, 2), (4, 1)])  # MHA, GQA, MQA
+def test_causal(h, hkv):
+    q, k, v = _qkv(h=h, hkv=hkv)
+    torch.testing.assert_close(attention_sdpa(q, k, v, is_causal=True),
+                               attention_reference(q, k, v, is_causal=True), **FP32)
+
+
+def test_causal_flag_equals_explicit_mask():
+    q, k, v = _qkv()
+    mask = build_mask(7, 7, causal=True, key_mask=torch.ones(2, 7), device=None)
+    torch.testing.assert_close(attention_reference(q, k, v, mask=mask),
+                               attention_reference(q, k, v, is_causal=True), **FP32)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_padded(causal):
+    q, k, v = _qkv(h=4, hkv=2)
+    key_mask = torch.tensor([[1] * 7, [0, 0, 1, 1, 1, 1, 1]])  # second row is left-padded
+    mask = build_mask(7, 7, causal=causal, key_mask=key_mask)
+    ref, fast = attention_reference(q, k, v, mask=mask), attention_sdpa(q, k, v, mask=mask)
+    assert torch.isfinite(ref).all()
+    torch.testing.assert_close(fast, ref, **FP32)
+
+
+def test_cross_attention_different_lengths():
+    q, k, v = _qkv(tq=5, tk=9, h=4, hkv=2)
+    key_mask = torch.ones(2, 9)
+    key_mask[1, 6:] = 0
+    mask = build_mask(5, 9, causal=False, key_mask=key_mask)
+    torch.testing.assert_close(attention_sdpa(q, k, v, mask=mask), attention_reference(q, k, v, mask=mask), **FP32)
+
+
+def test_padding_keys_are_ignored():
+    """Changing the values at padded key positions must not change any output."""
+    q, k, v = _qkv(b=1, tk=7, tq=7)
+    key_mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0]])
+    mask = build_mask(7, 7, causal=False, key_mask=key_mask)
+    out = attention_reference(q, k, v, mask=mask)
+    v2 = v.clone()
+    v2[..., 5:, :] += 100.0
+    torch.testing.assert_close(attention_reference(q, k, v2, mask=mask), out, **FP32)
+
+
+def test_module_impls_agree_with_gqa_and_cache_offsets():
+    torch.manual_seed(0)
+    ref = Attention(32, 4, 2, 8, impl="reference")
+    fast = Attention(32, 4, 2, 8, impl="sdpa")
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 6, 32)
+    mask = build_mask(6, 6, causal=True)
+    torch.testing.assert_close(fast(x, mask=mask), ref(x, mask=mask), **FP32)
+    torch.testing.assert_close(fast(x, is_causal=True), ref(x, mask=mask), **FP32)
