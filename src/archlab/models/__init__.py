@@ -19,6 +19,12 @@ def register_config(arch: str, cls: type) -> None:
     CONFIG_CLASSES[arch] = cls
 
 
+from archlab.models import cnn  # noqa: E402,F401  (registers the CNN family's builder and presets)
+from archlab.models.cnn_config import CNNConfig  # noqa: E402
+
+register_config("cnn", CNNConfig)
+
+
 def model_config_from_dict(data: Mapping[str, Any]):
     """A model config from a mapping: {'preset': name, ...overrides} or {'arch': ..., fields...}."""
     data = dict(data)
