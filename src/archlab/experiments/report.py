@@ -1,0 +1,355 @@
+"""Reports: one self-contained HTML page (figures embedded as base64 PNG) and a Markdown twin.
+
+Both carry the verdict table (one row per comparison), the rule used to decide, and per claim the
+quoted seed sentence, what was run (base config, variant diffs, parameter counts, seeds, budget) and
+its figures: loss curves (mean over seeds, min–max band) and a bar chart of the final metric.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archlab.experiments.runner import ExperimentResult
+from archlab.experiments.stats import RULE_TEXT, summarize
+
+COLORS = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#9a6700"}
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write a file so that readers see the old or the new content, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def curve_metric(result: ExperimentResult) -> str | None:
+    """The curve to plot: the spec's metric if it was logged during training, else a training loss."""
+    names: set[str] = set()
+    for runs in result.runs.values():
+        for r in runs:
+            for pt in r["curve"]:
+                names.update(k for k in pt if k != "step")
+    for cand in (result.spec.metric, "val_loss", "train_loss", "loss", "eval_loss"):
+        if cand in names:
+            return cand
+    return sorted(names)[0] if names else None
+
+
+def figure_curves(result: ExperimentResult) -> bytes | None:
+    """Mean curve per variant over seeds, with a min–max band."""
+    metric = curve_metric(result)
+    if metric is None:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for variant, runs in result.runs.items():
+        by_step: dict[int, list[float]] = {}
+        for r in runs:
+            for pt in r["curve"]:
+                if metric in pt and pt[metric] is not None and math.isfinite(pt[metric]):
+                    by_step.setdefault(int(pt["step"]), []).append(float(pt[metric]))
+        if not by_step:
+            continue
+        steps = sorted(by_step)
+        mean = [sum(by_step[s]) / len(by_step[s]) for s in steps]
+        line = ax.plot(steps, mean, label=variant, lw=1.6)[0]
+        ax.fill_between(steps, [min(by_step[s]) for s in steps], [max(by_step[s]) for s in steps],
+                        color=line.get_color(), alpha=0.18, lw=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{result.spec.name}: {metric} (mean over seeds, min–max band)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def figure_bars(result: ExperimentResult) -> bytes | None:
+    """Final metric per variant: mean ± sd bars with every seed as a dot."""
+    metric = result.spec.metric
+    variants = [v for v in result.runs if result.values(v, metric)]
+    if not variants:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(3.6, 1.1 * len(variants) + 1.5), 3.4))
+    means, sds = [], []
+    for i, v in enumerate(variants):
+        vals = result.values(v, metric)
+        s = summarize(vals)
+        means.append(s.mean)
+        sds.append(s.std if s.n > 1 else 0.0)
+        ax.scatter([i] * len(vals), vals, color="black", s=10, zorder=3)
+    ax.bar(range(len(variants)), means, yerr=sds, capsize=4, color="#4c78a8", alpha=0.75)
+    ax.set_xticks(range(len(variants)), variants, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel(f"final {metric} ({'lower' if result.spec.goal == 'min' else 'higher'} is better)")
+    ax.set_title(f"{result.spec.name}: mean ± sd over seeds", fontsize=9)
+    lo = min(min(result.values(v, metric)) for v in variants)
+    hi = max(max(result.values(v, metric)) for v in variants)
+    if lo > 0 and hi > 0 and lo > 0.5 * hi:  # zoom in when bars would all look equal
+        ax.set_ylim(lo - 0.15 * (hi - lo + 1e-9) - 0.02 * hi, hi + 0.15 * (hi - lo + 1e-9) + 0.02 * hi)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def figure_checks(result: ExperimentResult) -> bytes | None:
+    """Cost experiments: seed's claimed number vs the cost model's figure, per check."""
+    checks = [c for c in result.checks if c.get("claimed") is not None and c.get("computed") is not None]
+    if not checks:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(checks) + 1.5), 3.4))
+    xs = range(len(checks))
+    ax.bar([x - 0.2 for x in xs], [c["claimed"] for c in checks], width=0.4, label="seed says", color="#bbbbbb")
+    ax.bar([x + 0.2 for x in xs], [c["computed"] for c in checks], width=0.4, label="archlab.cost", color="#4c78a8")
+    ax.set_xticks(list(xs), [c["name"] for c in checks], rotation=20, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{result.spec.name}: claimed vs computed", fontsize=9)
+    return _png(fig)
+
+
+def figures(result: ExperimentResult) -> list[tuple[str, bytes]]:
+    """(name, png) for every figure of an experiment."""
+    out = []
+    if result.spec.kind == "cost":
+        f = figure_checks(result)
+        if f:
+            out.append((f"{result.spec.name}_checks", f))
+        return out
+    for name, fn in (("curves", figure_curves), ("bars", figure_bars)):
+        f = fn(result)
+        if f:
+            out.append((f"{result.spec.name}_{name}", f))
+    return out
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "–"
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
+    """One row per comparison (and per cost check) across all experiments."""
+    rows = []
+    for r in results:
+        seeds = ",".join(q.seed for q in r.spec.quotes)
+        if r.spec.kind == "cost":
+            for c in r.checks:
+                rows.append({"claim": r.spec.name, "seed": seeds, "comparison": c["name"], "metric": c.get("unit", ""),
+                             "baseline": f"seed: {_fmt(c.get('claimed'))}", "variant": f"computed: {_fmt(c.get('computed'))}",
+                             "diff": _fmt(c.get("rel_error")), "p": "exact", "verdict": c["verdict"],
+                             "claim_verdict": r.verdict, "n": "–"})
+            continue
+        for cr in r.comparisons:
+            v, c = cr.verdict, cr.comparison
+            rows.append({"claim": r.spec.name, "seed": seeds, "comparison": cr.label, "metric": f"{c.metric} ({c.goal})",
+                         "baseline": f"{c.baseline}: {v.baseline.fmt()}", "variant": f"{c.variant}: {v.variant.fmt()}",
+                         "diff": f"{_fmt(v.d)} [{_fmt(v.ci_lo)}, {_fmt(v.ci_hi)}]", "p": _fmt(v.p, 2),
+                         "verdict": v.verdict, "claim_verdict": r.verdict, "n": f"{v.variant.n}+{v.baseline.n}"})
+    return rows
+
+
+def claim_summary(results: Sequence[ExperimentResult]) -> list[tuple[str, str, str]]:
+    """(claim, title, verdict) per experiment."""
+    return [(r.spec.name, r.spec.title, r.verdict) for r in results]
+
+
+def _what_was_run(r: ExperimentResult) -> dict[str, Any]:
+    spec = r.spec
+    if spec.kind == "cost":
+        return {"kind": "cost model (no training)", "checks": len(r.checks)}
+    params = {}
+    for p in r.plans:
+        params.setdefault(p.variant, p.n_params)
+    walls = [x["wall_time_s"] for runs in r.runs.values() for x in runs if x.get("wall_time_s")]
+    return {
+        "profile": r.profile,
+        "runner": spec.runner,
+        "seeds": sorted({p.seed for p in r.plans}),
+        "budget": r.plans[0].budget if r.plans else spec.budget,
+        "variants": {v: {"diff": spec.variants.get(v, {}), "params": params.get(v),
+                         "runs_done": len(r.runs.get(v, []))} for v in spec.variants},
+        "total_run_time_s": round(sum(walls), 1) if walls else None,
+    }
+
+
+def base_config(r: ExperimentResult) -> str:
+    """YAML of the resolved base config (first variant) as it was run."""
+    if not r.plans:
+        return yaml.safe_dump(r.spec.base, sort_keys=False)
+    first = next(iter(r.spec.variants), None)
+    cfg = next((p.config for p in r.plans if p.variant == first), r.plans[0].config)
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+# ---------------------------------------------------------------- HTML
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#1f2328}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
+th{background:#f6f8fa}.v-supported{color:#1a7f37;font-weight:600}.v-contradicted{color:#cf222e;font-weight:600}
+.v-inconclusive{color:#9a6700;font-weight:600}blockquote{border-left:4px solid #d0d7de;margin:0.5em 0;padding:0.2em 1em;
+color:#57606a}pre{background:#f6f8fa;padding:0.6em;overflow:auto;font-size:12px;max-height:22em}
+img{max-width:100%;border:1px solid #eee;margin:4px}section{border-top:1px solid #d0d7de;margin-top:1.5em}
+"""
+
+
+def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab claims", command: str = "",
+                figs: dict[str, list[tuple[str, bytes]]] | None = None) -> str:
+    """The whole report as one self-contained HTML string."""
+    e = html.escape
+    figs = figs if figs is not None else {r.spec.name: figures(r) for r in results}
+    counts: dict[str, int] = {}
+    for _, _, v in claim_summary(results):
+        counts[v] = counts.get(v, 0) + 1
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style>"
+             f"</head><body><h1>{e(title)}</h1>"]
+    if command:
+        parts.append(f"<p>Produced by <code>{e(command)}</code>.</p>")
+    parts.append("<p>Claims: " + ", ".join(f"<span class='v-{e(k)}'>{n} {e(k)}</span>" for k, n in
+                                           sorted(counts.items())) + "</p>")
+    parts.append(f"<p><b>Verdict rule.</b> {e(RULE_TEXT)}</p>")
+    parts.append("<h2>Verdicts by claim</h2><table id='claims'><tr><th>claim</th><th>what</th><th>verdict</th></tr>")
+    for name, t, v in claim_summary(results):
+        parts.append(f"<tr class='claim-row'><td><a href='#{e(name)}'>{e(name)}</a></td><td>{e(t)}</td>"
+                     f"<td class='v-{e(v)}'>{e(v)}</td></tr>")
+    parts.append("</table><h2>Every comparison</h2><table id='verdicts'><tr><th>claim</th><th>seed</th>"
+                 "<th>comparison</th><th>metric</th><th>baseline</th><th>variant</th><th>d [CI]</th><th>p</th>"
+                 "<th>seeds</th><th>verdict</th></tr>")
+    for row in verdict_rows(results):
+        parts.append("<tr class='verdict-row'>" + "".join(
+            f"<td>{e(row[k])}</td>" for k in ("claim", "seed", "comparison", "metric", "baseline", "variant", "diff",
+                                              "p", "n")) + f"<td class='v-{e(row['verdict'])}'>{e(row['verdict'])}</td></tr>")
+    parts.append("</table>")
+    for r in results:
+        s = r.spec
+        parts.append(f"<section id='{e(s.name)}'><h2>{e(s.title)} <span class='v-{e(r.verdict)}'>— {e(r.verdict)}"
+                     f"</span></h2>")
+        for q in s.quotes:
+            parts.append(f"<blockquote>“{e(q.text)}” <br><small>— seed {e(q.seed)}</small></blockquote>")
+        if s.notes:
+            parts.append(f"<p>{e(s.notes)}</p>")
+        for cr in r.comparisons:
+            parts.append(f"<p>{e(cr.label)}: <span class='v-{e(cr.verdict.verdict)}'>{e(cr.verdict.verdict)}</span> "
+                         f"({e(cr.verdict.reason)})</p>")
+        for c in r.checks:
+            parts.append(f"<p>{e(c['name'])}: seed says {e(_fmt(c.get('claimed')))}, cost model computes "
+                         f"{e(_fmt(c.get('computed')))} → <span class='v-{e(c['verdict'])}'>{e(c['verdict'])}</span>"
+                         f"{(' — ' + e(c['explain'])) if c.get('explain') else ''}</p>")
+        for name, png in figs.get(s.name, []):
+            b64 = base64.b64encode(png).decode("ascii")
+            parts.append(f"<img alt='{e(name)}' class='figure' src='data:image/png;base64,{b64}'>")
+        parts.append("<details><summary>What was run</summary><pre>"
+                     + e(yaml.safe_dump(_what_was_run(r), sort_keys=False, default_flow_style=None))
+                     + "</pre><p>Base config:</p><pre>" + e(base_config(r)) + "</pre></details></section>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def render_markdown(results: Sequence[ExperimentResult], *, title: str = "archlab claims", command: str = "",
+                    figure_dir: str = "figures", figs: dict[str, list[tuple[str, bytes]]] | None = None) -> str:
+    """The report as Markdown; figures are linked from figure_dir."""
+    figs = figs if figs is not None else {r.spec.name: figures(r) for r in results}
+    lines = [f"# {title}", ""]
+    if command:
+        lines += [f"Produced by `{command}`.", ""]
+    lines += [f"**Verdict rule.** {RULE_TEXT}", "", verdict_table_markdown(results), ""]
+    for r in results:
+        s = r.spec
+        lines += [f"## {s.title} — {r.verdict}", ""]
+        for q in s.quotes:
+            lines += [f"> “{q.text}” — seed {q.seed}", ""]
+        if s.notes:
+            lines += [s.notes, ""]
+        for cr in r.comparisons:
+            lines.append(f"- {cr.label}: **{cr.verdict.verdict}** ({cr.verdict.reason})")
+        for c in r.checks:
+            lines.append(f"- {c['name']}: seed {_fmt(c.get('claimed'))}, computed {_fmt(c.get('computed'))} → "
+                         f"**{c['verdict']}**" + (f" — {c['explain']}" if c.get("explain") else ""))
+        lines.append("")
+        for name, _ in figs.get(s.name, []):
+            lines += [f"![{name}]({figure_dir}/{name}.png)", ""]
+        lines += ["<details><summary>What was run</summary>", "", "```yaml",
+                  yaml.safe_dump(_what_was_run(r), sort_keys=False, default_flow_style=None).rstrip(), "```", "",
+                  "</details>", ""]
+    return "\n".join(lines)
+
+
+def verdict_table_markdown(results: Sequence[ExperimentResult]) -> str:
+    """The verdict table (one row per comparison) as Markdown."""
+    head = "| claim | seed | comparison | metric | baseline | variant | d [95% CI] | p | verdict |"
+    lines = [head, "|" + "---|" * 9]
+    for row in verdict_rows(results):
+        cells = [row[k] for k in ("claim", "seed", "comparison", "metric", "baseline", "variant", "diff", "p")]
+        cells.append(f"**{row['verdict']}**")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(results: Sequence[ExperimentResult], out_dir: str | Path, *, title: str = "archlab claims",
+                 command: str = "") -> dict[str, Path]:
+    """Write report.html (self-contained), report.md, figures/*.png and verdicts.json under out_dir."""
+    out = Path(out_dir)
+    figs = {r.spec.name: figures(r) for r in results}
+    for items in figs.values():
+        for name, png in items:
+            atomic_write(out / "figures" / f"{name}.png", png)
+    paths = {"html": out / "report.html", "md": out / "report.md", "json": out / "verdicts.json"}
+    atomic_write(paths["html"], render_html(results, title=title, command=command, figs=figs))
+    atomic_write(paths["md"], render_markdown(results, title=title, command=command, figs=figs))
+    atomic_write(paths["json"], json.dumps({"command": command, "rule": RULE_TEXT, "claims": [
+        {"claim": n, "title": t, "verdict": v} for n, t, v in claim_summary(results)],
+        "comparisons": verdict_rows(results)}, indent=2))
+    return paths
