@@ -56,5 +56,5 @@ def _load_all() -> None:
     _loaded = True
     import importlib
 
-    for mod in ("archlab.nn", "archlab.models"):
+    for mod in ("archlab.nn", "archlab.models", "archlab.tasks"):
         importlib.import_module(mod)

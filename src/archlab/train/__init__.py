@@ -1,0 +1,10 @@
+"""Training: run configs, AdamW + schedule, the loop, atomic resumable checkpoints."""
+from archlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401
+from archlab.train.run_config import (  # noqa: F401
+    RunConfig,
+    TrainConfig,
+    apply_run_overrides,
+    load_run_config,
+    run_config_from_dict,
+)
+from archlab.train.trainer import build_run, read_metrics, train  # noqa: F401

@@ -1,0 +1,193 @@
+"""Run configs: which model, which task, how to train — one YAML file, dotted `--set` overrides."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archlab.config import (
+    ConfigError,
+    check_choice,
+    check_positive,
+    flatten,
+    from_dict,
+    parse_value,
+    read_mapping,
+    to_dict,
+)
+
+# Fields that may change when resuming without breaking bit-exact continuation (they steer logging,
+# evaluation and when to stop, never the arithmetic of a training step).
+RESUMABLE_FIELDS = ("train.eval_every", "train.eval_batches", "train.log_every", "train.checkpoint_every",
+                    "train.keep_checkpoints", "train.stop_at", "train.plot",
+                    "train.threads")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, schedule and loop settings (nanoGPT / HF Trainer names where they exist)."""
+
+    seed: int = 0
+    steps: int = 1000  # optimiser steps in the whole run (the cosine schedule spans these)
+    batch_size: int = 12  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimiser step
+    lr: float = 1e-3  # peak learning rate
+    min_lr: float | None = None  # floor of the cosine; None = lr / 10
+    warmup_steps: int = 0  # linear warm-up from 0 (0 = none)
+    schedule: str = "cosine"  # "cosine" | "constant" | "linear"
+    weight_decay: float = 0.1  # applied to matrices only (see archlab.train.optim.param_groups)
+    betas: tuple[float, ...] = (0.9, 0.99)
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # max global grad norm; 0 = off
+    eval_every: int = 250  # steps between evaluations (0 = only at the end)
+    eval_batches: int = 20  # batches per evaluation (tasks may cap or ignore)
+    log_every: int = 10  # steps between metrics lines
+    checkpoint_every: int = 0  # steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    stop_at: int = 0  # stop after this step as if interrupted (0 = run to `steps`); resumable
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "mps"
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 elsewhere) | "fp32" | "bf16"
+    compile: bool = False  # torch.compile the model (opt-in)
+    fused: bool | None = None  # fused AdamW; None = wherever the device supports it (CUDA)
+    plot: bool = True  # write loss.png at the end
+    threads: int = 0  # torch CPU threads for this process (0 = leave torch's default)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum"):
+            check_positive(f"train.{name}", getattr(self, name))
+        check_positive("train.lr", self.lr)
+        for name in ("warmup_steps", "weight_decay", "grad_clip", "eval_every", "eval_batches", "log_every",
+                     "checkpoint_every", "stop_at", "eps", "threads"):
+            check_positive(f"train.{name}", getattr(self, name), allow_zero=True)
+        if self.min_lr is not None:
+            check_positive("train.min_lr", self.min_lr, allow_zero=True)
+        check_choice("train.schedule", self.schedule, ("cosine", "constant", "linear"))
+        check_choice("train.device", self.device, ("auto", "cpu", "cuda", "mps"))
+        check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.betas={list(self.betas)} must be two numbers in [0, 1)")
+        if self.warmup_steps > self.steps:
+            raise ConfigError(f"train.warmup_steps={self.warmup_steps} exceeds train.steps={self.steps}")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"train.keep_checkpoints={self.keep_checkpoints} must be at least 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """model: {preset: NAME, dotted.key: value, ...} or full fields; task: {name: NAME, ...options}; train."""
+
+    model: dict = field(default_factory=dict)
+    task: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "run"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, Mapping) or not self.model:
+            raise ConfigError("model must be a mapping such as {preset: char-llama} or the full model fields")
+        if not isinstance(self.task, Mapping) or not isinstance(self.task.get("name"), str):
+            raise ConfigError("task must be a mapping with a 'name' (e.g. {name: causal_lm, corpus: shakespeare})")
+
+    @property
+    def task_name(self) -> str:
+        return self.task["name"]
+
+    def task_options(self) -> dict:
+        """The task's options without its name."""
+        return {k: v for k, v in self.task.items() if k != "name"}
+
+    def model_config(self, extra: Mapping[str, Any] | None = None):
+        """The resolved model config (archlab.models.model_config_from_dict), plus dotted overrides `extra`."""
+        from archlab.models import model_config_from_dict
+
+        flat = flatten(self.model)
+        flat.update(extra or {})
+        if "preset" in flat:
+            return model_config_from_dict(flat)
+        return model_config_from_dict(unflatten(flat))
+
+    def to_dict(self) -> dict:
+        """Plain nested data (JSON/YAML ready)."""
+        return {"name": self.name, "model": copy.deepcopy(dict(self.model)), "task": copy.deepcopy(dict(self.task)),
+                "train": to_dict(self.train)}
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict:
+    """{'a.b': 1} -> {'a': {'b': 1}}."""
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key {key!r} conflicts with a value set at {p!r}")
+        node[parts[-1]] = value
+    return out
+
+
+def run_config_from_dict(data: Mapping[str, Any]) -> RunConfig:
+    """Validate a plain mapping into a RunConfig (unknown top-level or train keys are errors)."""
+    data = dict(data)
+    allowed = {"model", "task", "train", "name"}
+    for k in data:
+        if k not in allowed:
+            raise ConfigError(f"unknown run-config section {k!r}; expected {sorted(allowed)}")
+    train_data = {k: (_parse(v) if isinstance(v, str) else v) for k, v in (data.get("train") or {}).items()}
+    train = from_dict(TrainConfig, train_data, prefix="train.")
+    model = flatten(data.get("model") or {})
+    task = data.get("task") or {}
+    if isinstance(task, str):
+        task = {"name": task}
+    return RunConfig(model=model, task=dict(task), train=train, name=str(data.get("name", "run")))
+
+
+def apply_run_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]) -> RunConfig:
+    """`train.lr=3e-4`, `model.pos.kind=none`, `task.corpus=FILE`: model/task keys are free-form, train checked."""
+    if not isinstance(overrides, Mapping):
+        pairs: dict[str, Any] = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=3e-4)")
+            k, v = item.split("=", 1)
+            pairs[k.strip()] = _parse(v)
+        overrides = pairs
+    model, task, train, name = dict(cfg.model), dict(cfg.task), cfg.train, cfg.name
+    train_over: dict[str, Any] = {}
+    for key, value in overrides.items():
+        section, _, rest = key.partition(".")
+        if section == "model" and rest:
+            model[rest] = value
+        elif section == "task" and rest:
+            task[rest] = value
+        elif section == "train" and rest:
+            train_over[rest] = value
+        elif key == "name":
+            name = str(value)
+        else:
+            raise ConfigError(f"override key {key!r} must start with model., task. or train.")
+    if train_over:
+        data = to_dict(train)
+        for k, v in train_over.items():
+            if "." in k:
+                raise ConfigError(f"unknown config key 'train.{k}'")
+            data[k] = v
+        train = from_dict(TrainConfig, data, prefix="train.")
+    return RunConfig(model=model, task=task, train=train, name=name)
+
+
+def _parse(text: str) -> Any:
+    """YAML value, except that '1e-3' (a string in YAML 1.1) is read as the number it looks like."""
+    value = parse_value(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_run_config(path, overrides: Mapping[str, Any] | Iterable[str] = ()) -> RunConfig:
+    """Read a run config YAML/JSON file and apply dotted overrides."""
+    cfg = run_config_from_dict(read_mapping(path))
+    return apply_run_overrides(cfg, overrides) if overrides else cfg

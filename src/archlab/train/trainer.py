@@ -1,0 +1,302 @@
+"""The training loop: AdamW + warm-up/cosine, clipping, accumulation, autocast, eval, checkpoints, resume."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from archlab.config import ConfigError, config_diff, to_dict
+from archlab.train import checkpoint as ckpt_mod
+from archlab.train.optim import build_optimizer, lr_at, set_lr
+from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU; an explicit device that is missing is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device='cuda' but no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.device='mps' but MPS is not available")
+    return torch.device(name)
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast on CUDA (or when asked for), plain fp32 otherwise."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_run(run_cfg: RunConfig, device: torch.device | str = "cpu"):
+    """(task, model config, model) for a run config, seeded by train.seed (the same model every time)."""
+    from archlab.models import build_model
+    from archlab.tasks import build_task
+
+    seed_everything(run_cfg.train.seed)
+    task = build_task(run_cfg)
+    overrides = task.model_overrides() if hasattr(task, "model_overrides") else {}
+    model_cfg = run_cfg.model_config(overrides)
+    seed_everything(run_cfg.train.seed)  # model init does not depend on how much RNG the task used
+    model = build_model(model_cfg).to(device)
+    return task, model_cfg, model
+
+
+class MetricsLog:
+    """Append-only JSONL metrics file (plus TensorBoard scalars when tensorboard is installed)."""
+
+    def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
+        self.path = path
+        self.f = open(path, "a", encoding="utf-8")
+        self.tb = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(tensorboard_dir))
+            except Exception:  # tensorboard not installed: JSONL only
+                self.tb = None
+
+    def write(self, record: dict) -> None:
+        self.f.write(json.dumps(record) + "\n")
+        self.f.flush()
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("step",):
+                    self.tb.add_scalar(f"{record.get('kind', 'train')}/{k}", v, record["step"])
+
+    def close(self) -> None:
+        self.f.close()
+        if self.tb is not None:
+            self.tb.close()
+
+    @staticmethod
+    def truncate(path: Path, step: int) -> None:
+        """Drop records after `step` (written by a run that was then interrupted), atomically."""
+        if not path.is_file():
+            return
+        keep = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:  # a line cut by the crash
+                continue
+        ckpt_mod.atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """All records of a metrics.jsonl file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_losses(metrics_path: Path, out_png: Path, title: str = "") -> Path | None:
+    """Train and validation loss against step, as a PNG (None if matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    recs = read_metrics(metrics_path)
+    tr = [(r["step"], r["loss"]) for r in recs if r.get("kind") == "train" and "loss" in r]
+    ev = [(r["step"], r["loss"]) for r in recs if r.get("kind") == "eval" and "loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if tr:
+        ax.plot(*zip(*tr), label="train", lw=1)
+    if ev:
+        ax.plot(*zip(*ev), "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out_png)
+    return out_png
+
+
+def _check_resume(saved: dict, current: dict, saved_model: dict, current_model: dict, where: str) -> None:
+    diff = {k: v for k, v in config_diff(saved, current).items() if k not in RESUMABLE_FIELDS}
+    diff.update({f"model.{k}": v for k, v in config_diff(saved_model, current_model).items()
+                 if f"model.{k}" not in diff})
+    if diff:
+        flat_saved = {**ckpt_flat(saved), **{f"model.{k}": v for k, v in ckpt_flat(saved_model).items()}}
+        parts = [f"{k}: checkpoint has {flat_saved.get(k)!r}, config has {v!r}" for k, v in list(diff.items())[:6]]
+        more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
+        raise ConfigError(f"cannot resume from {where}: the config differs in {', '.join(diff)}{more} — "
+                          + "; ".join(parts))
+
+
+def ckpt_flat(d: dict) -> dict:
+    from archlab.config import flatten
+
+    return flatten(d)
+
+
+def _eval(task, model, split: str) -> dict:
+    """Evaluate without disturbing any training RNG stream (so evaluation never changes training)."""
+    rng = ckpt_mod.rng_state()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return {k: float(v) for k, v in task.evaluate(model, split).items()}
+    finally:
+        model.train(was_training)
+        ckpt_mod.set_rng_state(rng)
+
+
+def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> dict[str, Any]:
+    """Train run_cfg's model on its task, writing checkpoints and metrics under out_dir; return final metrics."""
+    from archlab.tasks import batch_tokens, to_device
+
+    tc = run_cfg.train
+    out = Path(out_dir)
+    ckpt_root = out / "checkpoints"
+    metrics_path = out / "metrics.jsonl"
+    if not resume and ckpt_mod.latest_checkpoint(out) is not None:
+        if not overwrite:
+            raise ValueError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it "
+                             "or choose another --out")
+        shutil.rmtree(ckpt_root, ignore_errors=True)
+        metrics_path.unlink(missing_ok=True)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = pick_device(tc.device)
+    task, model_cfg, model = build_run(run_cfg, device)
+    optimizer = build_optimizer(model, tc, device)
+    n_params = (model.num_parameters() if hasattr(model, "num_parameters")
+                else sum(p.numel() for p in model.parameters()))
+    run_dict, model_dict = run_cfg.to_dict(), to_dict(model_cfg)
+
+    start = 0
+    if resume:
+        found = ckpt_mod.latest_checkpoint(out)
+        if found is None:
+            raise FileNotFoundError(f"nothing to resume: no checkpoint under {str(out / 'checkpoints')!r}")
+        doc = ckpt_mod.verify_checkpoint(found)
+        _check_resume(doc.get("run_config", {}), run_dict, doc.get("model_config", {}), model_dict, str(found))
+        doc = ckpt_mod.load_checkpoint(found, model, optimizer, device=device)
+        start = int(doc["step"])
+        MetricsLog.truncate(metrics_path, start)
+        ckpt_mod.set_rng_state(doc["rng"])
+    else:
+        seed_everything(tc.seed + 1)  # the training stream (dropout) starts from a known state
+
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_mod.atomic_write_text(out / "run.yaml", _yaml(run_dict))
+    ckpt_mod.atomic_write_text(out / "model.yaml", _yaml(model_dict))
+    if getattr(task, "tokenizer", None) is not None and hasattr(task.tokenizer, "save"):
+        task.tokenizer.save(str(out / "tokenizer.json"))
+    log = MetricsLog(metrics_path, out / "tensorboard" if progress else None)
+
+    fwd_model = torch.compile(model) if tc.compile else model
+    stop = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
+    amp = lambda: autocast_context(device, tc.precision)  # noqa: E731
+
+    def save(step: int) -> Path:
+        state = {"run_config": run_dict, "model_config": model_dict, "rng": ckpt_mod.rng_state(),
+                 "scheduler": {"kind": tc.schedule, "lr": lr_at(max(step - 1, 0), tc), "next_step": step},
+                 "data_position": {"step": step, "micro_batch": step * tc.grad_accum},
+                 "n_params": n_params, "last_metrics": last}
+        return ckpt_mod.save_checkpoint(ckpt_root, step, model, optimizer, state, getattr(task, "tokenizer", None),
+                                        keep=tc.keep_checkpoints)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=stop, initial=start, desc=run_cfg.name, dynamic_ncols=True, leave=True)
+    last: dict[str, Any] = {}
+    tokens, train_time = 0, 0.0
+    model.train()
+    step = start
+    try:
+        for step in range(start + 1, stop + 1):
+            t0 = time.perf_counter()
+            lr = lr_at(step - 1, tc)
+            set_lr(optimizer, lr)
+            total_loss, metrics_sum = 0.0, {}
+            for micro in range(tc.grad_accum):
+                batch = to_device(task.train_batch((step - 1) * tc.grad_accum + micro), device)
+                with amp():
+                    loss, metrics = task.loss(fwd_model, batch)
+                (loss / tc.grad_accum).backward()
+                total_loss += float(loss.detach()) / tc.grad_accum
+                tokens += int(metrics.get("n_tokens", batch_tokens(batch))) if metrics else batch_tokens(batch)
+                for k, v in (metrics or {}).items():
+                    if k not in ("loss", "n_tokens"):
+                        metrics_sum[k] = metrics_sum.get(k, 0.0) + float(v) / tc.grad_accum
+            grad_norm = None
+            if tc.grad_clip:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            train_time += time.perf_counter() - t0
+            if not math.isfinite(total_loss):
+                raise FloatingPointError(f"training loss became {total_loss} at step {step}; lower train.lr "
+                                         "or enable train.grad_clip")
+            last = {"train_loss": total_loss, "lr": lr}
+            if step % max(tc.log_every, 1) == 0 or step == stop:
+                rec = {"kind": "train", "step": step, "loss": total_loss, "lr": lr, **metrics_sum,
+                       "tokens": tokens, "tokens_per_s": tokens / max(train_time, 1e-9)}
+                if grad_norm is not None:
+                    rec["grad_norm"] = grad_norm
+                log.write(rec)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total_loss:.4f}", lr=f"{lr:.2e}")
+            if (tc.eval_every and step % tc.eval_every == 0) or step == tc.steps:
+                ev = _eval(task, model, "val")
+                if ev:
+                    log.write({"kind": "eval", "step": step, "split": "val", **ev})
+                    last.update({f"val_{k}": v for k, v in ev.items()})
+                    if bar is not None:
+                        bar.write(f"step {step}: " + "  ".join(f"val_{k} {v:.4f}" for k, v in ev.items()))
+            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == stop:
+                save(step)
+    finally:
+        if bar is not None:
+            bar.close()
+        log.close()
+    if start >= stop:  # nothing left to run (resumed a finished run): report the evaluation
+        last.update({f"val_{k}": v for k, v in _eval(task, model, "val").items()})
+    if tc.plot and metrics_path.is_file():
+        plot_losses(metrics_path, out / "loss.png", run_cfg.name)
+    result = {"step": step, "n_params": n_params, **last, "train_time_s": train_time,
+              "tokens_per_s": tokens / train_time if train_time else 0.0, "out_dir": str(out),
+              "checkpoint": str(ckpt_mod.latest_checkpoint(out) or "")}
+    ckpt_mod.atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=1))
+    return result
+
+
+def _yaml(d: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(d, sort_keys=False)
