@@ -214,7 +214,10 @@ class Transformer(nn.Module):
         positions = torch.arange(pos, pos + t, device=ids.device)
         key_mask, full = self._split_mask(attention_mask, t)
         causal = self.decoder.causal
-        mask = build_mask(t, pos + t, causal=causal, key_mask=key_mask, full_mask=full, device=ids.device)
+        # a plain causal mask at pos 0 is left to SDPA's is_causal (flash attention cannot take an explicit mask)
+        plain_causal = causal and pos == 0 and key_mask is None and full is None
+        mask = None if plain_causal else build_mask(t, pos + t, causal=causal, key_mask=key_mask, full_mask=full,
+                                                    device=ids.device)
         is_causal = causal and mask is None and pos == 0 and t > 1
         mem_mask = None
         if memory_mask is not None:
