@@ -46,3 +46,4 @@ def build_model(cfg):
     if arch is None:
         raise ConfigError(f"{type(cfg).__name__} has no 'arch' field; cannot pick a model builder")
     return registry.build("model", arch, cfg)
+from archlab.models import mamba  # noqa: E402,F401  (Mamba LM and mixer presets)

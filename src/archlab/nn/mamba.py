@@ -1,0 +1,157 @@
+"""The Mamba mixer (Gu & Dao 2023, seed 000): in_proj → conv1d → act → selective SSM → gate → out_proj.
+
+    x, z  = in_proj(u)                               two branches of width E·D
+    x     = act(conv1d(x))                           depthwise, causal (left-padded by d_conv − 1)
+    Δ,B,C = softplus(dt_proj(x_proj(x)[:R])), x_proj(x)[R:R+N], x_proj(x)[R+N:]
+    y     = SSM_{A,D}(x; Δ, B, C)                    A = −exp(A_log), h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_t
+    out   = out_proj(y ⊙ act(z))
+
+Parameter names follow transformers' MambaMixer (in_proj, conv1d, x_proj, dt_proj, A_log, D, out_proj).
+Ablations (SSMConfig): `selective` lists which of Δ, B, C depend on the input — the others become
+learned constants (Δ = softplus(dt_bias), B, C ∈ R^N shared over channels, exactly the shape the
+selective ones have per token); () is the LTI model. `conv`, `activation`, `gate`, `d_state`, `A_init`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archlab.nn.ffn import activation as activation_fn
+from archlab.nn.ssm import selective_scan, selective_scan_step
+from archlab.registry import register
+
+
+class Mamba(nn.Module):
+    """Mamba block mixer on (B, T, D) with conv and SSM state caches for step-by-step decoding."""
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int | None = None,
+                 *, selective=("delta", "B", "C"), conv: bool = True, activation: str = "silu", gate: bool = True,
+                 A_init: str = "s4d_real", dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
+                 conv_bias: bool = True, bias: bool = False, scan: str = "chunked", chunk_size: int = 64) -> None:
+        super().__init__()
+        self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
+        self.d_inner = E = expand * d_model
+        self.dt_rank = R = dt_rank or math.ceil(d_model / 16)
+        self.selective = frozenset(selective)
+        self.use_conv, self.gate, self.act_name = conv, gate, activation
+        self.act = activation_fn(activation)
+        self.A_init, self.dt_min, self.dt_max, self.dt_init_floor = A_init, dt_min, dt_max, dt_init_floor
+        self.scan, self.chunk_size = scan, chunk_size
+
+        self.in_proj = nn.Linear(d_model, 2 * E if gate else E, bias=bias)  # x (and z) branches
+        # depthwise causal conv; the causal left padding is done in forward so a cached prefix can replace it
+        self.conv1d = nn.Conv1d(E, E, d_conv, groups=E, bias=conv_bias) if conv else None
+        self.x_proj_sizes = (R if "delta" in self.selective else 0,
+                             d_state if "B" in self.selective else 0,
+                             d_state if "C" in self.selective else 0)
+        n_out = sum(self.x_proj_sizes)
+        self.x_proj = nn.Linear(E, n_out, bias=False) if n_out else None
+        if "delta" in self.selective:
+            self.dt_proj = nn.Linear(R, E, bias=True)  # Δ = softplus(W_dt (x_proj x)[:R] + b_dt)
+        else:
+            self.dt_bias = nn.Parameter(torch.empty(E))  # LTI Δ = softplus(b_dt), one step size per channel
+        if "B" not in self.selective:
+            self.B = nn.Parameter(torch.empty(d_state))
+        if "C" not in self.selective:
+            self.C = nn.Parameter(torch.empty(d_state))
+        self.A_log = nn.Parameter(torch.empty(E, d_state))
+        self.D = nn.Parameter(torch.empty(E))
+        self.out_proj = nn.Linear(E, d_model, bias=bias)
+        self.reset_parameters_special()
+
+    @torch.no_grad()
+    def reset_parameters_special(self) -> None:
+        """Mamba's structured init: A (S4D-real A_n = −(n+1)), Δ ∈ [dt_min, dt_max] log-uniform via b_dt, D = 1."""
+        E, N = self.d_inner, self.d_state
+        if self.A_init == "s4d_real":
+            A = torch.arange(1, N + 1, dtype=torch.float32).repeat(E, 1)
+        elif self.A_init == "random":
+            A = torch.empty(E, N).uniform_(1.0, N + 1.0)
+        else:  # "constant": A = −1/2 everywhere
+            A = torch.full((E, N), 0.5)
+        self.A_log.copy_(torch.log(A))
+        self.D.fill_(1.0)
+        dt = torch.exp(torch.rand(E) * (math.log(self.dt_max) - math.log(self.dt_min)) + math.log(self.dt_min))
+        dt = dt.clamp(min=self.dt_init_floor)
+        inv_softplus_dt = dt + torch.log(-torch.expm1(-dt))  # softplus⁻¹(dt)
+        if "delta" in self.selective:
+            bound = self.dt_rank ** -0.5
+            nn.init.uniform_(self.dt_proj.weight, -bound, bound)
+            self.dt_proj.bias.copy_(inv_softplus_dt)
+        else:
+            self.dt_bias.copy_(inv_softplus_dt)
+        if "B" not in self.selective:
+            self.B.fill_(1.0)  # S4D's B = 1
+        if "C" not in self.selective:
+            nn.init.normal_(self.C, 0.0, N ** -0.5)
+
+    # ------------------------------------------------------------ pieces
+    def ssm_params(self, x: torch.Tensor):
+        """Δ (B, T, E), B (B, T, N), C (B, T, N): from the input where selective, learned constants otherwise."""
+        bsz, T, E = x.shape
+        R, nB, nC = self.x_proj_sizes
+        dbc = self.x_proj(x) if self.x_proj is not None else x.new_zeros(bsz, T, 0)
+        dt_low, Bx, Cx = torch.split(dbc, [R, nB, nC], dim=-1)
+        if "delta" in self.selective:
+            delta = F.softplus(self.dt_proj(dt_low))
+        else:
+            delta = F.softplus(self.dt_bias).expand(bsz, T, E)
+        B = Bx if "B" in self.selective else self.B.expand(bsz, T, self.d_state)
+        C = Cx if "C" in self.selective else self.C.expand(bsz, T, self.d_state)
+        return delta, B, C
+
+    def conv(self, x: torch.Tensor, state: dict | None) -> torch.Tensor:
+        """Causal depthwise conv over time: y_t = Σ_k w_k x_{t−K+1+k} + b, with the previous K−1 inputs cached."""
+        xt = x.transpose(1, 2)  # (B, E, T)
+        K = self.d_conv
+        prefix = state["conv"] if state is not None else xt.new_zeros(xt.shape[0], xt.shape[1], K - 1)
+        xin = torch.cat([prefix.to(xt.dtype), xt], dim=-1)  # (B, E, K-1+T)
+        if state is not None:
+            state["conv"] = xin[..., xin.shape[-1] - (K - 1):]
+        return F.conv1d(xin, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, *, state: dict | None = None, **_) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); with `state`, continues from and updates the conv and SSM caches."""
+        xz = self.in_proj(x)
+        xb, z = xz.chunk(2, dim=-1) if self.gate else (xz, None)  # (B, T, E) each
+        if self.conv1d is not None:
+            xb = self.conv(xb, state)
+        xb = self.act(xb)
+        delta, B, C = self.ssm_params(xb)
+        A = -torch.exp(self.A_log.float())  # (E, N), negative: a stable, decaying state
+        h0 = state["ssm"] if state is not None else None
+        if state is not None and x.shape[1] == 1:
+            y, h = selective_scan_step(h0 if h0 is not None else 0.0, xb[:, 0], delta[:, 0], A, B[:, 0], C[:, 0],
+                                       self.D)
+            y = y.unsqueeze(1)
+        else:
+            y, h = selective_scan(xb, delta, A, B, C, self.D, h0, impl=self.scan, chunk_size=self.chunk_size,
+                                  return_state=True)
+        if state is not None:
+            state["ssm"] = h
+        if z is not None:
+            y = y * self.act(z)
+        return self.out_proj(y)
+
+    def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
+        """Empty caches: the last K−1 conv inputs (B, E, K−1) and the SSM state h (B, E, N)."""
+        st = {"ssm": torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype)}
+        if self.conv1d is not None:
+            st["conv"] = torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device, dtype=dtype)
+        return st
+
+
+def mamba_from_config(d_model: int, s) -> Mamba:
+    """Mamba mixer sized by an SSMConfig."""
+    return Mamba(d_model, s.d_state, s.d_conv, s.expand, s.dt_rank, selective=s.selective, conv=s.conv,
+                 activation=s.activation, gate=s.gate, A_init=s.A_init, dt_min=s.dt_min, dt_max=s.dt_max,
+                 dt_init_floor=s.dt_init_floor, conv_bias=s.conv_bias, bias=s.bias, scan=s.scan,
+                 chunk_size=s.chunk_size)
+
+
+@register("mixer", "mamba")
+def build_mamba_mixer(cfg, layer_index: int, rope=None) -> Mamba:
+    return mamba_from_config(cfg.d_model, cfg.mixer.ssm)

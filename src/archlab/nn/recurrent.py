@@ -1,0 +1,102 @@
+"""Recurrent mixers (seed 001 "Option 2"): Elman RNN, LSTM, GRU, each as its equations and a fast path.
+
+Elman:  h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)
+LSTM:   i, f, g, o = σ, σ, tanh, σ of (W_ih x_t + b_ih + W_hh h_{t−1} + b_hh) split in four
+        c_t = f ⊙ c_{t−1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
+GRU:    r, z = σ(W_ir x_t + b_ir + W_hr h_{t−1} + b_hr), σ(W_iz x_t + b_iz + W_hz h_{t−1} + b_hz)
+        n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t−1} + b_hn)),   h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+The mixer output is out_proj(h_t). The weights live in a torch.nn.RNN/LSTM/GRU (same gate layout as
+above), whose cuDNN/MKL kernel is the fast path; `reference=True` runs the loop written here instead.
+The state is the Markov summary seed 001 criticises: y_t sees x_{<t} only through h_{t−1}.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from archlab.registry import register
+
+_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentMixer(nn.Module):
+    """One recurrent layer D -> H followed by out_proj H -> D; state (h,) or (h, c) for decoding."""
+
+    def __init__(self, kind: str, d_model: int, hidden: int | None = None, nonlinearity: str = "tanh",
+                 reference: bool = False) -> None:
+        super().__init__()
+        if kind not in _CELLS:
+            raise ValueError(f"recurrent mixer kind {kind!r} unknown (expected one of {sorted(_CELLS)})")
+        self.kind, self.hidden, self.reference = kind, hidden or d_model, reference
+        kw = {"nonlinearity": nonlinearity} if kind == "rnn" else {}
+        self.cell = _CELLS[kind](d_model, self.hidden, batch_first=True, **kw)
+        self.nonlinearity = nonlinearity
+        self.out_proj = nn.Linear(self.hidden, d_model)
+
+    # ------------------------------------------------------- the equations
+    def _step(self, x_t, h, c):
+        """One time step of the equations in the module docstring; x_t (B, D), h and c (B, H)."""
+        p = self.cell
+        gi = x_t @ p.weight_ih_l0.T + p.bias_ih_l0
+        gh = h @ p.weight_hh_l0.T + p.bias_hh_l0
+        if self.kind == "rnn":
+            f = torch.tanh if self.nonlinearity == "tanh" else torch.relu
+            return f(gi + gh), None
+        if self.kind == "lstm":
+            i, f, g, o = (gi + gh).chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            return torch.sigmoid(o) * torch.tanh(c), c
+        ir, iz, in_ = gi.chunk(3, dim=-1)
+        hr, hz, hn = gh.chunk(3, dim=-1)
+        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+        n = torch.tanh(in_ + r * hn)
+        return (1 - z) * n + z * h, None
+
+    def recurrence_reference(self, x, h, c):
+        """The loop over t: (B, T, D) -> hidden states (B, T, H) and the final (h, c)."""
+        hs = []
+        for t in range(x.shape[1]):
+            h, c = self._step(x[:, t], h, c)
+            hs.append(h)
+        return torch.stack(hs, dim=1), h, c
+
+    def recurrence_fast(self, x, h, c):
+        """torch.nn.{RNN,LSTM,GRU} on the same weights."""
+        if self.kind == "lstm":
+            out, (h, c) = self.cell(x, (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()))
+        else:
+            out, h = self.cell(x, h.unsqueeze(0).contiguous())
+        return out, h[0], (c[0] if c is not None else None)
+
+    def forward(self, x: torch.Tensor, *, state: dict | None = None, **_) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D), continuing from and updating `state` when given."""
+        bsz = x.shape[0]
+        zeros = x.new_zeros(bsz, self.hidden)
+        h = state["h"] if state is not None else zeros
+        c = (state["c"] if state is not None else zeros) if self.kind == "lstm" else None
+        run = self.recurrence_reference if self.reference else self.recurrence_fast
+        out, h, c = run(x, h, c)
+        if state is not None:
+            state["h"] = h
+            if c is not None:
+                state["c"] = c
+        return self.out_proj(out)
+
+    def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
+        st = {"h": torch.zeros(batch, self.hidden, device=device, dtype=dtype)}
+        if self.kind == "lstm":
+            st["c"] = torch.zeros(batch, self.hidden, device=device, dtype=dtype)
+        return st
+
+
+def _builder(kind: str):
+    def build(cfg, layer_index: int, rope=None) -> RecurrentMixer:
+        r = cfg.mixer.rnn
+        return RecurrentMixer(kind, cfg.d_model, r.hidden, r.nonlinearity)
+
+    build.__name__ = f"build_{kind}_mixer"
+    return build
+
+
+for _kind in _CELLS:
+    register("mixer", _kind)(_builder(_kind))

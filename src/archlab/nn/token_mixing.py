@@ -1,0 +1,66 @@
+"""Linear token mixing (seed 001 "Option 1"): a learned causal T×T matrix over positions, then σ.
+
+    y_t = out_proj(σ(Σ_{s ≤ t} W[t, s] x_s))        W ∈ R^{T_max × T_max}, lower-triangular
+
+Every output reads every earlier input directly (no Markov bottleneck), but W is fixed after
+training: the same positions are mixed the same way whatever the tokens are — the mixing weights
+cannot depend on content, which is what recall tasks need. `per_head` > 1 gives each group of
+D / per_head channels its own matrix.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from archlab.nn.ffn import activation
+from archlab.registry import register
+
+
+class TokenMixing(nn.Module):
+    """Causal learned position-mixing (B, T, D) -> (B, T, D); decoding caches every past input."""
+
+    def __init__(self, d_model: int, max_len: int, act: str = "gelu", per_head: int = 1) -> None:
+        super().__init__()
+        if d_model % per_head:
+            raise ValueError(f"mixer.token_mixing.per_head={per_head} must divide d_model={d_model}")
+        self.max_len, self.per_head = max_len, per_head
+        self.weight = nn.Parameter(torch.empty(per_head, max_len, max_len))  # W[h, t, s]
+        self.register_buffer("causal", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False)
+        self.act = activation(act)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.reset_parameters_special()
+
+    @torch.no_grad()
+    def reset_parameters_special(self) -> None:
+        """Start as the causal running mean W[t, s] = 1/(t+1) for s ≤ t, plus N(0, 0.02) noise."""
+        t = torch.arange(self.max_len, dtype=torch.float32)
+        mean = self.causal.float() / (t + 1)[:, None]
+        self.weight.copy_(mean + 0.02 * torch.randn_like(self.weight) * self.causal)
+
+    def mix(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """Σ_{s ≤ t} W[t, s] x_s for the output rows t in `rows`, reading x over positions 0..len(x)-1."""
+        bsz, S, D = x.shape
+        W = (self.weight[:, rows, :S] * self.causal[rows, :S]).to(x.dtype)  # (H, T, S)
+        xh = x.view(bsz, S, self.per_head, D // self.per_head).transpose(1, 2)  # (B, H, S, D/H)
+        return (W @ xh).transpose(1, 2).reshape(bsz, -1, D)  # (B, T, D)
+
+    def forward(self, x: torch.Tensor, *, state: dict | None = None, pos: int = 0, **_) -> torch.Tensor:
+        T = x.shape[1]
+        if pos + T > self.max_len:
+            raise ValueError(f"token mixing has a {self.max_len}-position matrix; got positions up to {pos + T}")
+        if state is not None:
+            state["x"][:, pos:pos + T] = x
+            x_all = state["x"][:, :pos + T]
+        else:
+            x_all = x if pos == 0 else torch.cat([x.new_zeros(x.shape[0], pos, x.shape[2]), x], dim=1)
+        return self.out_proj(self.act(self.mix(x_all, slice(pos, pos + T))))
+
+    def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
+        return {"x": torch.zeros(batch, min(max_len, self.max_len), self.out_proj.in_features, device=device,
+                                 dtype=dtype)}
+
+
+@register("mixer", "token_mixing")
+def build_token_mixing_mixer(cfg, layer_index: int, rope=None) -> TokenMixing:
+    m = cfg.mixer.token_mixing
+    return TokenMixing(cfg.d_model, cfg.max_seq_len, m.activation, m.per_head)
