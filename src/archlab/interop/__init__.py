@@ -1,0 +1,213 @@
+"""Hugging Face import/export: real checkpoints in and out of archlab, tested against `transformers`.
+
+    from archlab.interop import load_pretrained, from_hf, to_hf
+    model, tokenizer = load_pretrained("path/to/hf-or-archlab-dir")
+    to_hf(model, "out/dir", tokenizer)      # config.json + model.safetensors that transformers reads
+
+Supported: GPT-2, LLaMA, BERT (base / masked-LM / sequence classification), Marian (the classic
+encoder-decoder Transformer) and Mamba; SmolLM2-style LLaMA GGUF files are read via the `gguf` package.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from archlab.interop import bert, gpt2, llama, marian
+from archlab.interop.hf_io import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    InteropError,
+    TensorSource,
+    load_state_strict,
+    load_tokenizer,
+    read_config,
+    read_json,
+    read_tensors,
+    write_model_dir,
+)
+
+__all__ = ["InteropError", "from_hf", "to_hf", "is_hf_dir", "load_pretrained", "save_archlab", "family_of",
+           "convert_state_from_hf", "FAMILIES"]
+
+FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (gpt2, llama, bert, marian)}
+try:  # Mamba needs archlab's Mamba model (models/mamba.py); without it the other families still work
+    from archlab.interop import mamba
+
+    FAMILIES[mamba.MODEL_TYPE] = mamba
+except ImportError:  # pragma: no cover
+    pass
+
+# HF keys carried to the archlab model as `model.hf_meta` (generation needs them; archlab configs do not)
+META_KEYS = ("model_type", "architectures", "bos_token_id", "eos_token_id", "decoder_start_token_id",
+             "pad_token_id", "forced_eos_token_id")
+
+
+def _gguf_files(path: Path) -> list[Path]:
+    return sorted(path.glob("*.gguf")) if path.is_dir() else ([path] if path.suffix == ".gguf" else [])
+
+
+def is_hf_dir(path: str | Path) -> bool:
+    """Whether `path` looks like a Hugging Face model (config.json with model_type, or a .gguf file)."""
+    p = Path(path)
+    if _gguf_files(p) and not (p / WEIGHTS_FILE).is_file():
+        return True
+    cfg = p / CONFIG_FILE
+    if not cfg.is_file():
+        return False
+    try:
+        data = read_json(cfg)
+    except InteropError:
+        return False
+    return "model_type" in data and "model" not in data
+
+
+def _family(hf: dict[str, Any], where: str) -> ModuleType:
+    mt = hf.get("model_type")
+    if mt not in FAMILIES:
+        archs = hf.get("architectures")
+        raise InteropError(f"{where}: unsupported architecture model_type={mt!r} (architectures={archs}); "
+                           f"archlab converts model_type in {sorted(FAMILIES)}")
+    arch = (hf.get("architectures") or [None])[0]
+    if arch is not None and arch not in FAMILIES[mt].ARCHITECTURES:
+        raise InteropError(f"{where}: unsupported architecture {arch!r}; for model_type={mt!r} archlab converts "
+                           f"{list(FAMILIES[mt].ARCHITECTURES)}")
+    return FAMILIES[mt]
+
+
+def convert_state_from_hf(hf: dict[str, Any], tensors: dict[str, torch.Tensor], where: str):
+    """(archlab config, archlab state dict, {archlab name: HF tensor name}) for HF config + tensors."""
+    fam = _family(hf, where)
+    cfg = fam.config_from_hf(hf, set(tensors))
+    src = TensorSource(tensors, where, prefixes=fam.PREFIXES, ignore=fam.IGNORE)
+    state, sources = fam.convert_from_hf(src, cfg)
+    src.finish()
+    return cfg, state, sources
+
+
+def _build(cfg, state, sources, where: str, hf: dict[str, Any]) -> torch.nn.Module:
+    from archlab.models import build_model
+
+    model = build_model(cfg)
+    load_state_strict(model, state, sources, where)
+    model.hf_meta = {k: hf[k] for k in META_KEYS if k in hf}
+    return model.eval()
+
+
+def from_hf(path: str | Path) -> torch.nn.Module:
+    """An archlab model (eval mode, fp32) holding the weights of an HF model directory or GGUF file."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model path {str(p)!r} does not exist")
+    ggufs = _gguf_files(p)
+    if ggufs and not (p.is_dir() and (p / WEIGHTS_FILE).is_file()):
+        from archlab.interop import gguf
+
+        if len(ggufs) > 1:
+            raise InteropError(f"{str(p)!r} holds several .gguf files {[g.name for g in ggufs]}; pass one")
+        hf, tensors = gguf.read_gguf(ggufs[0])
+        where = str(ggufs[0])
+    else:
+        hf = read_config(p)
+        tensors = read_tensors(p)
+        where = str(p / WEIGHTS_FILE)
+    cfg, state, sources = convert_state_from_hf(hf, tensors, where)
+    return _build(cfg, state, sources, where, hf)
+
+
+def family_of(cfg) -> ModuleType:
+    """The HF family an archlab config exports to (the first whose shape fits)."""
+    for fam in FAMILIES.values():
+        if fam.claims(cfg):
+            return fam
+    raise InteropError(f"no Hugging Face architecture matches this archlab config (shape={cfg.shape!r}, "
+                       f"pos.kind={cfg.pos.kind!r}, mixer.kind={cfg.mixer.kind!r}); "
+                       f"archlab exports {sorted(FAMILIES)}")
+
+
+def to_hf(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Path:
+    """Write `model` as an HF directory (config.json + model.safetensors [+ tokenizer.json])."""
+    cfg = model.cfg
+    fam = family_of(cfg)
+    hf = fam.config_to_hf(cfg)
+    meta = getattr(model, "hf_meta", {})
+    for k in ("bos_token_id", "eos_token_id", "forced_eos_token_id"):
+        if k in meta and k in hf and hf[k] is None:
+            hf[k] = meta[k]
+    hf.setdefault("dtype", "float32")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    tensors = fam.convert_to_hf(state, cfg)
+    out = write_model_dir(path, hf, tensors, tokenizer)
+    if tokenizer is not None and not (out / "tokenizer_config.json").is_file():
+        from archlab.interop.hf_io import write_json
+
+        write_json(out / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast"})
+    return out
+
+
+# ----------------------------------------------------------------------------- archlab checkpoints
+def save_archlab(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Path:
+    """Write an archlab model directory: config.json ({"model": config}) + model.safetensors (tied stored once)."""
+    from archlab.config import to_dict
+
+    seen: set[int] = set()
+    tensors = {}
+    for name, t in model.state_dict(keep_vars=True).items():
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        tensors[name] = t.detach()
+    doc: dict[str, Any] = {"model": to_dict(model.cfg)}
+    if getattr(model, "hf_meta", None):
+        doc["hf_meta"] = model.hf_meta
+    return write_model_dir(path, doc, tensors, tokenizer, metadata={"archlab": "model"})
+
+
+def _load_archlab(p: Path):
+    from archlab.models import build_model, model_config_from_dict
+
+    if (p / "state.json").is_file() or (p / "checkpoints").is_dir():  # a training checkpoint / run dir
+        from archlab.train.checkpoint import load_checkpoint, resolve_checkpoint
+
+        ckpt = resolve_checkpoint(p)
+        doc = read_json(ckpt / "state.json")
+        model_dict = _find_model_section(doc, ckpt)
+        model = build_model(model_config_from_dict(model_dict))
+        load_checkpoint(ckpt, model)
+        return model.eval(), load_tokenizer(ckpt)
+    doc = read_config(p)
+    if "model" not in doc:
+        raise InteropError(f"{str(p / CONFIG_FILE)!r} has neither model_type (Hugging Face) nor a 'model' section "
+                           "(archlab)")
+    model = build_model(model_config_from_dict(doc["model"]))
+    tensors = read_tensors(p)
+    load_state_strict(model, tensors, {}, str(p / WEIGHTS_FILE))
+    model.hf_meta = doc.get("hf_meta", {})
+    return model.eval(), load_tokenizer(p)
+
+
+def _find_model_section(doc: dict[str, Any], where: Path) -> dict[str, Any]:
+    for key in ("config", "run_config", "run"):
+        if isinstance(doc.get(key), dict) and isinstance(doc[key].get("model"), dict):
+            return doc[key]["model"]
+    if isinstance(doc.get("model"), dict):
+        return doc["model"]
+    raise InteropError(f"{str(where)!r}: state.json holds no model config")
+
+
+def load_pretrained(path: str | Path):
+    """(model, tokenizer or None) from an HF directory / GGUF file or an archlab model / checkpoint dir."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model path {str(p)!r} does not exist")
+    if is_hf_dir(p):
+        model = from_hf(p)
+        tok = load_tokenizer(p) if p.is_dir() else None
+        if tok is None and _gguf_files(p):
+            from archlab.interop import gguf
+
+            tok = gguf.tokenizer_from_gguf(_gguf_files(p)[0])
+        return model, tok
+    return _load_archlab(p)
