@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from archlab.interop import bert, gpt2, llama, marian
+from archlab.interop import bert, gpt2, llama, mamba, marian
 from archlab.interop.hf_io import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -32,13 +32,7 @@ from archlab.interop.hf_io import (
 __all__ = ["InteropError", "from_hf", "to_hf", "is_hf_dir", "load_pretrained", "save_archlab", "family_of",
            "convert_state_from_hf", "FAMILIES"]
 
-FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (gpt2, llama, bert, marian)}
-try:  # Mamba needs archlab's Mamba model (models/mamba.py); without it the other families still work
-    from archlab.interop import mamba
-
-    FAMILIES[mamba.MODEL_TYPE] = mamba
-except ImportError:  # pragma: no cover
-    pass
+FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (gpt2, llama, bert, marian, mamba)}
 
 # HF keys carried to the archlab model as `model.hf_meta` (generation needs them; archlab configs do not)
 META_KEYS = ("model_type", "architectures", "bos_token_id", "eos_token_id", "decoder_start_token_id",
