@@ -64,3 +64,27 @@ def checkpoint_blocks(model: nn.Module, every: int = 1) -> int:
         block._archlab_checkpointed = True
         wrapped += 1
     return wrapped
+
+
+def time_cuda(fn, *, warmup: int = 3, reps: int = 10) -> float:
+    """Median seconds per call of fn() on the current CUDA device (CUDA events around each call)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def copy_bandwidth(n_bytes: int = 1 << 30) -> float:
+    """Measured device-memory bandwidth in bytes/s: a device-to-device copy, counting bytes read + written."""
+    src = torch.empty(n_bytes // 4, dtype=torch.float32, device="cuda").uniform_()
+    dst = torch.empty_like(src)
+    t = time_cuda(lambda: dst.copy_(src), warmup=3, reps=10)
+    return 2 * src.numel() * 4 / t
