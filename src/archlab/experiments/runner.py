@@ -9,6 +9,7 @@ every run already marked done, and a run shared by two experiments (the same bas
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -57,6 +58,7 @@ def resolve_run_fn(ref: str | RunFn) -> RunFn:
         raise ConfigError(f"runner={ref!r}: cannot import {path} ({e})") from None
 
 
+@functools.lru_cache(maxsize=1)
 def versions() -> dict[str, Any]:
     """Versions that can change a result: archlab (and its git commit), torch, numpy, python."""
     out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
@@ -82,7 +84,8 @@ def toy_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     toy = config.get("toy", {})
     quality, noise = float(toy.get("quality", 1.0)), float(toy.get("noise", 0.01))
     steps = int(budget.get("steps", config.get("train", {}).get("steps", 50)))
-    rng = random.Random(f"{seed}|{json.dumps(config, sort_keys=True)}")
+    ident = {**config, "toy": {k: v for k, v in toy.items() if k != "sleep"}}  # sleeping changes no number
+    rng = random.Random(f"{seed}|{json.dumps(ident, sort_keys=True)}")
     if toy.get("sleep"):
         time.sleep(float(toy["sleep"]))
     curve, loss = [], math.nan
@@ -123,14 +126,42 @@ def read_jsonl_curve(path: str | Path) -> list[dict[str, Any]]:
 
 
 def trainer_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
-    """Train through archlab.train (the shared trainer) and return its final metrics and logged curve."""
+    """Train through archlab.train (the shared trainer); return its final metrics and logged curve.
+
+    An optional `posthoc: {NAME: {model.dotted.key: value}}` section re-evaluates the trained weights in
+    a changed model (e.g. the causal mask switched back on) and reports NAME_<metric> for each.
+    """
     from archlab.train import train
 
+    config = dict(config)
+    posthoc = config.pop("posthoc", None) or {}
     run_cfg = make_run_config(config, seed)
     final = train(run_cfg, out_dir, resume=False, progress=False, overwrite=True)
     curve = read_jsonl_curve(Path(out_dir) / "metrics.jsonl")
     final = {k: v for k, v in dict(final or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for name, overrides in posthoc.items():
+        final.update({f"{name}_{k}": v for k, v in posthoc_eval(config, seed, out_dir, overrides).items()})
     return {"final": final, "curve": curve, "n_params": final.get("n_params")}
+
+
+def posthoc_eval(config: Mapping[str, Any], seed: int, out_dir: str, overrides: Mapping[str, Any]) -> dict:
+    """Validation metrics of a trained run's final weights loaded into the model with `overrides` applied."""
+    import torch
+
+    from archlab.train import build_run, load_checkpoint
+    from archlab.train.checkpoint import latest_checkpoint
+
+    data = json.loads(json.dumps(dict(config)))
+    for k, v in overrides.items():
+        section, _, rest = k.partition(".")
+        if section != "model" or not rest:
+            raise ConfigError(f"posthoc override {k!r} must start with 'model.'")
+        data.setdefault("model", {})[rest] = v
+    task, _, model = build_run(make_run_config(data, seed), "cpu")
+    load_checkpoint(latest_checkpoint(out_dir), model)
+    model.eval()
+    with torch.no_grad():
+        return {k: float(v) for k, v in task.evaluate(model, "val").items()}
 
 
 def make_run_config(config: Mapping[str, Any], seed: int):
@@ -138,6 +169,7 @@ def make_run_config(config: Mapping[str, Any], seed: int):
     from archlab.train import run_config_from_dict
 
     data = json.loads(json.dumps(config))
+    data.pop("posthoc", None)
     data.setdefault("train", {})["seed"] = int(seed)
     data["train"].setdefault("plot", False)
     return run_config_from_dict(data)
@@ -161,7 +193,7 @@ def task_model_overrides(config: Mapping[str, Any]) -> dict:
 
 
 def count_params(config: Mapping[str, Any]) -> int:
-    """Parameter count of the model a run config builds (on the meta device: nothing is allocated)."""
+    """Parameter count of the model a trainer run config builds (meta device: nothing is allocated)."""
     import torch
 
     from archlab.models import build_model
@@ -171,6 +203,30 @@ def count_params(config: Mapping[str, Any]) -> int:
     with torch.device("meta"):
         model = build_model(model_cfg)
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def count_model_params(config: Mapping[str, Any]) -> int:
+    """Parameter count of the `model` section alone (for run functions that do not use a trainer task)."""
+    import torch
+
+    from archlab.models import build_model, model_config_from_dict
+    from archlab.train.run_config import unflatten
+
+    flat = _flatten(dict(config.get("model", {})))
+    cfg = model_config_from_dict(flat if "preset" in flat else unflatten(flat))
+    with torch.device("meta"):
+        model = build_model(cfg)
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
 # ---------------------------------------------------------------- executing runs
@@ -192,7 +248,7 @@ def _execute(runner: str | RunFn, config: dict, seed: int, budget: dict, out_dir
         if not isinstance(result, Mapping) or "final" not in result:
             raise TypeError(f"run function {runner!r} must return a mapping with 'final' (and 'curve')")
         result = json.loads(json.dumps(result, default=float))  # only plain data crosses back
-        return {"ok": True, "result": result, "wall": time.perf_counter() - t0, "versions": versions()}
+        return {"ok": True, "result": result, "wall": time.perf_counter() - t0, "versions": dict(versions())}
     except Exception:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         return {"ok": False, "error": traceback.format_exc(), "wall": time.perf_counter() - t0}
 
@@ -215,7 +271,7 @@ def _threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
-def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str, profile: str, out_dir: str | Path,
+def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profile: str = "quick", out_dir: str | Path,
               jobs: int = 2, run_fn: str | RunFn | None = None, inline: bool = False,
               max_new_runs: int | None = None, log: Callable[[str], None] | None = print) -> Sweep:
     """Execute every plan not already done (resume), reusing finished runs with the same run key."""
@@ -223,7 +279,7 @@ def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str, profile: st
     sweep = Sweep()
     todo: list[tuple[int, RunPlan]] = []
     for plan in plans:
-        rid = store.ensure_run(experiment=plan.experiment, spec_hash=spec_hash, variant=plan.variant, seed=plan.seed,
+        rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash or spec_hash, variant=plan.variant, seed=plan.seed,
                                run_key=plan.run_key, profile=profile, runner=str(plan.runner), config=plan.config,
                                budget=plan.budget, n_params=plan.n_params)
         row = store.run(rid)
@@ -372,9 +428,12 @@ def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick"
         from archlab.experiments.claims import run_cost_checks
 
         return run_cost_checks(spec, store, profile)
-    counter = count_params if param_counter == "auto" else param_counter
-    if counter is not None and (run_fn is not None and not isinstance(run_fn, str) or spec.runner == "toy"):
-        counter = None if param_counter == "auto" else counter  # fake runs have no model to count
+    counter: Callable[[Mapping[str, Any]], int] | None
+    if param_counter == "auto":
+        fake = spec.runner == "toy" or (run_fn is not None and not isinstance(run_fn, str))
+        counter = None if fake else count_params if spec.runner == "trainer" else count_model_params
+    else:
+        counter = param_counter  # type: ignore[assignment]
     plans = resolve(spec, profile, counter)
     sweep = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
                       run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log)

@@ -111,6 +111,7 @@ class RunPlan:
     runner: str
     run_key: str
     n_params: int | None = None
+    spec_hash: str = ""
 
 
 # ---------------------------------------------------------------- dotted keys on plain dicts
@@ -346,5 +347,5 @@ def resolve(spec: ExperimentSpec, profile: str = "quick", count_params: ParamCou
     for v in names:
         for s in seeds:
             plans.append(RunPlan(spec.name, v, s, configs[v], budget, spec.runner,
-                                 run_key(configs[v], s, budget, spec.runner), n_params[v]))
+                                 run_key(configs[v], s, budget, spec.runner), n_params[v], spec.spec_hash))
     return plans
