@@ -80,7 +80,8 @@ def parse_layer(text: str, index: str = "layers[?]") -> LayerSpec:
                     "avgpool": {"stride", "pad"}}.get(kind, set())
     for k in opts:
         if k not in allowed_opts:
-            raise ConfigError(f"{index} {text!r}: unknown option {k!r}; {kind} accepts {sorted(allowed_opts) or 'none'}")
+            accepts = sorted(allowed_opts) or "no options"
+            raise ConfigError(f"{index} {text!r}: unknown option {k!r}; {kind} accepts {accepts}")
     if kind == "conv":
         out, k = _int(text, index, "filters M", pos[0]), _int(text, index, "kernel size", pos[1])
         if out == 0 or k == 0:
@@ -140,9 +141,9 @@ def infer_shape(spec: LayerSpec, shape: Shape, index: str, n_classes: int, naive
     """Output shape of one layer given its input shape, or a ConfigError saying why it cannot be built."""
     flat = len(shape) == 1
     desc = f"a flat vector of {shape[0]}" if flat else f"fmaps of C×H×W = {shape[0]}×{shape[1]}×{shape[2]}"
-    if spec.kind in ("conv", "maxpool", "avgpool", "gap", "inception", "unflatten") and flat != (spec.kind == "unflatten"):
-        if spec.kind == "unflatten":
-            raise ConfigError(f"{index} {spec.text!r}: unflatten needs a flat input but gets {desc}")
+    if spec.kind == "unflatten" and not flat:
+        raise ConfigError(f"{index} {spec.text!r}: unflatten needs a flat input but gets {desc}")
+    if spec.kind in ("conv", "maxpool", "avgpool", "gap", "inception") and flat:
         raise ConfigError(f"{index} {spec.text!r}: a {spec.kind} layer needs image-shaped input (C, H, W) but "
                           f"gets {desc}; it cannot come after 'flatten' (use 'unflatten:C:H:W' first)")
     if spec.kind == "fc" and not flat:
