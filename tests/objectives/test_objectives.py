@@ -95,11 +95,11 @@ def test_mlm_loss_only_on_masked_positions():
     sel = batch["labels"] != IGNORE_INDEX
     manual = F.cross_entropy(logits[sel], batch["labels"][sel])
     torch.testing.assert_close(loss, manual, rtol=1.3e-6, atol=1e-5)
-    assert metrics["tokens"] == float(sel.sum())
+    assert metrics["n_tokens"] == float(sel.sum())
     # nothing masked: zero loss that still backpropagates
     empty = {"input_ids": ids, "labels": torch.full_like(ids, IGNORE_INDEX)}
     zero, m = mlm_loss(model, empty)
-    assert float(zero.detach()) == 0.0 and m["tokens"] == 0.0
+    assert float(zero.detach()) == 0.0 and m["n_tokens"] == 0.0
     zero.backward()
 
 
@@ -160,7 +160,7 @@ def test_seq2seq_batch_shift_and_loss():
                    decoder_attention_mask=b["decoder_attention_mask"])
     valid = b["labels"] != IGNORE_INDEX
     torch.testing.assert_close(loss, F.cross_entropy(logits[valid], b["labels"][valid]), rtol=1.3e-6, atol=1e-5)
-    assert metrics["tokens"] == float(valid.sum())
+    assert metrics["n_tokens"] == float(valid.sum())
 
 
 def test_classification_batch_and_loss():

@@ -10,7 +10,8 @@ IGNORE_INDEX = -100
 def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean CE over positions whose label is not IGNORE_INDEX; logits (..., V), labels (...).
 
-    Returns (loss, {"loss", "accuracy", "tokens"}). With no labelled position the loss is an exact 0
+    Returns (loss, {"loss", "accuracy", "n_tokens"}); n_tokens counts the labelled positions (the weight
+    of this batch in a token-weighted mean, the convention of archlab.tasks.Task.evaluate). With no labelled position the loss is an exact 0
     that still depends on the logits (so backward() works and the step is a no-op).
     """
     if logits.shape[:-1] != labels.shape:
@@ -21,7 +22,7 @@ def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[tor
     n = int(valid.sum())
     if n == 0:
         loss = flat_logits.sum() * 0.0
-        return loss, {"loss": 0.0, "accuracy": 0.0, "tokens": 0.0}
+        return loss, {"loss": 0.0, "accuracy": 0.0, "n_tokens": 0.0}
     bad = valid & ((flat_labels < 0) | (flat_labels >= V))
     if bool(bad.any()):
         raise ValueError(f"label id {int(flat_labels[bad][0])} out of range: expected 0 <= label < {V} "
@@ -29,7 +30,7 @@ def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[tor
     loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
     with torch.no_grad():
         acc = (flat_logits[valid].argmax(-1) == flat_labels[valid]).float().mean()
-    return loss, {"loss": float(loss.detach()), "accuracy": float(acc), "tokens": float(n)}
+    return loss, {"loss": float(loss.detach()), "accuracy": float(acc), "n_tokens": float(n)}
 
 
 def pad_sequences(seqs: list[list[int]], pad_value: int, length: int | None = None) -> torch.Tensor:
