@@ -62,10 +62,10 @@ class Task:
         for batch in self.eval_batches(split):
             batch = to_device(batch, device)
             loss, metrics = self.loss(model, batch)
-            w = float(metrics.get("n_tokens", batch_tokens(batch)))
+            w = float(metrics.get("n_tokens", metrics.get("tokens", batch_tokens(batch))))
             totals["loss"] = totals.get("loss", 0.0) + float(loss) * w
             for k, v in metrics.items():
-                if k != "n_tokens" and k != "loss":
+                if k not in ("n_tokens", "tokens", "loss"):
                     totals[k] = totals.get(k, 0.0) + float(v) * w
             weight += w
         if not weight:

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 FORMAT = "archlab-checkpoint/1"
 STATE_FILE = "state.json"
@@ -186,6 +186,32 @@ def optimizer_from_tensors(optimizer: torch.optim.Optimizer, model: torch.nn.Mod
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+# ----------------------------------------------------------------------------- model tensors
+def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state-dict tensors with tied tensors stored once under their first name, {alias: stored name})."""
+    out: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, t in model.state_dict().items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if t.numel() and key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        out[name] = t.detach().cpu().contiguous()
+    return out, aliases
+
+
+def read_model_tensors(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Every state-dict tensor of a model.safetensors, tied aliases filled back in."""
+    tensors = load_file(str(path), device=device)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    for alias, name in json.loads(meta.get("aliases", "{}")).items():
+        tensors[alias] = tensors[name]
+    return tensors
+
+
 # ----------------------------------------------------------------------------- save
 def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}"
@@ -200,7 +226,9 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
     final = root / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
-        save_model(model, str(tmp / MODEL_FILE), metadata={"format": "pt", "archlab": FORMAT})
+        tensors, aliases = model_tensors(model)
+        save_file(tensors, str(tmp / MODEL_FILE),
+                  metadata={"format": "pt", "archlab": FORMAT, "aliases": json.dumps(aliases)})
         fsync_file(tmp / MODEL_FILE)
         _hook("model")
         meta: dict[str, Any] = {}
@@ -327,7 +355,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
         if model is not None:
             model = getattr(model, "_orig_mod", model)
             try:
-                load_model(model, str(ckpt / MODEL_FILE), strict=True, device=str(device))
+                model.load_state_dict(read_model_tensors(ckpt / MODEL_FILE, str(device)), strict=True)
             except RuntimeError as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise CheckpointError(f"weights in {str(ckpt / MODEL_FILE)!r} do not fit this model: {first}") from None

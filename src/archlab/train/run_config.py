@@ -51,6 +51,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (opt-in)
     fused: bool | None = None  # fused AdamW; None = wherever the device supports it (CUDA)
     plot: bool = True  # write loss.png at the end
+    init_from: str | None = None  # start from these weights (a checkpoint or run dir); non-matching keys stay new
     threads: int = 0  # torch CPU threads for this process (0 = leave torch's default)
 
     def __post_init__(self) -> None:

@@ -190,6 +190,8 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
         torch.set_num_threads(tc.threads)
     device = pick_device(tc.device)
     task, model_cfg, model = build_run(run_cfg, device)
+    if tc.init_from and not resume:
+        init_weights(model, tc.init_from)
     optimizer = build_optimizer(model, tc, device)
     n_params = (model.num_parameters() if hasattr(model, "num_parameters")
                 else sum(p.numel() for p in model.parameters()))
@@ -249,9 +251,9 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
                     loss, metrics = task.loss(fwd_model, batch)
                 (loss / tc.grad_accum).backward()
                 total_loss += float(loss.detach()) / tc.grad_accum
-                tokens += int(metrics.get("n_tokens", batch_tokens(batch))) if metrics else batch_tokens(batch)
+                tokens += batch_tokens(batch)
                 for k, v in (metrics or {}).items():
-                    if k not in ("loss", "n_tokens"):
+                    if k not in ("loss", "n_tokens", "tokens"):
                         metrics_sum[k] = metrics_sum.get(k, 0.0) + float(v) / tc.grad_accum
             grad_norm = None
             if tc.grad_clip:
@@ -294,6 +296,19 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
               "checkpoint": str(ckpt_mod.latest_checkpoint(out) or "")}
     ckpt_mod.atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=1))
     return result
+
+
+def init_weights(model: torch.nn.Module, path: str) -> dict:
+    """Copy every same-named, same-shaped tensor of a checkpoint into model (fine-tuning from pretraining)."""
+    ck = ckpt_mod.resolve_checkpoint(path)
+    ckpt_mod.verify_checkpoint(ck)
+    saved = ckpt_mod.read_model_tensors(ck / ckpt_mod.MODEL_FILE)
+    own = model.state_dict()
+    take = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    if not take:
+        raise ckpt_mod.CheckpointError(f"train.init_from={path!r}: no tensor of {str(ck)!r} fits this model")
+    model.load_state_dict(take, strict=False)
+    return {"loaded": sorted(take), "new": sorted(k for k in own if k not in take)}
 
 
 def _yaml(d: dict) -> str:

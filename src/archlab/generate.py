@@ -1,0 +1,247 @@
+"""Decoding: greedy / temperature / top-k / top-p sampling and beam search, with KV (and SSM) state caches.
+
+Decoder-only models keep a per-layer cache (`model.init_state`, then `model(ids, state=state)`);
+encoder-decoder models run the encoder once and keep the cross-attention keys/values of the memory
+in the same state. Uncached decoding (`use_cache=False`) re-runs the whole prefix every step and must
+give the same tokens — the tests check that.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["generate", "beam_search", "sample_next", "filter_logits"]
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """Set logits outside the top-k / nucleus (smallest set with cumulative probability ≥ top_p) to -inf."""
+    if top_k is not None and top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and 0.0 < top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) >= top_p  # keep tokens until the mass before them reaches top_p
+        drop[..., 0] = False
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Next token ids (B,) from last-position logits (B, V); temperature 0 means greedy (argmax)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = filter_logits(logits.float() / temperature, top_k, top_p)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _as_batch(ids, device, what: str) -> torch.Tensor:
+    if isinstance(ids, torch.Tensor):
+        t = ids
+    else:
+        t = torch.tensor(list(ids) if ids and isinstance(ids[0], (list, tuple)) else [list(ids)], dtype=torch.long)
+    if t.dim() == 1:
+        t = t[None]
+    if t.dim() != 2 or t.shape[1] == 0:
+        raise ValueError(f"{what} must be a non-empty (batch, length) sequence of token ids, "
+                         f"got shape {tuple(t.shape)}")
+    return t.to(device=device, dtype=torch.long)
+
+
+def _check_vocab(ids: torch.Tensor, vocab: int, what: str) -> None:
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= vocab:
+        raise ValueError(f"{what} holds token id {lo if lo < 0 else hi}, outside the vocabulary [0, {vocab})")
+
+
+@torch.no_grad()
+def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, stop_tokens: Sequence[int] = (), use_cache: bool = True,
+             generator: torch.Generator | None = None, src_ids=None, src_mask: torch.Tensor | None = None,
+             pad_id: int | None = None) -> torch.Tensor:
+    """Extend prompt_ids (B, T) by up to max_new_tokens; returns (B, T + n) including the prompt.
+
+    Decoder-only: the prompt is the context. Encoder-decoder: `src_ids` is the source sentence and
+    `prompt_ids` the decoder start (usually [[bos]]). A row that emits a stop token is finished; later
+    positions of that row are filled with `pad_id` (default: the stop token it emitted). Sequences
+    longer than the model's context slide a window (the cache is rebuilt from the last max_seq_len
+    tokens), exactly what the uncached path does.
+    """
+    cfg = model.cfg
+    device = next(model.parameters()).device
+    ids = _as_batch(prompt_ids, device, "prompt")
+    ctx = cfg.max_seq_len
+    _check_vocab(ids, cfg.vocab_size, "prompt")
+    if ids.shape[1] > ctx:
+        raise ValueError(f"prompt has {ids.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+    enc_dec = getattr(cfg, "shape", "decoder") == "encoder_decoder"
+    if enc_dec:
+        if src_ids is None:
+            raise ValueError("an encoder-decoder model needs src_ids (the source sentence) to generate")
+        src = _as_batch(src_ids, device, "source")
+        _check_vocab(src, cfg.vocab_size, "source")
+        if src.shape[1] > ctx:
+            raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+        if src.shape[0] != ids.shape[0]:
+            ids = ids.expand(src.shape[0], -1).contiguous()
+    elif getattr(cfg, "shape", "decoder") != "decoder":
+        raise ValueError(f"a shape={cfg.shape!r} model cannot generate text; use a decoder or encoder-decoder")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens} must be non-negative")
+    was_training = model.training
+    model.eval()
+    b = ids.shape[0]
+    stops = torch.tensor(sorted(set(stop_tokens)), dtype=torch.long, device=device)
+    finished = torch.zeros(b, dtype=torch.bool, device=device)
+    fill = torch.full((b,), -1, dtype=torch.long, device=device)
+    enc_kw = {"attention_mask": src_mask} if src_mask is not None else {}
+
+    def full_logits(seq: torch.Tensor) -> torch.Tensor:
+        window = seq[:, -ctx:]
+        if enc_dec:
+            return model(src, decoder_input_ids=window, **enc_kw)[:, -1]
+        return model(window)[:, -1]
+
+    state = None
+
+    def fresh_state(seq: torch.Tensor) -> torch.Tensor:
+        nonlocal state
+        window = seq[:, -ctx:]
+        state = model.init_state(b, ctx, input_ids=src if enc_dec else None, attention_mask=src_mask)
+        if enc_dec:
+            return model(src, decoder_input_ids=window, state=state, **enc_kw)[:, -1]
+        return model(window, state=state)[:, -1]
+
+    try:
+        logits = fresh_state(ids) if use_cache else full_logits(ids)
+        for _ in range(max_new_tokens):
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)
+            if finished.any():
+                nxt = torch.where(finished, fill, nxt)
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            if stops.numel():
+                just = ~finished & torch.isin(nxt, stops)
+                fill = torch.where(just, nxt if pad_id is None else torch.full_like(nxt, pad_id), fill)
+                finished |= just
+                if bool(finished.all()):
+                    break
+            if not use_cache:
+                logits = full_logits(ids)
+            elif state.pos >= ctx:  # cache full: slide the window, as the uncached path does
+                logits = fresh_state(ids)
+            else:
+                step_in = nxt.clamp_min(0)[:, None]
+                out = model(src, decoder_input_ids=step_in, state=state) if enc_dec else model(step_in, state=state)
+                logits = out[:, -1]
+    finally:
+        model.train(was_training)
+    return ids
+
+
+@torch.no_grad()
+def beam_search(model, src_ids, *, bos_id: int, eos_id: int, beam_size: int = 4, max_new_tokens: int = 64,
+                length_penalty: float = 1.0, src_mask: torch.Tensor | None = None, use_cache: bool = True,
+                prompt_ids=None) -> list[list[int]]:
+    """Best hypothesis per source row by beam search; score = log p / length**length_penalty (GNMT/HF style).
+
+    Encoder-decoder: src_ids (B, S) is the source, decoding starts from [bos_id]. Decoder-only: src_ids is
+    the prompt and the continuation is searched. Returned token lists exclude the start token and eos.
+    """
+    cfg = model.cfg
+    device = next(model.parameters()).device
+    src = _as_batch(src_ids, device, "source")
+    _check_vocab(src, cfg.vocab_size, "source")
+    ctx = cfg.max_seq_len
+    if src.shape[1] > ctx:
+        raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+    enc_dec = cfg.shape == "encoder_decoder"
+    B, K = src.shape[0], beam_size
+    if enc_dec:
+        start = torch.full((B * K, 1), bos_id, dtype=torch.long, device=device)
+        max_new_tokens = min(max_new_tokens, ctx - 1)
+    else:
+        start = src.repeat_interleave(K, 0)
+        max_new_tokens = min(max_new_tokens, ctx - src.shape[1])
+    src_k = src.repeat_interleave(K, 0)
+    mask_k = src_mask.repeat_interleave(K, 0) if src_mask is not None else None
+    enc_kw = {"attention_mask": mask_k} if mask_k is not None else {}
+    was_training = model.training
+    model.eval()
+    seqs = start
+    n_prefix = start.shape[1]
+    scores = torch.full((B, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
+    done = [False] * B
+    state = None
+    try:
+        if use_cache:
+            if enc_dec:  # encode each source once, then copy the memory to its beams
+                state = model.init_state(B, ctx, input_ids=src, attention_mask=src_mask)
+                state.reorder(torch.arange(B, device=device).repeat_interleave(K))
+                logits = model(src_k, decoder_input_ids=seqs, state=state)[:, -1]
+            else:
+                state = model.init_state(B * K, ctx)
+                logits = model(seqs, state=state)[:, -1]
+        for t in range(max_new_tokens):
+            if not use_cache:
+                logits = (model(src_k, decoder_input_ids=seqs, **enc_kw) if enc_dec else model(seqs))[:, -1]
+            logp = F.log_softmax(logits.float(), -1).view(B, K, -1)
+            V = logp.shape[-1]
+            cand = (scores[:, :, None] + logp).view(B, K * V)
+            top_scores, top_idx = cand.topk(2 * K, dim=-1)
+            new_beam = torch.zeros(B, K, dtype=torch.long, device=device)
+            new_tok = torch.full((B, K), eos_id, dtype=torch.long, device=device)
+            new_scores = torch.full((B, K), float("-inf"), device=device)
+            length = t + 1
+            ts, ti = top_scores.tolist(), top_idx.tolist()
+            for b in range(B):
+                if done[b]:
+                    continue
+                j = 0
+                for s, idx in zip(ts[b], ti[b]):
+                    beam, tok = divmod(idx, V)
+                    if s == float("-inf"):
+                        break
+                    if tok == eos_id:
+                        hyp = seqs[b * K + beam, n_prefix:].tolist()
+                        finished[b].append((s / (length ** length_penalty), hyp))
+                        continue
+                    new_beam[b, j], new_tok[b, j], new_scores[b, j] = beam, tok, s
+                    j += 1
+                    if j == K:
+                        break
+                # stop this row once K hypotheses are finished and no live beam can still beat the worst of them
+                if len(finished[b]) >= K:
+                    finished[b] = sorted(finished[b], key=lambda x: -x[0])[:K]
+                    best_live = float(new_scores[b].max())
+                    bound = best_live / (length ** length_penalty) if length_penalty >= 0 else best_live
+                    if bound <= finished[b][-1][0]:
+                        done[b] = True
+            if all(done):
+                break
+            index = (torch.arange(B, device=device)[:, None] * K + new_beam).view(-1)
+            seqs = torch.cat([seqs[index], new_tok.view(-1, 1)], dim=1)
+            scores = new_scores
+            if use_cache:
+                state.reorder(index)
+                step_in = new_tok.view(-1, 1)
+                logits = (model(src_k, decoder_input_ids=step_in, state=state) if enc_dec
+                          else model(step_in, state=state))[:, -1]
+        out = []
+        for b in range(B):
+            hyps = list(finished[b])
+            if not done[b]:  # out of length: live beams compete too
+                for k in range(K):
+                    s = float(scores[b, k])
+                    if s > float("-inf"):
+                        hyps.append((s / (max(seqs.shape[1] - n_prefix, 1) ** length_penalty),
+                                     seqs[b * K + k, n_prefix:].tolist()))
+            out.append(max(hyps, key=lambda x: x[0])[1] if hyps else [])
+        return out
+    finally:
+        model.train(was_training)
