@@ -69,6 +69,8 @@ class LMBatches:
     def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, seed: int = 0) -> None:
         if block_size < 1 or batch_size < 1:
             raise ValueError(f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}")
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         if len(ids) < block_size + 1:
             raise ValueError(f"corpus has {len(ids)} tokens; block_size={block_size} needs at least {block_size + 1}")
         self.ids = ids
