@@ -25,13 +25,13 @@ BACKENDS = ("flash", "efficient", "cudnn")
 def bench_fn(fn, q, k, v, backward: bool) -> float:
     if not backward:
         with torch.no_grad():
-            return time_cuda(fn, warmup=3, reps=15)
+            return time_cuda(fn, warmup=5, reps=40)
     grad = torch.randn_like(q)
 
     def fb():
         q.grad = k.grad = v.grad = None
         fn().backward(grad)
-    return time_cuda(fb, warmup=3, reps=15)
+    return time_cuda(fb, warmup=5, reps=40)
 
 
 def run_shape(B: int, H: int, Hkv: int, T: int, d: int, dtype) -> list[tuple]:
@@ -73,12 +73,12 @@ def module_bench(Hkv: int) -> tuple[float, str, float]:
         with torch.autocast("cuda", torch.bfloat16):
             y = mod(x, is_causal=True)
         y.backward(g)
-    t_default = time_cuda(fb, warmup=3, reps=15)
+    t_default = time_cuda(fb, warmup=5, reps=40)
     best = {}
     for name in BACKENDS:
         try:
             with sdpa_backend(name):
-                best[name] = time_cuda(fb, warmup=3, reps=15)
+                best[name] = time_cuda(fb, warmup=5, reps=40)
         except RuntimeError:
             pass
     bn = min(best, key=best.get)
@@ -91,7 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
     dev = torch.cuda.get_device_name()
-    print(f"device: {dev}; torch {torch.__version__}; dtype {args.dtype}; causal; median of 15 after 3 warm-ups")
+    print(f"device: {dev}; torch {torch.__version__}; dtype {args.dtype}; causal; median of 40 after 5 warm-ups")
     rows = [row for shape in SHAPES for row in run_shape(*shape, dtype=dtype)]
     print(f"\n{'shape':30s} {'mode':8s} " + " ".join(f"{b + ' ms':>12s}" for b in BACKENDS)
           + f" {'best':>9s} {'archlab ms':>11s} {'ratio':>6s} {'mask ms':>9s} {'ratio':>6s}")

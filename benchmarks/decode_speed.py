@@ -77,8 +77,13 @@ def bench_archlab(name: str, P: int, N: int, reps: int) -> tuple[int, dict]:
         comp.generate(prompt, N)
         warm = time.perf_counter() - t0
         res["archlab compiled"] = N / timed(lambda: comp.generate(prompt, N), reps)
-        same = torch.equal(first, eager.generate(prompt, N))
-        print(f"{name}: compiled warm-up {warm:.0f} s; compiled tokens == eager static tokens: {same}", flush=True)
+        ref = eager.generate(prompt, N)
+        diff = (first != ref).nonzero()
+        agree = N if len(diff) == 0 else int(diff[0, 1]) - P
+        # bf16 kernels fused differently round differently; random-init logits have near-ties, so greedy paths
+        # may part after a while (the fp32 test tests/perf/test_static_decode.py requires identical tokens)
+        print(f"{name}: compiled warm-up {warm:.0f} s; compiled and eager static greedy tokens agree for the first "
+              f"{agree}/{N}", flush=True)
     return wbytes, res
 
 

@@ -46,3 +46,13 @@ def test_sdpa_is_causal_path_equals_reference_in_bf16():
     q, k, v = (torch.randn(2, 8, 256, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     torch.testing.assert_close(attention_sdpa(q, k, v, is_causal=True), attention_reference(q, k, v, is_causal=True),
                                atol=1e-2, rtol=1.6e-2)
+
+
+def test_rope_tables_stay_on_gpu_after_dtype_cast():
+    from archlab.models import build_model
+    from archlab.perf.static_decode import StaticDecoder
+
+    model = build_model("llama-tiny").cuda().to(torch.bfloat16).eval()
+    assert model.rope.cos.device.type == "cuda" and model.rope.cos.dtype == torch.float32
+    prompt = torch.randint(0, 256, (1, 5), device="cuda")
+    assert StaticDecoder(model, 16).generate(prompt, 8).shape == (1, 13)

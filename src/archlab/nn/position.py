@@ -80,7 +80,8 @@ class RotaryEmbedding(nn.Module):
         self.cos, self.sin = self._cos, self._sin
 
     def _apply(self, fn, recurse=True):
-        device = fn(torch.zeros(1)).device
+        # probe on the tables' current device: a dtype-only fn (model.to(bfloat16)) must not move them to the CPU
+        device = fn(torch.zeros(1, device=self.cos.device)).device
         self.cos, self.sin = self._cos.to(device), self._sin.to(device)
         return super()._apply(fn, recurse)
 
