@@ -203,7 +203,8 @@ def _sequence_figures(cfg: Any, mc: ModelCost, context: int | None) -> dict[str,
     })
     # decode step at this batch: weights read once, each sequence's cache/state read once
     step_flops = wl.batch * d["infer_flops_per_token_kv_cache"]
-    step_bytes = mc.weight_bytes + wl.batch * (d["kv_cache_bytes_per_sequence"] + d["recurrent_state_bytes_per_sequence"])
+    per_seq = d["kv_cache_bytes_per_sequence"] + d["recurrent_state_bytes_per_sequence"]
+    step_bytes = mc.weight_bytes + wl.batch * per_seq
     d["decode_step_flops"] = step_flops
     d["decode_step_bytes"] = step_bytes
     d["decode_intensity"] = step_flops / step_bytes if step_bytes else 0.0

@@ -64,7 +64,7 @@ def _timeit(fn, min_time: float) -> float:
             return dt / n
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measure_cpu(min_time: float = 0.15, size: int = 1024, copy_mib: int = 64) -> Device:
     """This CPU's fp32 matmul FLOP/s (size² · size torch.mm, 2·size³ FLOPs) and copy bandwidth (2 × bytes / s)."""
     a, b = torch.randn(size, size), torch.randn(size, size)

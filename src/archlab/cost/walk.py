@@ -15,14 +15,22 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 import torch
 from torch import nn
 
-from archlab.cost.analytic import LayerCost, attention_core_macs, numel, rnn_macs_per_token
+from archlab.cost.analytic import (
+    LayerCost,
+    attention_core_macs,
+    numel,
+    rnn_macs_per_token,
+    ssm_scan_macs_per_token,
+    ssm_state_elems,
+)
 
 
 @dataclass
@@ -252,8 +260,9 @@ def _torch_rnn(name, m: nn.RNNBase, calls, ctx):
             macs += dirs * tokens * rnn_macs_per_token(kind, d_in, m.hidden_size)
             d_in = m.hidden_size * dirs
         outs += tokens * m.hidden_size * dirs
-    return [LayerCost(name, kind, ctx.take_params(m), macs, outs, counter_visible=False,
-                      note="g·H·(D_in+H) per token, g=1/3/4; aten rnn ops are invisible to FlopCounterMode")]
+    return [LayerCost(name, kind, ctx.take_params(m), macs, outs,
+                      note="g·H·(D_in+H) per token, g=1/3/4 gates; gate nonlinearities in ops",
+                      extra={"state_elems": m.hidden_size * dirs * m.num_layers * (2 if kind == "lstm" else 1)})]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,3 +303,85 @@ def _container(name, m, calls, ctx):
 def _no_param_position(name, m, calls, ctx):
     n = sum(numel(c.out) for c in calls if isinstance(c.out, tuple))
     return [LayerCost(name, "position", ctx.take_params(m), 0, 0, ops=3 * n, note="rotation/addition: not MACs")]
+
+
+# ---------------------------------------------------------------------------------------------
+# handlers: sequence mixers (seed 000 Mamba, seed 001 baselines)
+# ---------------------------------------------------------------------------------------------
+def _tokens(calls: list[Call]) -> list[tuple[int, int]]:
+    """(B, T) of each call of a (B, T, D) -> (B, T, D) mixer."""
+    return [tuple(_first(c)[:2]) for c in calls if len(_first(c)) == 3]
+
+
+def _children_linear(name, m, ctx) -> list[LayerCost]:
+    rows = []
+    for child_name, child in m.named_children():
+        if isinstance(child, nn.Linear):
+            rows += _linear(f"{name}.{child_name}", child, ctx.calls.get(f"{name}.{child_name}", []), ctx)
+    return rows
+
+
+@handles("Mamba")
+def _mamba(name, m, calls, ctx):
+    """Mamba block: in/x/dt/out projections (Linear), causal depthwise conv1d, selective scan.
+
+    The conv is applied functionally (F.conv1d on the module's weight), so it is priced here from T:
+    B·T·E·K MACs. The scan per token and channel and state: the update h ← exp(ΔA)⊙h + (ΔB)x is one
+    MAC (an elementwise addcmul FlopCounterMode cannot see) and the readout y = C·h one MAC (a matmul
+    it does see); exp(ΔA), ΔB·x and the gate are `ops`.
+    """
+    rows = _children_linear(name, m, ctx)
+    E, N, K = m.d_inner, m.d_state, m.d_conv
+    bt = sum(b * t for b, t in _tokens(calls))
+    if m.conv1d is not None:
+        rows.append(LayerCost(f"{name}.conv1d", "conv-depthwise", ctx.take_params(m.conv1d), bt * E * K, bt * E,
+                              bt * E, note=f"causal depthwise conv1d k={K}: B·T·E·K"))
+    half = ssm_scan_macs_per_token(E, N) // 2
+    own = ctx.take_params(m, recurse=False)
+    rows.append(LayerCost(f"{name}.scan.update", "ssm-scan", own, bt * half, 0, bt * E, ops=3 * bt * E * N,
+                          counter_visible=False,
+                          note=f"h←exp(ΔA)⊙h+ΔBx: B·T·E·N, E={E} N={N}; elementwise, invisible to the counter",
+                          extra={"state_elems": ssm_state_elems(E, N, K if m.conv1d is not None else 1)}))
+    rows.append(LayerCost(f"{name}.scan.readout", "ssm-scan", 0, bt * half, bt * E, ops=bt * E * (1 + int(m.gate)),
+                          note="y=C·h (+Dx, gate): B·T·E·N"))
+    return rows
+
+
+@handles("RecurrentMixer")
+def _recurrent_mixer(name, m, calls, ctx):
+    """RNN/LSTM/GRU mixer: g·H·(D+H) MACs per token (either path: torch cell or the reference loop) + out_proj."""
+    cell = m.cell
+    bt = sum(b * t for b, t in _tokens(calls))
+    rows = [LayerCost(f"{name}.cell", m.kind, ctx.take_params(cell), bt * rnn_macs_per_token(m.kind, cell.input_size,
+                                                                                         m.hidden),
+                      bt * m.hidden, bt * cell.input_size,
+                      note=f"{m.kind}: g·H·(D+H) per token, g={ {'rnn': 1, 'gru': 3, 'lstm': 4}[m.kind] }",
+                      extra={"state_elems": m.hidden * (2 if m.kind == "lstm" else 1)})]
+    return rows + _children_linear(name, m, ctx)
+
+
+@handles("DilatedCausalConv")
+def _dilated_conv(name, m, calls, ctx):
+    """Causal dilated conv (applied functionally): B·T·D·D·K MACs, then out_proj."""
+    conv = m.conv
+    bt = sum(b * t for b, t in _tokens(calls))
+    k = conv.kernel_size[0]
+    rows = [LayerCost(f"{name}.conv", "conv-dilated", ctx.take_params(conv),
+                      bt * conv.out_channels * conv.in_channels * k, bt * conv.out_channels, bt * conv.in_channels,
+                      note=f"k={k} dilation={m.dilation}: B·T·D·D·K",
+                      extra={"state_elems": conv.in_channels * m.context})]
+    return rows + _children_linear(name, m, ctx)
+
+
+@handles("TokenMixing")
+def _token_mixing(name, m, calls, ctx):
+    """Learned T×T position mixing: y_t = Σ_s W[t,s] x_s computed as a dense (T×S)·(S×D) matmul: B·T·S·D."""
+    macs = outs = 0
+    for c in calls:
+        b, t, d = _first(c)
+        s = t + int(c.kwargs.get("pos") or 0)
+        macs += b * t * s * d
+        outs += b * t * d
+    rows = [LayerCost(f"{name}.mix", "token-mixing", ctx.take_params(m, recurse=False), macs, outs,
+                      note="dense W(T×S)·X(S×D) (the causal mask zeroes W, the matmul still runs): B·T·S·D")]
+    return rows + _children_linear(name, m, ctx)
