@@ -234,7 +234,7 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=stop, initial=start, desc=run_cfg.name, dynamic_ncols=True, leave=True)
+        bar = tqdm(total=stop, initial=start, desc=run_cfg.name, dynamic_ncols=True, leave=True, mininterval=1.0)
     last: dict[str, Any] = {}
     tokens, train_time = 0, 0.0
     model.train()

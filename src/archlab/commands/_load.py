@@ -1,0 +1,39 @@
+"""Load a model (and tokenizer) for the CLI from an archlab checkpoint / run dir or a Hugging Face folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load_for_inference(path: str, device: str = "cpu"):
+    """(model in eval mode, tokenizer or None, checkpoint state dict or {})."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint path {str(p)!r} does not exist")
+    try:
+        from archlab.interop import is_hf_dir, load_pretrained  # optional: another module provides it
+    except ImportError:
+        is_hf_dir = load_pretrained = None
+    if is_hf_dir is not None and is_hf_dir(p):
+        loaded = load_pretrained(p)
+        model, tok = (loaded if isinstance(loaded, tuple) else (loaded, None))[:2]
+        if tok is None and (p / "tokenizer.json").is_file():
+            from archlab.data.tokenizers import load_tokenizer
+
+            tok = load_tokenizer(p / "tokenizer.json")
+        return model.to(device).eval(), tok, {}
+    from archlab.models import build_model, model_config_from_dict
+    from archlab.train.checkpoint import load_checkpoint, resolve_checkpoint, verify_checkpoint
+
+    ck = resolve_checkpoint(p)
+    doc = verify_checkpoint(ck)
+    cfg = model_config_from_dict(doc["model_config"])
+    model = build_model(cfg)
+    load_checkpoint(ck, model, device=device)
+    tok = None
+    for cand in (ck / "tokenizer.json", ck.parent.parent / "tokenizer.json"):
+        if cand.is_file():
+            from archlab.data.tokenizers import load_tokenizer
+
+            tok = load_tokenizer(cand)
+            break
+    return model.to(device).eval(), tok, doc
