@@ -109,7 +109,7 @@ def test_residual_switch_and_naive_inception():
 
 
 def test_seed003_inception_module_shapes_and_macs():
-    """The seed's 28×28×256 module: naive conv MACs 854M (as the seed says), bottleneck 271.35M (not the seed's 358M)."""
+    """The seed's 28×28×256 module: naive 854M conv MACs (as seed 003), bottleneck 271.35M (seed: 358M)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     s = SEED003_INCEPTION
