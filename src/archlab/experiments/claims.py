@@ -97,12 +97,14 @@ def _reverse_batch(gen, batch: int, length: int, vocab: int):
 
 
 def teacher_forcing_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
-    """Train a decoder on sequence reversal with teacher forcing, free running or scheduled sampling.
+    """Train a Transformer on sequence reversal; score exact-match greedy generation on held-out sequences.
 
-    teacher: decoder inputs are the gold previous tokens (seed 004's shifted targets);
-    free: decoder inputs are the model's own greedy outputs (generated without gradient), targets gold;
-    scheduled: each input token is the model's own output with probability `sampling_prob`.
-    Metric: exact-match accuracy of greedy generation on held-out sequences (and token accuracy).
+    `teacher_forcing.mode` — teacher: the decoder's inputs are the gold previous tokens (seed 000/004's
+    shifted targets); free: its inputs are its own greedy outputs (generated without gradient), targets gold;
+    scheduled: each input token is its own output with probability `sampling_prob`.
+    The model's `shape` picks how the same task is posed: decoder (one stream [BOS src SEP tgt]),
+    encoder_decoder (src to the encoder, [SEP tgt] to the decoder), encoder (bidirectional over
+    [BOS src SEP MASK…], every target predicted at once — BERT-style, no autoregression).
     """
     import torch
     import torch.nn.functional as F
@@ -113,57 +115,74 @@ def teacher_forcing_run(config: dict, seed: int, budget: dict, out_dir: str) -> 
     task = config.get("task", {})
     length, vocab = int(task.get("length", 8)), int(task.get("vocab", 12))
     tr = config.get("train", {})
-    steps, bs, lr = int(budget.get("steps", tr.get("steps", 300))), int(tr.get("batch_size", 32)), float(tr.get("lr", 3e-3))
-    mode = str(config.get("teacher_forcing", {}).get("mode", "teacher"))
-    p_sample = {"teacher": 0.0, "free": 1.0}.get(mode, float(config.get("teacher_forcing", {}).get("sampling_prob", 0.5)))
+    steps = int(budget.get("steps", tr.get("steps", 300)))
+    bs, lr = int(tr.get("batch_size", 32)), float(tr.get("lr", 3e-3))
+    tf = config.get("teacher_forcing", {})
+    mode = str(tf.get("mode", "teacher"))
     if mode not in ("teacher", "free", "scheduled"):
         raise ConfigError(f"teacher_forcing.mode={mode!r} is not allowed; expected teacher, free or scheduled")
-    model_data = {**config.get("model", {}), "vocab_size": vocab, "max_seq_len": 2 * length + 2}
+    p_sample = {"teacher": 0.0, "free": 1.0}.get(mode, float(tf.get("sampling_prob", 0.5)))
+    model_data = {**config.get("model", {}), "vocab_size": vocab + 1, "max_seq_len": 2 * length + 2}
     torch.manual_seed(seed)
     model = build_model(model_config_from_dict(model_data))
+    shape = model.cfg.shape
+    if shape == "encoder" and p_sample > 0:
+        raise ConfigError("teacher_forcing.mode must be 'teacher' for shape='encoder' (it does not generate)")
+    MASK = vocab  # an extra token id for the encoder-only formulation
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(1000 + seed)
-    tgt0 = length + 2  # first target position in the full sequence
+    tgt0 = length + 2  # first target position in the full sequence [BOS src SEP tgt]
+
+    def logits_for(seq, tgt_inputs):
+        """Logits (B, L, V) for the L target positions, given the target-side inputs (B, L-1)."""
+        if shape == "decoder":
+            return model(torch.cat([seq[:, :tgt0], tgt_inputs], 1))[:, tgt0 - 1:]
+        if shape == "encoder_decoder":
+            dec = torch.cat([seq[:, tgt0 - 1:tgt0], tgt_inputs], 1)  # [SEP, tgt...]
+            return model(seq[:, :tgt0 - 1], decoder_input_ids=dec)
+        masks = torch.full((seq.shape[0], length), MASK, dtype=torch.long)
+        return model(torch.cat([seq[:, :tgt0], masks], 1))[:, tgt0:]
 
     @torch.no_grad()
     def greedy(seq):
-        out = seq[:, :tgt0].clone()
-        for _ in range(length):
-            nxt = model(out)[:, -1].argmax(-1, keepdim=True)
-            out = torch.cat([out, nxt], dim=1)
+        if shape == "encoder":
+            return logits_for(seq, None).argmax(-1)
+        out = seq[:, :0]
+        for j in range(length):
+            nxt = logits_for(seq, out)[:, j].argmax(-1, keepdim=True)
+            out = torch.cat([out, nxt], 1)
         return out
 
     curve = []
     t0 = time.perf_counter()
+    loss = torch.tensor(float("nan"))
     for step in range(1, steps + 1):
         seq = _reverse_batch(gen, bs, length, vocab)
-        inp = seq[:, :-1].clone()
+        tgt = seq[:, tgt0:]
+        inp = tgt[:, :-1].clone()
         if p_sample > 0:
             model.eval()
-            own = greedy(seq)  # the model's own outputs for the target part
+            own = greedy(seq)
             model.train()
-            use = torch.rand(inp.shape[0], length - 1, generator=gen) < p_sample
-            seg = inp[:, tgt0:tgt0 + length - 1]
-            inp[:, tgt0:tgt0 + length - 1] = torch.where(use, own[:, tgt0:tgt0 + length - 1], seg)
-        logits = model(inp)[:, tgt0 - 1:]
-        loss = F.cross_entropy(logits.reshape(-1, vocab), seq[:, tgt0:].reshape(-1))
+            use = torch.rand(inp.shape, generator=gen) < p_sample
+            inp = torch.where(use, own[:, :-1], inp)
+        logits = logits_for(seq, inp)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % max(1, steps // 20) == 0 or step == steps:
-            curve.append({"step": step, "train_loss": float(loss)})
+            curve.append({"step": step, "train_loss": float(loss.detach())})
     model.eval()
-    test_gen = torch.Generator().manual_seed(999_999)  # the same held-out set for every run
-    seq = _reverse_batch(test_gen, 256, length, vocab)
+    seq = _reverse_batch(torch.Generator().manual_seed(999_999), 256, length, vocab)  # one held-out set for all
+    tgt = seq[:, tgt0:]
     out = greedy(seq)
-    tok_acc = (out[:, tgt0:] == seq[:, tgt0:]).float().mean().item()
-    seq_acc = (out[:, tgt0:] == seq[:, tgt0:]).all(dim=1).float().mean().item()
     with torch.no_grad():
-        val_loss = F.cross_entropy(model(seq[:, :-1])[:, tgt0 - 1:].reshape(-1, vocab), seq[:, tgt0:].reshape(-1)).item()
-    final = {"gen_seq_acc": seq_acc, "gen_token_acc": tok_acc, "val_loss": val_loss, "train_loss": float(loss),
-             "train_time_s": time.perf_counter() - t0}
-    curve.append({"step": steps, "gen_seq_acc": seq_acc})
+        lg = logits_for(seq, tgt[:, :-1])
+        val_loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tgt.reshape(-1)).item()
+    final = {"gen_seq_acc": (out == tgt).all(1).float().mean().item(), "gen_token_acc": (out == tgt).float().mean().item(),
+             "val_loss": val_loss, "train_loss": float(loss.detach()), "train_time_s": time.perf_counter() - t0}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "final_metrics.json").write_text(json.dumps(final, indent=1))
     return {"final": final, "curve": curve, "n_params": count_model_params({"model": model_data})}

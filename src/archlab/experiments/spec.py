@@ -278,11 +278,35 @@ def builtin_specs() -> list[ExperimentSpec]:
 ParamCounter = Callable[[Mapping[str, Any]], int]
 
 
+def expand(data: Any) -> Any:
+    """Nested form of a config: {'model': {'attn.n_heads': 4}} -> {'model': {'attn': {'n_heads': 4}}}."""
+    if not isinstance(data, Mapping):
+        return copy.deepcopy(data)
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        v = expand(v)
+        if "." in str(k):
+            cur = get_dotted(out, str(k))
+            if isinstance(cur, dict) and isinstance(v, dict):
+                v = {**cur, **v}
+            set_dotted(out, str(k), v)
+        elif isinstance(out.get(k), dict) and isinstance(v, dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
 def variant_config(spec: ExperimentSpec, variant: str, profile: str) -> dict[str, Any]:
-    """Base config + profile overrides + variant diff (before budget and parameter matching)."""
-    cfg = apply_diff(spec.base, spec.profile(profile).get("overrides", {}))
-    cfg = apply_diff(cfg, spec.variants[variant])
+    """Base config + profile overrides + variant diff (before budget and parameter matching), in nested form."""
+    cfg = apply_diff(expand(spec.base), spec.profile(profile).get("overrides", {}))
+    cfg = apply_diff(cfg, expand_values(spec.variants[variant]))
     return apply_diff(cfg, spec.profile(profile).get("variant_overrides", {}).get(variant, {}))
+
+
+def expand_values(diff: Mapping[str, Any]) -> dict[str, Any]:
+    """A variant diff whose mapping values are put in nested form too."""
+    return {k: expand(v) if isinstance(v, Mapping) else v for k, v in diff.items()}
 
 
 def match_parameters(cfg: dict[str, Any], target: int, key: str, count: ParamCounter, *,
