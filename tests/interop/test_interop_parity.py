@@ -63,7 +63,8 @@ DECODERS = {
 ENCDEC = {
     "marian-shared": lambda: _marian(scale_embedding=True, activation_function="swish"),
     "marian-unshared-untied": lambda: _marian(share_encoder_decoder_embeddings=False, tie_word_embeddings=False,
-                                              activation_function="gelu", decoder_layers=3),
+                                              activation_function="gelu", decoder_layers=3,
+                                              scale_embedding=True),
 }
 BERTS = {
     "bert-base": lambda c: T.BertModel(c),

@@ -143,56 +143,37 @@ def to_hf(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Pa
 
 # ----------------------------------------------------------------------------- archlab checkpoints
 def save_archlab(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Path:
-    """Write an archlab model directory: config.json ({"model": config}) + model.safetensors (tied stored once)."""
+    """Write `model` as an archlab checkpoint under `path` (the trainer's format: step_00000000/ + LATEST)."""
     from archlab.config import to_dict
+    from archlab.train.checkpoint import save_checkpoint
 
-    seen: set[int] = set()
-    tensors = {}
-    for name, t in model.state_dict(keep_vars=True).items():
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        tensors[name] = t.detach()
-    doc: dict[str, Any] = {"model": to_dict(model.cfg)}
-    if getattr(model, "hf_meta", None):
-        doc["hf_meta"] = model.hf_meta
-    return write_model_dir(path, doc, tensors, tokenizer, metadata={"archlab": "model"})
+    state = {"model_config": to_dict(model.cfg), "hf_meta": getattr(model, "hf_meta", {}) or {}}
+    return save_checkpoint(path, 0, model, None, state, tokenizer, keep=1)
 
 
 def _load_archlab(p: Path):
     from archlab.models import build_model, model_config_from_dict
+    from archlab.train.checkpoint import load_checkpoint, resolve_checkpoint, verify_checkpoint
 
-    if (p / "state.json").is_file() or (p / "checkpoints").is_dir():  # a training checkpoint / run dir
-        from archlab.train.checkpoint import load_checkpoint, resolve_checkpoint
-
-        ckpt = resolve_checkpoint(p)
-        doc = read_json(ckpt / "state.json")
-        model_dict = _find_model_section(doc, ckpt)
-        model = build_model(model_config_from_dict(model_dict))
-        load_checkpoint(ckpt, model)
-        return model.eval(), load_tokenizer(ckpt)
-    doc = read_config(p)
-    if "model" not in doc:
-        raise InteropError(f"{str(p / CONFIG_FILE)!r} has neither model_type (Hugging Face) nor a 'model' section "
-                           "(archlab)")
-    model = build_model(model_config_from_dict(doc["model"]))
-    tensors = read_tensors(p)
-    load_state_strict(model, tensors, {}, str(p / WEIGHTS_FILE))
-    model.hf_meta = doc.get("hf_meta", {})
-    return model.eval(), load_tokenizer(p)
-
-
-def _find_model_section(doc: dict[str, Any], where: Path) -> dict[str, Any]:
-    for key in ("config", "run_config", "run"):
-        if isinstance(doc.get(key), dict) and isinstance(doc[key].get("model"), dict):
-            return doc[key]["model"]
-    if isinstance(doc.get("model"), dict):
-        return doc["model"]
-    raise InteropError(f"{str(where)!r}: state.json holds no model config")
+    ckpt = resolve_checkpoint(p)
+    doc = verify_checkpoint(ckpt)
+    section = doc.get("model_config") or (doc.get("run_config") or {}).get("model")
+    if not isinstance(section, dict):
+        raise InteropError(f"{str(ckpt / 'state.json')!r} holds no model_config; cannot rebuild the model")
+    model = build_model(model_config_from_dict(section))
+    load_checkpoint(ckpt, model)
+    model.hf_meta = doc.get("hf_meta") or {}
+    tok = None
+    for cand in (ckpt, ckpt.parent.parent):  # the checkpoint itself, or its run directory
+        tok = load_tokenizer(cand)
+        if tok is not None:
+            break
+    return model.eval(), tok
 
 
 def load_pretrained(path: str | Path):
-    """(model, tokenizer or None) from an HF directory / GGUF file or an archlab model / checkpoint dir."""
+    """(model in eval mode, `tokenizers.Tokenizer` or None) from an HF directory / GGUF file, or an archlab
+    checkpoint / run directory."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model path {str(p)!r} does not exist")

@@ -100,9 +100,12 @@ def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, di
     if cfg.head.lm:
         linear("mlm_transform.dense", "/cls.predictions.transform.dense", (D, D))
         norm("mlm_transform.norm", "/cls.predictions.transform.LayerNorm")
-        bias_names = ["/cls.predictions.bias", "/cls.predictions.decoder.bias"]
-        state["lm_head.bias"] = src.take_first(bias_names, (V,))
-        sources["lm_head.bias"] = "cls.predictions.bias"
+        if cfg.head.tie:  # transformers ties decoder.bias to predictions.bias together with the weight
+            state["lm_head.bias"] = src.take_first(["/cls.predictions.bias", "/cls.predictions.decoder.bias"], (V,))
+            sources["lm_head.bias"] = "cls.predictions.bias"
+        else:  # untied: the decoder Linear's own bias is the one forward() adds; predictions.bias is unused
+            put("lm_head.bias", "/cls.predictions.decoder.bias", (V,))
+            src.take("/cls.predictions.bias", (V,))
         if cfg.head.tie:
             if src.has("/cls.predictions.decoder.weight") and not torch.equal(
                     src.take("/cls.predictions.decoder.weight"), state["tok_embed.weight"]):
@@ -189,4 +192,5 @@ def convert_to_hf(state: dict[str, torch.Tensor], cfg: TransformerConfig) -> dic
         out["cls.predictions.bias"] = state["lm_head.bias"]
         if not h.tie:
             out["cls.predictions.decoder.weight"] = state["lm_head.weight"]
+            out["cls.predictions.decoder.bias"] = state["lm_head.bias"]
     return out

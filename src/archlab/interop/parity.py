@@ -52,3 +52,32 @@ def hf_greedy(hf_model, input_ids: torch.Tensor, n_new: int, *, attention_mask: 
                             min_new_tokens=n_new, eos_token_id=None, pad_token_id=0,
                             forced_eos_token_id=None, forced_bos_token_id=None, **kw)
     return out[:, -n_new:]
+
+
+@torch.no_grad()
+def check_against_transformers(model: torch.nn.Module, hf_dir, *, batch: int = 2, seq_len: int = 12,
+                               seed: int = 0) -> float:
+    """Load `hf_dir` with transformers and return max |logits_archlab − logits_transformers| on random tokens.
+
+    Encoder-only models without an LM head compare the last hidden states instead.
+    """
+    import transformers
+
+    from archlab.interop.hf_io import read_config
+
+    arch = (read_config(hf_dir).get("architectures") or ["AutoModel"])[0]
+    hf_model = getattr(transformers, arch).from_pretrained(str(hf_dir)).eval()
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    t = min(seq_len, cfg.max_seq_len)
+    ids = torch.randint(0, cfg.vocab_size, (batch, t), generator=g)
+    model.eval()
+    if cfg.shape == "encoder_decoder":
+        dec = torch.randint(0, cfg.vocab_size, (batch, t), generator=g)
+        return float((model(ids, decoder_input_ids=dec) - hf_model(ids, decoder_input_ids=dec).logits).abs().max())
+    out = hf_model(ids)
+    if cfg.shape == "encoder" and not cfg.head.lm:
+        if cfg.head.n_classes:
+            return float((model.classify(ids) - out.logits).abs().max())
+        return float((model.encode(ids) - out.last_hidden_state).abs().max())
+    return float((model(ids) - out.logits).abs().max())
