@@ -203,7 +203,8 @@ class ImageClassification(Task):
             ax.axis("off")
         for ax, img, p, t in zip(axes.flat, images, pred.tolist(), labels.tolist()):
             img = (img * std + mean).clamp(0, 1)
-            ax.imshow((img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)).numpy(), cmap="gray" if img.shape[0] == 1 else None)
+            grey = img.shape[0] == 1
+            ax.imshow((img[0] if grey else img.permute(1, 2, 0)).numpy(), cmap="gray" if grey else None)
             ax.set_title(f"{self.classes[p]}\n({self.classes[t]})", fontsize=7, color="green" if p == t else "red")
         fig.suptitle("predicted (true)", fontsize=9)
         fig.tight_layout()
