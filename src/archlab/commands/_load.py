@@ -26,6 +26,7 @@ def load_for_inference(path: str, device: str = "cpu"):
 
     ck = resolve_checkpoint(p)
     doc = verify_checkpoint(ck)
+    doc["path"] = str(ck)
     cfg = model_config_from_dict(doc["model_config"])
     model = build_model(cfg)
     load_checkpoint(ck, model, device=device)
