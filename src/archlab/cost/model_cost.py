@@ -297,7 +297,7 @@ def cost_table(model_or_cfg: Any = None, batch: int = 1, seq_len: int | None = N
     total = max(mc.macs, 1)
     items = collapse_blocks(mc.rows) if collapse else [(r.name, 1, r) for r in mc.rows]
     for name, count, r in items:
-        if not (r.params or r.macs or r.ops):
+        if not (r.params or r.macs or r.ops) or (collapse and r.kind == "activation"):
             continue
         nm = name if len(name) <= 46 else "…" + name[-45:]
         lines.append(f"{nm:<46} {count:>3} {r.kind:<15} {r.params:>11,} {human(r.macs):>9} "

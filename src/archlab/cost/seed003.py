@@ -100,7 +100,7 @@ def examples() -> list[Example]:
         "bottleneck_inception", "inception with 1×1 bottlenecks (the six conv layers seed 003 lists)",
         "Total: 358 M ops", 358e6, bott, "slip",
         f"The six listed layers sum to {bott:,} MACs ≈ {bott / 1e6:.1f}M, not 358M. The seed's 358M is "
-        f"reproduced exactly by adding the [3×3 conv, 192] layer ({conv3:,} MACs) a second time: "
+        f"reproduced exactly by counting the [3×3 conv, 192] layer ({conv3:,} MACs) twice: "
         f"{bott:,} + {conv3:,} = {bott + conv3:,} ≈ {(bott + conv3) / 1e6:.0f}M. The saving over the naive "
         f"module is therefore {naive / bott:.2f}×, not the {854 / 358:.2f}× the seed's numbers imply.",
         rows, {"double_counted_3x3": conv3, "seed_sum_reproduced": bott + conv3, "saving": naive / bott}))

@@ -271,7 +271,7 @@ def _torch_rnn(name, m: nn.RNNBase, calls, ctx):
 @handles("Attention", descend=True)
 def _attention(name, m, calls, ctx):
     """q/k/v/o projections are its Linear children; this row adds QKᵀ and AV."""
-    macs = outs = ops = 0
+    macs = outs = ops = ins = 0
     causal_any = cross = False
     for c in calls:
         b, tq = _first(c)[:2]
@@ -284,9 +284,10 @@ def _attention(name, m, calls, ctx):
         macs += attention_core_macs(b, m.n_heads, tq, tk, m.head_dim, ctx.causal_half and causal)
         ops += 5 * b * m.n_heads * tq * tk  # scale, mask, exp, sum, divide
         outs += b * tq * m.n_heads * m.head_dim
+        ins += b * (tq * m.n_heads + 2 * tk * m.n_kv_heads) * m.head_dim  # Q, K, V read once (fused kernel)
     half = " (causal: half counted)" if ctx.causal_half and causal_any else (" (causal: full square counted)"
                                                                             if causal_any else "")
-    return [LayerCost(f"{name}.core", "attn-core", 0, macs, outs, ops=ops,
+    return [LayerCost(f"{name}.core", "attn-core", 0, macs, outs, ins, ops=ops,
                       note=f"QKᵀ+AV: 2·B·H·Tq·Tk·d, H={m.n_heads} d={m.head_dim}{half}; softmax in ops",
                       extra={"heads": m.n_heads, "kv_heads": m.n_kv_heads, "head_dim": m.head_dim, "cross": cross,
                              "encoder": name.startswith("encoder.")})]
