@@ -53,7 +53,7 @@ def bench(model, *, batch: int, seq: int, steps: int, warmup: int, compile: bool
     def loss_fn(x, y):
         out = model(x)
         logits = out.logits if hasattr(out, "logits") else out
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.view(-1))
+        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
 
     fn = torch.compile(loss_fn) if compile else loss_fn
     g = torch.Generator(device="cuda").manual_seed(0)
