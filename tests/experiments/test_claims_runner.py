@@ -169,3 +169,26 @@ def test_spec_errors_name_the_field(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_spec(bad)
+
+
+def tiny_real_spec():
+    return spec_from_dict({
+        "name": "tiny_real", "seed": "000", "quote": "q", "runner": "trainer",
+        "base": {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "ffn.d_ff": 32},
+                 "task": {"name": "synthetic", "kind": "copy", "seq_len": 12, "vocab_size": 12, "eval_size": 32},
+                 "train": {"batch_size": 4, "lr": 0.003, "eval_every": 0, "log_every": 2, "threads": 1}},
+        "variants": {"base": {}, "no_pos": {"model.pos.kind": "none"}}, "seeds": [0, 1], "budget": {"steps": 6},
+        "compare": [{"variant": "no_pos"}]})
+
+
+def test_real_trainer_sweep_interrupted_and_resumed_matches(tmp_path):
+    with Store(tmp_path / "ref.sqlite") as st:
+        ref = run_experiment(tiny_real_spec(), st, out_dir=tmp_path / "ref", inline=True, log=None)
+        assert ref.sweep.ran == 4 and ref.sweep.failed == 0, ref.sweep.errors
+    with Store(tmp_path / "int.sqlite") as st:
+        run_experiment(tiny_real_spec(), st, out_dir=tmp_path / "int", inline=True, max_new_runs=1, log=None)
+        res = run_experiment(tiny_real_spec(), st, out_dir=tmp_path / "int", inline=True, log=None)
+        assert res.sweep.skipped == 1 and res.sweep.ran == 3
+    a = [r for r in finals(tmp_path / "int.sqlite", "tiny_real") if not r[2].endswith("_s") and "per_s" not in r[2]]
+    b = [r for r in finals(tmp_path / "ref.sqlite", "tiny_real") if not r[2].endswith("_s") and "per_s" not in r[2]]
+    assert a == b and any(r[2] == "val_loss" for r in a)

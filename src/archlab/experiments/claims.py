@@ -181,7 +181,8 @@ def teacher_forcing_run(config: dict, seed: int, budget: dict, out_dir: str) -> 
     with torch.no_grad():
         lg = logits_for(seq, tgt[:, :-1])
         val_loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tgt.reshape(-1)).item()
-    final = {"gen_seq_acc": (out == tgt).all(1).float().mean().item(), "gen_token_acc": (out == tgt).float().mean().item(),
+    final = {"gen_seq_acc": (out == tgt).all(1).float().mean().item(),
+             "gen_token_acc": (out == tgt).float().mean().item(),
              "val_loss": val_loss, "train_loss": float(loss.detach()), "train_time_s": time.perf_counter() - t0}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "final_metrics.json").write_text(json.dumps(final, indent=1))

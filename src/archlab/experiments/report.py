@@ -183,14 +183,16 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
         seeds = ",".join(q.seed for q in r.spec.quotes)
         if r.spec.kind == "cost":
             for c in r.checks:
-                rows.append({"claim": r.spec.name, "seed": seeds, "comparison": c["name"], "metric": c.get("unit", ""),
-                             "baseline": f"seed: {_fmt(c.get('claimed'))}", "variant": f"computed: {_fmt(c.get('computed'))}",
+                rows.append({"claim": r.spec.name, "seed": seeds, "comparison": c["name"],
+                             "metric": c.get("unit", ""), "baseline": f"seed: {_fmt(c.get('claimed'))}",
+                             "variant": f"computed: {_fmt(c.get('computed'))}",
                              "diff": _fmt(c.get("rel_error")), "p": "exact", "verdict": c["verdict"],
                              "claim_verdict": r.verdict, "n": "–"})
             continue
         for cr in r.comparisons:
             v, c = cr.verdict, cr.comparison
-            rows.append({"claim": r.spec.name, "seed": seeds, "comparison": cr.label, "metric": f"{c.metric} ({c.goal})",
+            rows.append({"claim": r.spec.name, "seed": seeds, "comparison": cr.label,
+                         "metric": f"{c.metric} ({c.goal})",
                          "baseline": f"{c.baseline}: {v.baseline.fmt()}", "variant": f"{c.variant}: {v.variant.fmt()}",
                          "diff": f"{_fmt(v.d)} [{_fmt(v.ci_lo)}, {_fmt(v.ci_hi)}]", "p": _fmt(v.p, 2),
                          "verdict": v.verdict, "claim_verdict": r.verdict, "n": f"{v.variant.n}+{v.baseline.n}"})
@@ -234,8 +236,9 @@ def base_config(r: ExperimentResult) -> str:
 
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#1f2328}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#1f2328}table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
 th{background:#f6f8fa}.v-supported{color:#1a7f37;font-weight:600}.v-contradicted{color:#cf222e;font-weight:600}
 .v-inconclusive{color:#9a6700;font-weight:600}blockquote{border-left:4px solid #d0d7de;margin:0.5em 0;padding:0.2em 1em;
 color:#57606a}pre{background:#f6f8fa;padding:0.6em;overflow:auto;font-size:12px;max-height:22em}
@@ -266,9 +269,9 @@ def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab cl
                  "<th>comparison</th><th>metric</th><th>baseline</th><th>variant</th><th>d [CI]</th><th>p</th>"
                  "<th>seeds</th><th>verdict</th></tr>")
     for row in verdict_rows(results):
-        parts.append("<tr class='verdict-row'>" + "".join(
-            f"<td>{e(row[k])}</td>" for k in ("claim", "seed", "comparison", "metric", "baseline", "variant", "diff",
-                                              "p", "n")) + f"<td class='v-{e(row['verdict'])}'>{e(row['verdict'])}</td></tr>")
+        cells = "".join(f"<td>{e(row[k])}</td>" for k in ("claim", "seed", "comparison", "metric", "baseline",
+                                                          "variant", "diff", "p", "n"))
+        parts.append(f"<tr class='verdict-row'>{cells}<td class='v-{e(row['verdict'])}'>{e(row['verdict'])}</td></tr>")
     parts.append("</table>")
     for r in results:
         s = r.spec

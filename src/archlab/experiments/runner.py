@@ -279,7 +279,8 @@ def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profil
     sweep = Sweep()
     todo: list[tuple[int, RunPlan]] = []
     for plan in plans:
-        rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash or spec_hash, variant=plan.variant, seed=plan.seed,
+        rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash or spec_hash,
+                               variant=plan.variant, seed=plan.seed,
                                run_key=plan.run_key, profile=profile, runner=str(plan.runner), config=plan.config,
                                budget=plan.budget, n_params=plan.n_params)
         row = store.run(rid)

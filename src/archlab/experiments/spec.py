@@ -219,7 +219,8 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
                                   f"variants: {sorted(variants)}")
         expect = c.get("expect", "worse")
         if expect not in EXPECTS:
-            raise ConfigError(f"{where}: compare[{i}].expect={expect!r} is not allowed; expected one of {list(EXPECTS)}")
+            raise ConfigError(f"{where}: compare[{i}].expect={expect!r} is not allowed; "
+                              f"expected one of {list(EXPECTS)}")
         cgoal = c.get("goal", goal if "metric" not in c else c.get("goal", goal))
         if cgoal not in GOALS:
             raise ConfigError(f"{where}: compare[{i}].goal={cgoal!r} is not allowed; expected one of {list(GOALS)}")

@@ -81,8 +81,8 @@ class Store:
         """The id of the run row for (experiment, variant, seed, run_key), creating it as pending."""
         with self.db:
             self.db.execute(
-                "INSERT OR IGNORE INTO runs(experiment, spec_hash, variant, seed, run_key, profile, runner, config_json,"
-                " budget_json, n_params, status) VALUES (?,?,?,?,?,?,?,?,?,?, 'pending')",
+                "INSERT OR IGNORE INTO runs(experiment, spec_hash, variant, seed, run_key, profile, runner, "
+                "config_json, budget_json, n_params, status) VALUES (?,?,?,?,?,?,?,?,?,?, 'pending')",
                 (experiment, spec_hash, variant, seed, run_key, profile, runner,
                  json.dumps(config, sort_keys=True), json.dumps(budget, sort_keys=True), n_params))
             row = self.db.execute("SELECT id FROM runs WHERE experiment=? AND variant=? AND seed=? AND run_key=?",
@@ -172,7 +172,8 @@ class Store:
         return rows
 
     def experiments(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute("SELECT name, title, spec_hash, updated FROM experiments ORDER BY name")]
+        q = "SELECT name, title, spec_hash, updated FROM experiments ORDER BY name"
+        return [dict(r) for r in self.db.execute(q)]
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Run any read-only SQL and return rows as dicts."""
