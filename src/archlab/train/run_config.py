@@ -68,8 +68,6 @@ class TrainConfig:
         check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas={list(self.betas)} must be two numbers in [0, 1)")
-        if self.warmup_steps > self.steps:
-            raise ConfigError(f"train.warmup_steps={self.warmup_steps} exceeds train.steps={self.steps}")
         if self.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints={self.keep_checkpoints} must be at least 1")
 
@@ -151,7 +149,11 @@ def apply_run_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[
             if "=" not in item:
                 raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=3e-4)")
             k, v = item.split("=", 1)
-            pairs[k.strip()] = _parse(v)
+            k = k.strip()
+            # 'none' is a real choice for many model fields (pos.kind=none, block.norm=none): keep it a string
+            # there; 'null' is always None
+            keep = k.startswith(("model.", "task.")) and v.strip() in ("none", "None")
+            pairs[k] = v.strip() if keep else _parse(v)
         overrides = pairs
     model, task, train, name = dict(cfg.model), dict(cfg.task), cfg.train, cfg.name
     train_over: dict[str, Any] = {}
