@@ -9,6 +9,7 @@ encoder-decoder Transformer) and Mamba; SmolLM2-style LLaMA GGUF files are read 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -183,6 +184,9 @@ def load_pretrained(path: str | Path):
         if tok is None and _gguf_files(p):
             from archlab.interop import gguf
 
-            tok = gguf.tokenizer_from_gguf(_gguf_files(p)[0])
+            try:
+                tok = gguf.tokenizer_from_gguf(_gguf_files(p)[0])
+            except InteropError as e:  # the weights are still usable; say why there is no tokenizer
+                warnings.warn(f"no tokenizer: {e}", stacklevel=2)
         return model, tok
     return _load_archlab(p)

@@ -1,0 +1,155 @@
+"""LLaMA-architecture GGUF files (e.g. SmolLM2) → HF-style config + dequantised fp32 tensors.
+
+Read with the `gguf` package (the llama.cpp project's reader): metadata becomes an HF LlamaConfig
+dict, every tensor is dequantised (Q4_1, Q8_0, ... → float32) and renamed to transformers' names,
+so the ordinary LLaMA converter does the rest. llama.cpp stores q/k projections with the rows of
+each head interleaved for its RoPE kernel; `unpermute` restores HF's rotate-half order.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from archlab.interop.hf_io import InteropError
+
+# llama.cpp tensor name (after "blk.N.") -> transformers name (after "model.layers.N.")
+LAYER_NAMES = {
+    "attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias", "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_v.bias": "self_attn.v_proj.bias", "attn_output.bias": "self_attn.o_proj.bias",
+    "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+TOP_NAMES = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+             "output.weight": "lm_head.weight"}
+PRE_TOKENIZERS = ("default", "gpt2", "smollm")
+
+
+def _reader(path: str | Path):
+    try:
+        import gguf
+    except ImportError:
+        raise InteropError("reading .gguf files needs the `gguf` package (pip install gguf)") from None
+    p = Path(path)
+    if not p.is_file():
+        raise InteropError(f"GGUF file {str(p)!r} does not exist")
+    st = p.stat()
+    return gguf, _cached_reader(str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=1)
+def _cached_reader(path: str, mtime_ns: int, size: int):
+    """One parse per file version: parsing the metadata (50k vocabulary strings) dominates reading time."""
+    import gguf
+
+    try:
+        return gguf.GGUFReader(path)
+    except Exception as e:  # the reader raises ValueError / struct.error / OSError on a bad file
+        raise InteropError(f"{path!r} is not a readable GGUF file: {e}") from None
+
+
+def _field(reader, key: str, default: Any = None) -> Any:
+    f = reader.fields.get(key)
+    return default if f is None else f.contents()
+
+
+def unpermute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Undo llama.cpp's q/k row permutation: per head, (d/2, 2) interleaved rows → (2, d/2) halves."""
+    rest = w.shape[1:]
+    return w.reshape(n_heads, w.shape[0] // n_heads // 2, 2, *rest).transpose(1, 2).reshape(w.shape)
+
+
+def read_gguf(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(HF LlamaConfig dict, {transformers tensor name: float32 tensor}) for a LLaMA GGUF file."""
+    gguf, r = _reader(path)
+    arch = _field(r, "general.architecture")
+    if arch != "llama":
+        raise InteropError(f"{str(path)!r}: GGUF general.architecture={arch!r} is not supported "
+                           "(archlab reads 'llama' GGUF files)")
+
+    def need(key: str) -> Any:
+        v = _field(r, f"llama.{key}")
+        if v is None:
+            raise InteropError(f"{str(path)!r} lacks GGUF metadata 'llama.{key}'")
+        return v
+
+    d, heads = int(need("embedding_length")), int(need("attention.head_count"))
+    kv = int(_field(r, "llama.attention.head_count_kv", heads))
+    head_dim = int(_field(r, "llama.rope.dimension_count", d // heads))
+    names = {t.name for t in r.tensors}
+    vocab = _field(r, "llama.vocab_size") or len(r.fields["tokenizer.ggml.tokens"].data)
+    if _field(r, "llama.rope.scaling.type") not in (None, "none"):
+        raise InteropError(f"{str(path)!r}: GGUF llama.rope.scaling.type="
+                           f"{_field(r, 'llama.rope.scaling.type')!r} is not supported")
+    hf: dict[str, Any] = {
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": int(vocab), "hidden_size": d,
+        "intermediate_size": int(need("feed_forward_length")), "num_hidden_layers": int(need("block_count")),
+        "num_attention_heads": heads, "num_key_value_heads": kv, "head_dim": head_dim,
+        "max_position_embeddings": int(_field(r, "llama.context_length", 2048)),
+        "rms_norm_eps": float(_field(r, "llama.attention.layer_norm_rms_epsilon", 1e-6)),
+        "rope_theta": float(_field(r, "llama.rope.freq_base", 10000.0)), "hidden_act": "silu",
+        "tie_word_embeddings": "output.weight" not in names,
+        "attention_bias": "blk.0.attn_q.bias" in names, "mlp_bias": False,
+        "bos_token_id": _field(r, "tokenizer.ggml.bos_token_id"),
+        "eos_token_id": _field(r, "tokenizer.ggml.eos_token_id"),
+        "pad_token_id": _field(r, "tokenizer.ggml.padding_token_id"),
+        "_name_or_path": _field(r, "general.name") or "gguf",
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    for t in r.tensors:
+        if t.name in TOP_NAMES:
+            name = TOP_NAMES[t.name]
+        elif t.name.startswith("blk."):
+            _, layer, rest = t.name.split(".", 2)
+            if rest not in LAYER_NAMES:
+                name = t.name  # left for the converter to report as unexpected
+            else:
+                name = f"model.layers.{layer}.{LAYER_NAMES[rest]}"
+        else:
+            name = t.name
+        try:
+            arr = gguf.quants.dequantize(t.data, t.tensor_type)
+        except NotImplementedError:
+            raise InteropError(f"{str(path)!r}: tensor {t.name!r} uses GGUF type {t.tensor_type.name}, which the "
+                               "installed gguf package cannot dequantise") from None
+        shape = tuple(int(x) for x in t.shape[::-1])  # GGUF lists dims fastest-first
+        w = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True)).reshape(shape)
+        if name.endswith("q_proj.weight") or name.endswith("q_proj.bias"):
+            w = unpermute(w, heads)
+        elif name.endswith("k_proj.weight") or name.endswith("k_proj.bias"):
+            w = unpermute(w, kv)
+        tensors[name] = w
+    return hf, tensors
+
+
+def tokenizer_from_gguf(path: str | Path):
+    """The byte-level BPE tokenizer a GGUF file embeds, as a `tokenizers.Tokenizer` (tokenizer.ggml.model=gpt2)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    _, r = _reader(path)
+    kind, pre = _field(r, "tokenizer.ggml.model"), _field(r, "tokenizer.ggml.pre", "default")
+    if kind != "gpt2":
+        raise InteropError(f"{str(path)!r}: GGUF tokenizer.ggml.model={kind!r} is not supported (archlab reads 'gpt2' "
+                           "byte-level BPE)")
+    if pre not in PRE_TOKENIZERS:
+        raise InteropError(f"{str(path)!r}: GGUF tokenizer.ggml.pre={pre!r} is not supported (supported: "
+                           f"{list(PRE_TOKENIZERS)})")
+    tokens = _field(r, "tokenizer.ggml.tokens")
+    types = _field(r, "tokenizer.ggml.token_type") or [1] * len(tokens)
+    merges = [tuple(m.split(" ", 1)) for m in _field(r, "tokenizer.ggml.merges") or []]
+    tk = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, fuse_unk=False,
+                              byte_fallback=False))
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # llama.cpp's "smollm" pre-tokenizer splits each digit off before GPT-2's regex (as SmolLM2's tokenizer.json)
+    tk.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                        if pre == "smollm" else byte_level)
+    tk.decoder = decoders.ByteLevel()
+    special = [AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types) if ty == 3]  # CONTROL
+    tk.add_special_tokens(special)
+    return tk
