@@ -16,7 +16,8 @@ def add_parser(sub):
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--seq-len", type=int, default=None,
                    help="sequence length T (default: min(max_seq_len, 2048)); also the inference context")
-    p.add_argument("--context", type=int, default=None, help="inference context t for the per-token figures (default T)")
+    p.add_argument("--context", type=int, default=None,
+                   help="inference context t for the per-token figures (default T)")
     p.add_argument("--image-size", type=int, default=None, help="image side for CNNs (default: the config's)")
     p.add_argument("--dtype", default="bf16", help="dtype for bytes: fp32, bf16, fp16, fp8, int8, int4 (default bf16)")
     p.add_argument("--causal-half", action="store_true",

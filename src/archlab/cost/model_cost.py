@@ -11,10 +11,12 @@ AV over T keys (full square, no causal halving), ×3 for forward+backward. We al
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 from torch import nn
@@ -101,11 +103,20 @@ def example_run(cfg: Any, wl: Workload, device: str | torch.device = "meta"):
                      "pass a sequence config (vocab_size, d_model) or an image config (image_size, in_channels)")
 
 
+_INIT_FNS = ("normal_", "uniform_", "zeros_", "ones_", "constant_", "trunc_normal_", "kaiming_normal_",
+             "kaiming_uniform_", "xavier_normal_", "xavier_uniform_", "orthogonal_")
+
+
 def meta_model(cfg: Any) -> nn.Module:
-    """The model built on the meta device: shapes only, nothing allocated."""
+    """The model built on the meta device: shapes only, nothing allocated; nn.init calls are skipped
+    (on meta they only cost time: each runs through Python decompositions)."""
     from archlab.models import build_model
 
-    with torch.device("meta"):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.device("meta"))
+        for fn in _INIT_FNS:
+            if hasattr(nn.init, fn):
+                stack.enter_context(mock.patch.object(nn.init, fn, lambda t, *a, **k: t))
         return build_model(cfg)
 
 
@@ -215,15 +226,22 @@ def _sequence_figures(cfg: Any, mc: ModelCost, context: int | None) -> dict[str,
 
 
 def model_cost(model_or_cfg: Any, batch: int = 1, seq_len: int | None = None, image_size: int | None = None,
-               dtype: str = "bf16", *, causal_half: bool = False, context: int | None = None) -> ModelCost:
-    """Walk the model on the meta device for one forward of (batch, seq_len | image_size) and total it."""
+               dtype: str = "bf16", *, causal_half: bool = False, context: int | None = None,
+               wrap_forward=None) -> ModelCost:
+    """Walk the model on the meta device for one forward of (batch, seq_len | image_size) and total it.
+
+    wrap_forward(model, run): optional, runs the recorded forward inside a context (crosscheck's counter)."""
     dtype_bytes(dtype)
     cfg = resolve_config(model_or_cfg)
     if cfg is None:
         raise ValueError("model_cost needs a config, a preset name, a config file, or a model with a .cfg")
     wl = workload_for(cfg, batch, seq_len, image_size)
     model = meta_model(cfg)
-    calls = record_calls(model, example_run(cfg, wl))
+    run = example_run(cfg, wl)
+    if wrap_forward is not None:
+        inner = run
+        run = lambda m: wrap_forward(m, inner)  # noqa: E731
+    calls = record_calls(model, run)
     rows = walk(model, calls, causal_half=causal_half, cfg=cfg)
     params = sum(r.params for r in rows)
     lookup = sum(r.params for r in rows if r.kind == "embedding")
