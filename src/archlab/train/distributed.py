@@ -1,0 +1,351 @@
+"""Data-parallel (DDP) and fully-sharded (FSDP2) training through torchrun, with resumable distributed checkpoints.
+
+    torchrun --nproc_per_node=2 -m archlab.train.distributed CONFIG.yaml --strategy ddp|fsdp --out runs/x [--resume]
+
+Semantics: `train.batch_size` is the *global* batch, exactly as in the single-process trainer
+(archlab.train.trainer). Every rank builds the same global micro-batch `task.train_batch(i)` (a pure
+function of (seed, i)) and keeps rows [r·B/W, (r+1)·B/W). DDP all-reduces the mean of the rank gradients,
+FSDP2 reduce-scatters it; when every shard holds the same number of loss tokens (causal LM and the
+fixed-length synthetic tasks) that mean is the gradient of the global-batch mean loss, so the loss
+curve equals single-process training on the same global batch (tests/perf/test_distributed.py).
+
+Checkpoints use torch.distributed.checkpoint (DCP): every rank writes its own shard in parallel, and
+a resume may use another world size or strategy (DCP reshards on load). `OUT/dcp/step_N/` holds the
+DCP files; `OUT/dcp/step_N/state.json` (step, configs) is written by rank 0 after all shards are done,
+and `OUT/dcp/LATEST` names the newest complete one. Note: DCP's own `.metadata` file is a torch pickle,
+so load DCP checkpoints only from sources you trust; `export_safetensors` writes a consolidated
+safetensors copy of the weights for sharing.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from archlab.train.checkpoint import atomic_write_text
+from archlab.train.optim import build_optimizer, lr_at, set_lr
+from archlab.train.run_config import RunConfig, load_run_config, run_config_from_dict
+from archlab.train.trainer import autocast_context, build_run, seed_everything
+
+STRATEGIES = ("ddp", "fsdp", "none")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(backend: str | None = None, device: str = "auto") -> DistInfo:
+    """Join the process group described by torchrun's env (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT).
+
+    Without those variables this is a world of one and no process group is created.
+    NCCL on CUDA, gloo on CPU unless `backend` says otherwise.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    dev = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"), timeout=datetime.timedelta(minutes=10),
+                                device_id=dev if use_cuda else None)
+    return DistInfo(rank, world, local_rank, dev)
+
+
+def blocks_of(model: nn.Module) -> list[nn.Module]:
+    """The residual blocks (the FSDP2 sharding units) of an archlab model, encoder first."""
+    out = []
+    for name in ("encoder", "decoder"):
+        stack = getattr(model, name, None)
+        if stack is not None and hasattr(stack, "blocks"):
+            out.extend(stack.blocks)
+    if not out and hasattr(model, "blocks"):
+        out = list(model.blocks)
+    return out
+
+
+def wrap_model(model: nn.Module, strategy: str, info: DistInfo, *, bf16_params: bool = False) -> nn.Module:
+    """DDP wrapper, or FSDP2 (`fully_shard` on every block, then the root) in place; 'none' returns model."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r} unknown; expected one of {list(STRATEGIES)}")
+    if strategy == "none" or info.world_size == 1 and strategy == "ddp":
+        return model
+    if strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params else None
+    kw = {"mp_policy": mp} if mp is not None else {}
+    for block in blocks_of(model):
+        fully_shard(block, **kw)
+    fully_shard(model, **kw)  # root: embeddings, final norm, (tied) head
+    return model
+
+
+def shard_batch(batch: dict, info: DistInfo) -> dict:
+    """Rows [r·B/W, (r+1)·B/W) of every batch tensor (dim 0) for rank r."""
+    if info.world_size == 1:
+        return batch
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            if v.shape[0] % info.world_size:
+                raise ValueError(f"train.batch_size={v.shape[0]} (the global batch) must be divisible by the "
+                                 f"world size {info.world_size}")
+            n = v.shape[0] // info.world_size
+            v = v[info.rank * n:(info.rank + 1) * n]
+        out[k] = v
+    return out
+
+
+def _all_mean(x: float, info: DistInfo) -> float:
+    if info.world_size == 1:
+        return x
+    t = torch.tensor([x], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t)  # SUM (gloo has no AVG)
+    return float(t) / info.world_size
+
+
+def _no_grad_sync(model: nn.Module, strategy: str):
+    """Skip the gradient all-reduce for a micro-batch that is not the last of its step."""
+    if strategy == "ddp" and hasattr(model, "no_sync"):
+        return model.no_sync()
+    if strategy == "fsdp" and hasattr(model, "set_requires_gradient_sync"):
+        model.set_requires_gradient_sync(False)
+
+        @contextlib.contextmanager
+        def restore():
+            try:
+                yield
+            finally:
+                model.set_requires_gradient_sync(True)
+        return restore()
+    return contextlib.nullcontext()
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def save_distributed(root: str | Path, step: int, model: nn.Module, optimizer, info: DistInfo,
+                     meta: dict | None = None) -> Path:
+    """All ranks: write model + optimizer shards with DCP into root/step_N; rank 0 then publishes it as LATEST."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    root = Path(root)
+    path = root / f"step_{step:08d}"
+    msd, osd = get_state_dict(model, optimizer)
+    dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(path))
+    if info.world_size > 1:
+        dist.barrier()
+    if info.is_main:
+        atomic_write_text(path / "state.json", json.dumps({"step": step, "world_size": info.world_size,
+                                                           **(meta or {})}, indent=1))
+        atomic_write_text(root / "LATEST", path.name)
+    if info.world_size > 1:
+        dist.barrier()
+    return path
+
+
+def latest_distributed(root: str | Path) -> Path | None:
+    """The newest complete DCP checkpoint under root (named by LATEST, with its state.json), or None."""
+    root = Path(root)
+    latest = root / "LATEST"
+    if not latest.is_file():
+        return None
+    path = root / latest.read_text().strip()
+    return path if (path / "state.json").is_file() else None
+
+
+def load_distributed(path: str | Path, model: nn.Module, optimizer) -> dict:
+    """All ranks: load model + optimizer from a DCP checkpoint (resharded to this job); returns its state.json."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    path = Path(path)
+    state_file = path / "state.json"
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{str(path)!r} is not a complete distributed checkpoint (no state.json)")
+    msd, osd = get_state_dict(model, optimizer)
+    sd = {"model": msd, "optim": osd}
+    dcp.load(sd, checkpoint_id=str(path))
+    set_state_dict(model, optimizer, model_state_dict=sd["model"], optim_state_dict=sd["optim"])
+    return json.loads(state_file.read_text())
+
+
+def export_safetensors(model: nn.Module, path: str | Path, info: DistInfo) -> None:
+    """Gather the full weights (all ranks take part) and write them as one safetensors file on rank 0."""
+    from safetensors.torch import save_model
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    inner = model.module if hasattr(model, "module") else model
+    sd = get_model_state_dict(inner, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if info.is_main:
+        dense = type(inner)(inner.cfg) if hasattr(inner, "cfg") else None
+        if dense is None:
+            raise ValueError("export_safetensors needs an archlab model (with .cfg)")
+        dense.load_state_dict(sd)
+        save_model(dense, str(path))
+
+
+# --------------------------------------------------------------------------------------------- training
+def train_distributed(run_cfg: RunConfig, strategy: str, out_dir: str | Path, *, resume: bool = False,
+                      info: DistInfo | None = None, progress: bool = True,
+                      export: str | Path | None = None) -> list[float]:
+    """Train run_cfg on this job (any world size) with DDP / FSDP2; returns the per-step global-batch losses."""
+    tc = run_cfg.train
+    info = info or init_distributed(device=tc.device)
+    out = Path(out_dir)
+    task, model_cfg, model = build_run(run_cfg, info.device)
+    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and info.device.type == "cuda")
+    inner = model
+    model = wrap_model(model, strategy, info, bf16_params=bf16 and info.device.type == "cuda")
+    optimizer = build_optimizer(inner, tc, info.device)
+    root = out / "dcp"
+    start = 0
+    if resume:
+        found = latest_distributed(root)
+        if found is None:
+            raise FileNotFoundError(f"nothing to resume: no complete checkpoint under {str(root)!r}")
+        start = int(load_distributed(found, model, optimizer)["step"])
+    seed_everything(tc.seed + 1 + start)
+    fwd = torch.compile(model) if tc.compile else model
+    stop = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
+    losses: list[float] = []
+    log = None
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        log = open(out / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+    from archlab.tasks import to_device
+
+    model.train()
+    try:
+        for step in range(start + 1, stop + 1):
+            lr = lr_at(step - 1, tc)
+            set_lr(optimizer, lr)
+            total = 0.0
+            for micro in range(tc.grad_accum):
+                batch = shard_batch(task.train_batch((step - 1) * tc.grad_accum + micro), info)
+                batch = to_device(batch, info.device)
+                sync = micro == tc.grad_accum - 1
+                with (contextlib.nullcontext() if sync else _no_grad_sync(model, strategy)):
+                    with autocast_context(info.device, tc.precision):
+                        loss, _ = task.loss(fwd, batch)
+                    (loss / tc.grad_accum).backward()
+                total += float(loss.detach()) / tc.grad_accum
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            total = _all_mean(total, info)
+            if not math.isfinite(total):
+                raise FloatingPointError(f"training loss became {total} at step {step}")
+            losses.append(total)
+            if log is not None and (step % max(tc.log_every, 1) == 0 or step == stop):
+                log.write(json.dumps({"kind": "train", "step": step, "loss": total, "lr": lr,
+                                      "world_size": info.world_size, "strategy": strategy}) + "\n")
+                log.flush()
+                if progress:
+                    print(f"step {step}/{stop} loss {total:.4f}", flush=True)
+            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == stop:
+                save_distributed(root, step, model, optimizer, info,
+                                 {"strategy": strategy, "run_config": run_cfg.to_dict()})
+    finally:
+        if log is not None:
+            log.close()
+    if export:
+        export_safetensors(model, export, info)
+    return losses
+
+
+# ------------------------------------------------------------------------------ local multi-process launcher
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, cfg_dict: dict, strategy: str, out: str, resume: bool,
+            result_file: str | None) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    info = init_distributed(device="cpu")
+    try:
+        losses = train_distributed(run_config_from_dict(cfg_dict), strategy, out, resume=resume, info=info,
+                                   progress=False)
+        if rank == 0 and result_file:
+            Path(result_file).write_text(json.dumps(losses))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def launch_local(world_size: int, run_cfg: RunConfig, strategy: str, out_dir: str | Path, *,
+                 resume: bool = False) -> list[float]:
+    """Run train_distributed in `world_size` local CPU processes (gloo), as torchrun would; returns rank 0's losses."""
+    import torch.multiprocessing as mp
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = out / f"losses_{strategy}_{world_size}{'_resume' if resume else ''}.json"
+    mp.spawn(_worker, args=(world_size, _free_port(), run_cfg.to_dict(), strategy, str(out), resume, str(result)),
+             nprocs=world_size, join=True)
+    return json.loads(result.read_text())
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+def main(argv: list[str] | None = None) -> int:
+    """torchrun entry point."""
+    ap = argparse.ArgumentParser(prog="python -m archlab.train.distributed",
+                                 description="DDP / FSDP2 training of a run config under torchrun.")
+    ap.add_argument("config", help="run config YAML/JSON (train.batch_size is the global batch)")
+    ap.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp")
+    ap.add_argument("--out", default=None, help="run directory (default runs/<name>-<strategy>)")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/dcp/LATEST (any world size)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--export", default=None, metavar="FILE.safetensors", help="write consolidated weights at the end")
+    args = ap.parse_args(argv)
+    run_cfg = load_run_config(args.config, args.overrides)
+    info = init_distributed(device=run_cfg.train.device)
+    out = Path(args.out or f"runs/{run_cfg.name}-{args.strategy}")
+    try:
+        losses = train_distributed(run_cfg, args.strategy, out, resume=args.resume, info=info, export=args.export)
+        if info.is_main and losses:
+            print(json.dumps({"final_loss": losses[-1], "steps": len(losses), "world_size": info.world_size,
+                              "strategy": args.strategy, "out": str(out)}))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__: list[Any] = ["DistInfo", "init_distributed", "wrap_model", "shard_batch", "save_distributed",
+                      "load_distributed", "latest_distributed", "export_safetensors", "train_distributed",
+                      "launch_local", "main"]
