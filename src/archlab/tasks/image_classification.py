@@ -86,8 +86,10 @@ class ImageClassification(Task):
     def _load(self) -> tuple[ImageDataset, ImageDataset]:
         root = self.option("root")
         if self.dataset == "fixture":
-            root = root or tempfile.mkdtemp(prefix="archlab-fixture-")
-            make_fixture(root, size=int(self.option("fixture_size", 28)), seed=self.seed)
+            size = int(self.option("fixture_size", 28))
+            # the fixture is a pure function of (size, seed): regenerate it into a fixed temp dir
+            root = root or str(Path(tempfile.gettempdir()) / f"archlab-fixture-{size}-{self.seed}")
+            make_fixture(root, size=size, seed=self.seed)
             return load_idx_split(root, "train"), load_idx_split(root, "test")
         if self.dataset == "idx":
             if not root:
