@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from archlab.data.io import atomic_write_bytes
+
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -70,8 +72,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     data = bytes([0, 0, codes[dt], arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape) + arr.astype(dt).tobytes()
     if compress or (compress is None and p.suffix == ".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
+    atomic_write_bytes(p, data)  # concurrent writers of the same fixture never leave a torn file
     return p
 
 
