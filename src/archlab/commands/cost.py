@@ -29,6 +29,8 @@ def add_parser(sub):
     p.add_argument("--crosscheck", action="store_true",
                    help="also count the forward with torch's FlopCounterMode and compare")
     p.add_argument("--seed003", action="store_true", help="seed 003's examples, recomputed and explained")
+    p.add_argument("--crosscheck-all", action="store_true",
+                   help="FlopCounterMode vs analytic MACs for every preset (meta device, --batch, T = --seq-len or 16)")
     return p
 
 
@@ -44,6 +46,17 @@ def run(args) -> int:
             print(report(), end="")
         if not args.model:
             return 0
+    if args.crosscheck_all:
+        from archlab.cost.crosscheck import crosscheck
+        from archlab.models import preset_names
+
+        worst = 0.0
+        for name in preset_names():
+            cc = crosscheck(name, args.batch, args.seq_len or 16, args.image_size)
+            worst = max(worst, cc.rel_err)
+            print(cc.line())
+        print(f"worst relative error {100 * worst:.3f}% over {len(preset_names())} presets")
+        return 0 if worst <= 0.01 else 1
     if not args.model:
         print("archlab cost: error: give a PRESET_OR_CONFIG (see `archlab presets`) or --seed003", file=sys.stderr)
         return 2

@@ -42,7 +42,7 @@ class CrossCheck:
 
     def line(self) -> str:
         inv = ", ".join(f"{k} {v:,}" for k, v in self.invisible.items())
-        return (f"{self.name:<20} analytic {self.analytic_macs:>17,}  counter {self.counted_macs:>17,}  "
+        return (f"{self.name:<24} analytic {self.analytic_macs:>17,}  counter {self.counted_macs:>17,}  "
                 f"rel.err {100 * self.rel_err:6.3f}%" + (f"  (not visible to the counter: {inv})" if inv else ""))
 
 
