@@ -70,7 +70,8 @@ BERTS = {
     "bert-base": lambda c: T.BertModel(c),
     "bert-mlm": lambda c: T.BertForMaskedLM(c),
     "bert-mlm-untied": lambda c: T.BertForMaskedLM(T.BertConfig(**{**c.to_dict(), "tie_word_embeddings": False})),
-    "bert-cls": lambda c: T.BertForSequenceClassification(T.BertConfig(**{**c.to_dict(), "num_labels": 3})),
+    "bert-cls": lambda c: T.BertForSequenceClassification(T.BertConfig(**{
+        **{k: v for k, v in c.to_dict().items() if k not in ("id2label", "label2id")}, "num_labels": 3})),
 }
 
 
@@ -139,6 +140,7 @@ def test_bert_parity_and_export(name, tmp_path):
             assert max_diff(back_out.last_hidden_state, ref_out.last_hidden_state, mask) <= TOL
             assert max_diff(model.pooled(ids, mask, types), ref_out.pooler_output) <= TOL
         elif name == "bert-cls":
+            assert model.cfg.head.n_classes == 3
             assert max_diff(model.classify(ids, mask, types), ref_out.logits) <= TOL
             assert max_diff(back_out.logits, ref_out.logits) <= TOL
         else:
