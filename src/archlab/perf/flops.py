@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from torch import nn
 
-# NVIDIA H100 SXM5: 989.4 TFLOP/s dense bf16 tensor-core peak (1979 with 2:4 sparsity). PCIe: 756.
-H100_SXM_BF16_DENSE_PEAK = 989e12
+try:  # one source of device peaks: archlab.cost.roofline (H100 SXM5 datasheet, dense bf16 = 989.4 TFLOP/s)
+    from archlab.cost.roofline import H100_SXM
+
+    H100_SXM_BF16_DENSE_PEAK = H100_SXM.peak("bf16")
+except ImportError:  # pragma: no cover - cost package absent
+    H100_SXM_BF16_DENSE_PEAK = 989.4e12  # NVIDIA H100 SXM5 dense bf16 tensor-core peak (1979 is with sparsity)
 
 
 def matmul_params(model: nn.Module) -> int:
