@@ -157,3 +157,18 @@ def test_load_pretrained_paths(hf_dirs, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["convert", "--from-hf", str(tmp_path), "--to", str(tmp_path / "x")]) == 2
     assert "not a Hugging Face model" in capsys.readouterr().err
+
+
+def test_marian_position_tables_are_verified(tmp_path):
+    from archlab.nn.position import sinusoidal_table
+
+    torch.manual_seed(0)
+    cfg = apply_overrides(preset("transformer-tiny"), {"pos.sinusoidal_layout": "split", "norm.eps": 1e-5,
+                                                      "pad_token_id": 0})
+    d = to_hf(build_model(cfg), tmp_path / "marian")
+    table = sinusoidal_table(cfg.max_seq_len, cfg.d_model, "split")
+    _edit_tensors(d, lambda t: t.update({"model.encoder.embed_positions.weight": table.clone()}))
+    from_hf(d)  # older exports carry the fixed table: accepted when it is the table
+    _edit_tensors(d, lambda t: t.update({"model.decoder.embed_positions.weight": torch.randn_like(table)}))
+    with pytest.raises(InteropError, match="decoder.embed_positions.weight.*sinusoid"):
+        from_hf(d)

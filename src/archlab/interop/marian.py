@@ -13,6 +13,7 @@ import torch
 from archlab.config import from_dict
 from archlab.interop.hf_io import (
     ACT_TO_HF,
+    InteropError,
     TensorSource,
     act_from_hf,
     cannot_export,
@@ -21,12 +22,13 @@ from archlab.interop.hf_io import (
     unsupported,
 )
 from archlab.models.transformer_config import TransformerConfig
+from archlab.nn.position import sinusoidal_table
 
 FAMILY = "Marian"
 MODEL_TYPE = "marian"
 ARCHITECTURES = ("MarianMTModel", "MarianModel")
 PREFIXES = ("model.",)
-IGNORE = ("embed_positions.weight",)  # the fixed sinusoidal table; archlab recomputes it
+IGNORE = ()
 
 
 def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
@@ -101,6 +103,14 @@ def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, di
                         linear(f"{a}{ours}.{q}", f"{h}{theirs}.{p}", shapes[theirs])
                 else:
                     linear(f"{a}{ours}", f"{h}{theirs}", shapes[theirs])
+    for stack in ("encoder", "decoder"):  # older exports store the fixed sinusoid table: it must be that table
+        name = f"{stack}.embed_positions.weight"
+        if src.has(name):
+            table = src.take(name)
+            want = sinusoidal_table(table.shape[0], D, "split")
+            if table.shape != want.shape or not torch.allclose(table.float(), want, atol=1e-4):
+                raise InteropError(f"tensor {src.full(name)!r} in {src.where} is not the split sin|cos sinusoid "
+                                   "table archlab computes; learned positions are not supported for Marian")
     if not cfg.head.tie:
         put("lm_head.weight", "/lm_head.weight", (V, D))
     if src.has("/final_logits_bias"):
