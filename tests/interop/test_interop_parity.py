@@ -11,6 +11,7 @@ from _interop_util import batch, max_diff, scramble
 
 transformers = pytest.importorskip("transformers")
 
+from archlab.generate import generate  # noqa: E402
 from archlab.interop import from_hf, to_hf  # noqa: E402
 from archlab.interop.parity import greedy, hf_greedy  # noqa: E402
 
@@ -99,6 +100,8 @@ def test_decoder_parity_export_and_greedy(name, tmp_path):
     want = hf_greedy(hf_model, prompt, 32)
     got = greedy(model, prompt, 32)
     assert torch.equal(got, want), f"{name}: greedy tokens differ\n{got}\n{want}"
+    # the library's generator (temperature 0 = greedy) agrees too
+    assert torch.equal(generate(model, prompt, 32, temperature=0)[:, 5:], want)
     assert len(set(want.flatten().tolist())) > 2, "degenerate test: greedy decoding repeats one token"
 
 
@@ -119,6 +122,9 @@ def test_marian_parity_export_and_greedy(name, tmp_path):
     want = hf_greedy(hf_model, src, 32, attention_mask=src_mask, decoder_start_token_id=V - 1)
     got = greedy(model, src, 32, attention_mask=src_mask, decoder_start_token_id=V - 1)
     assert torch.equal(got, want), f"{name}: greedy tokens differ\n{got}\n{want}"
+    start = torch.full((src.shape[0], 1), V - 1)
+    lib = generate(model, start, 32, temperature=0, src_ids=src, src_mask=src_mask)[:, 1:]
+    assert torch.equal(lib, want)
     assert len(set(want.flatten().tolist())) >= 2
 
 
