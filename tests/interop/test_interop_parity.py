@@ -152,3 +152,41 @@ def test_bert_parity_and_export(name, tmp_path):
         else:
             assert max_diff(model(ids, **kw), ref_out.logits, mask) <= TOL
             assert max_diff(back_out.logits, ref_out.logits, mask) <= TOL
+
+
+BARE = {
+    "GPT2Model": lambda: T.GPT2Model(_gpt2().config),
+    "LlamaModel": lambda: T.LlamaModel(_llama(num_key_value_heads=2).config),
+    "MambaModel": lambda: T.MambaModel(_mamba().config),
+}
+
+
+@pytest.mark.parametrize("name", list(BARE))
+def test_bare_base_models_load(name, tmp_path):
+    """Checkpoints of the head-less classes (no 'transformer.'/'model.'/'backbone.' prefix) load too."""
+    torch.manual_seed(0)
+    hf_model = scramble(BARE[name]())
+    hf_model.save_pretrained(tmp_path / "hf")
+    model = from_hf(tmp_path / "hf")
+    ids, mask = batch(V)
+    to_hf(model, tmp_path / "export")
+    back = type(hf_model).from_pretrained(tmp_path / "export").eval()
+    with torch.no_grad():
+        ref = hf_model(ids, attention_mask=mask).last_hidden_state
+        assert max_diff(model.hidden_states(ids, attention_mask=mask), ref, mask) <= TOL
+        assert max_diff(back(ids, attention_mask=mask).last_hidden_state, ref, mask) <= TOL
+
+
+def test_sharded_and_bf16_checkpoints(tmp_path):
+    torch.manual_seed(0)
+    hf_model = scramble(_llama(num_key_value_heads=2))
+    hf_model.save_pretrained(tmp_path / "sharded", max_shard_size="40KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    ids, mask = batch(V)
+    with torch.no_grad():
+        ref = hf_model(ids, attention_mask=mask).logits
+        assert max_diff(from_hf(tmp_path / "sharded")(ids, attention_mask=mask), ref, mask) <= TOL
+        hf_model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+        model = from_hf(tmp_path / "bf16")  # loaded into fp32: the bf16 values exactly
+        assert next(model.parameters()).dtype == torch.float32
+        assert torch.equal(model.tok_embed.weight, hf_model.model.embed_tokens.weight.float())

@@ -262,3 +262,8 @@ def act_from_hf(family: str, field: str, value: Any) -> str:
     if value not in ACT_FROM_HF:
         raise unsupported(family, field, value, sorted(ACT_FROM_HF))
     return ACT_FROM_HF[value]
+
+
+def has_lm_head(names: set[str], tie: bool) -> bool:
+    """Whether a causal-LM checkpoint gets an LM head: tied (free, so bare base models can generate) or stored."""
+    return tie or not names or "lm_head.weight" in names

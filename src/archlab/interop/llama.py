@@ -16,6 +16,7 @@ from archlab.interop.hf_io import (
     TensorSource,
     act_from_hf,
     cannot_export,
+    has_lm_head,
     pad_id,
     require,
     unsupported,
@@ -80,6 +81,8 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
     vocab, d, heads = hf.get("vocab_size", 32000), hf.get("hidden_size", 4096), hf.get("num_attention_heads", 32)
     head_dim = hf.get("head_dim") or d // heads
     bias = bool(hf.get("attention_bias", False))
+    tie = bool(hf.get("tie_word_embeddings", False))
+    has_lm = has_lm_head(names, tie)
     return from_dict(TransformerConfig, dict(
         name=hf.get("_name_or_path") or "llama-hf", vocab_size=vocab, d_model=d,
         n_layers=hf.get("num_hidden_layers", 32), max_seq_len=hf.get("max_position_embeddings", 2048),
@@ -90,7 +93,7 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
         ffn={"activation": GATED_FROM_HF[act], "d_ff": hf.get("intermediate_size", 11008),
              "bias": bool(hf.get("mlp_bias", False))},
         norm={"kind": "rmsnorm", "eps": float(hf.get("rms_norm_eps", 1e-6)), "bias": False},
-        block={"norm": "pre"}, head={"tie": bool(hf.get("tie_word_embeddings", False))},
+        block={"norm": "pre"}, head={"tie": tie, "lm": has_lm},
         init_std=float(hf.get("initializer_range", 0.02)), pad_token_id=pad_id(hf, vocab),
     ))
 
@@ -121,7 +124,9 @@ def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, di
             if cfg.ffn.bias:
                 put(f"{a}sub.ffn.{ours}.bias", f"{h}mlp.{hf_name}.bias", shape[:1])
     put("decoder.final_norm.weight", "norm.weight", (D,))
-    if cfg.head.tie:
+    if not cfg.head.lm:
+        pass
+    elif cfg.head.tie:
         if src.has("/lm_head.weight") and not torch.equal(src.take("/lm_head.weight"), state["tok_embed.weight"]):
             raise InteropError(f"{src.where}: lm_head.weight differs from model.embed_tokens.weight although "
                                "tie_word_embeddings=true")
@@ -147,14 +152,15 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("embed.scale", cfg.embed.scale, False), ("embed.n_segments", cfg.embed.n_segments, 0),
               ("embed.norm", cfg.embed.norm, False), ("head.bias", cfg.head.bias, False),
               ("head.transform", cfg.head.transform, False), ("head.pooler", cfg.head.pooler, False),
-              ("head.lm", cfg.head.lm, True), ("mixer.pattern", list(cfg.mixer.pattern), [])]
+              ("mixer.pattern", list(cfg.mixer.pattern), [])]
     for field, value, want in checks:
         if value != want:
             raise cannot_export(FAMILY, field, value, want)
     if cfg.ffn.activation not in GATED_TO_HF:
         raise cannot_export(FAMILY, "ffn.activation", cfg.ffn.activation, sorted(GATED_TO_HF))
     return {
-        "architectures": ["LlamaForCausalLM"], "model_type": MODEL_TYPE, "vocab_size": cfg.vocab_size,
+        "architectures": ["LlamaForCausalLM" if cfg.head.lm else "LlamaModel"], "model_type": MODEL_TYPE,
+        "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model, "intermediate_size": cfg.d_ff, "num_hidden_layers": cfg.n_layers,
         "num_attention_heads": a.n_heads, "num_key_value_heads": a.kv_heads, "head_dim": cfg.head_dim,
         "hidden_act": GATED_TO_HF[cfg.ffn.activation], "max_position_embeddings": cfg.max_seq_len,
@@ -166,10 +172,11 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
 
 
 def convert_to_hf(state: dict[str, torch.Tensor], cfg: TransformerConfig) -> dict[str, torch.Tensor]:
-    """HF tensors under LlamaForCausalLM names (lm_head.weight only when untied)."""
-    out = {"model.embed_tokens.weight": state["tok_embed.weight"]}
+    """HF tensors under LlamaForCausalLM names (lm_head.weight only when untied), or LlamaModel names."""
+    pre = "model." if cfg.head.lm else ""
+    out = {f"{pre}embed_tokens.weight": state["tok_embed.weight"]}
     for i in range(cfg.n_layers):
-        h, a = f"model.layers.{i}.", f"decoder.blocks.{i}."
+        h, a = f"{pre}layers.{i}.", f"decoder.blocks.{i}."
         out[f"{h}input_layernorm.weight"] = state[f"{a}norms.mixer.weight"]
         out[f"{h}post_attention_layernorm.weight"] = state[f"{a}norms.ffn.weight"]
         for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
@@ -180,7 +187,7 @@ def convert_to_hf(state: dict[str, torch.Tensor], cfg: TransformerConfig) -> dic
             for p in ("weight", "bias"):
                 if f"{a}sub.ffn.{ours}.{p}" in state:
                     out[f"{h}mlp.{hf_name}.{p}"] = state[f"{a}sub.ffn.{ours}.{p}"]
-    out["model.norm.weight"] = state["decoder.final_norm.weight"]
-    if not cfg.head.tie:
+    out[f"{pre}norm.weight"] = state["decoder.final_norm.weight"]
+    if cfg.head.lm and not cfg.head.tie:
         out["lm_head.weight"] = state["lm_head.weight"]
     return out
