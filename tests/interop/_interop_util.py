@@ -24,7 +24,7 @@ def scramble(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def max_diff(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor | None = None) -> float:
     """max |a - b| over the positions `keep` (B, T) marks, or everywhere."""
-    d = (a.float() - b.float()).abs()
+    d = (a.detach().float() - b.detach().float()).abs()
     if keep is not None:
         d = d[keep.bool()]
     return float(d.max())
