@@ -63,9 +63,9 @@ def main(argv=None) -> int:
             for t in (u, delta, B, C):
                 t.requires_grad_(True)
 
-        def run(fn, **kw):
+        def run(fn, inputs=(u, delta, A, B, C, D), **kw):
             def go():
-                y = fn(u, delta, A, B, C, D, **kw)
+                y = fn(*inputs, **kw)
                 if args.backward:
                     y.square().sum().backward()
             return go
