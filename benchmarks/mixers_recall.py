@@ -93,7 +93,7 @@ def run_one(cfg, task: dict, seed: int, steps: int, batch: int, lr: float, devic
     with torch.no_grad():
         accs = [masked_accuracy(model(b["input_ids"][i:i + 256].to(device)), b["targets"][i:i + 256].to(device))
                 for i in range(0, eval_n, 256)]
-    return {"acc": float(torch.stack(accs).mean()), "final_loss": float(loss), "train_s": train_s}
+    return {"acc": float(torch.stack(accs).mean()), "final_loss": float(loss.detach()), "train_s": train_s}
 
 
 def task_label(t: dict) -> str:
