@@ -10,7 +10,7 @@ PRESETS = [f"mixer-{k}-tiny" for k in MIXER_PRESETS] + ["mamba-tiny", "mamba-lti
 
 def _model(name):
     torch.manual_seed(0)
-    return build_model(preset(name, max_seq_len=32)).double().eval()
+    return build_model(preset(name, max_seq_len=32, d_model=32)).double().eval()
 
 
 @pytest.mark.parametrize("name", PRESETS)
