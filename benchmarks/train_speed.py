@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from archlab.models import build_model, preset
-from archlab.perf.flops import H100_SXM_BF16_DENSE_PEAK, model_training_flops_per_token
+from archlab.perf.flops import H100_SXM_BF16_DENSE_PEAK, mfu, model_training_flops_per_token
 from archlab.perf.speed import checkpoint_blocks, enable_tf32
 
 
@@ -127,7 +127,7 @@ def main() -> None:
             except torch.OutOfMemoryError:
                 r = None
             if r is not None:
-                r["mfu"] = r["tok_s"] * fpt / args.peak
+                r["mfu"] = mfu(r["tok_s"], fpt, peak_flops=args.peak)
                 r["params"] = n_params(model)
                 res[impl] = r
                 print(f"{spec:16s} {impl:13s} params {r['params']:,} tok/s {r['tok_s']:,.0f} "

@@ -49,6 +49,8 @@ def test_train_evaluate_report(tmp_path):
     cfg = run_cfg(tmp_path)
     res = train(cfg, tmp_path / "run", progress=False)
     assert res["val_accuracy"] > 0.5  # the fixture's bars are easy; chance is 0.1
+    for f in ("confusion_val.json", "confusion_val.png", "predictions_val.png"):  # train() writes the report
+        assert (tmp_path / "run" / f).stat().st_size > 0
     task, model_cfg, model = build_run(cfg)
     from archlab.train import checkpoint as ckpt
 

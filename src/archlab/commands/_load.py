@@ -4,6 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def as_archlab_tokenizer(tok, source):
+    """A plain `tokenizers.Tokenizer` (from an HF folder or a GGUF file) gets archlab's tokenizer API
+    (encode/decode, eos_id, ...); archlab tokenizers and None pass through."""
+    if tok is None or hasattr(tok, "eos_id"):
+        return tok
+    from archlab.data.tokenizers import BPETokenizer
+
+    return BPETokenizer(tok, source=str(source))
+
+
 def load_for_inference(path: str, device: str = "cpu"):
     """(model in eval mode, tokenizer or None, checkpoint state dict or {})."""
     p = Path(path)
@@ -20,7 +30,7 @@ def load_for_inference(path: str, device: str = "cpu"):
             from archlab.data.tokenizers import load_tokenizer
 
             tok = load_tokenizer(p / "tokenizer.json")
-        return model.to(device).eval(), tok, {}
+        return model.to(device).eval(), as_archlab_tokenizer(tok, p), {}
     from archlab.models import build_model, model_config_from_dict
     from archlab.train.checkpoint import load_checkpoint, resolve_checkpoint, verify_checkpoint
 

@@ -61,7 +61,12 @@ def run(args) -> int:
     cfg = apply_run_overrides(cfg, over)
     task = build_task(cfg)
     with torch.no_grad():
-        res = task.evaluate(model, args.split)
+        if hasattr(task, "report"):  # evaluates, and writes confusion matrix + sample predictions beside the checkpoint
+            full = task.report(model, Path(doc["path"]), args.split)
+            res = {k: full[k] for k in ("loss", "accuracy")}
+            res["report"] = str(Path(doc["path"]) / f"confusion_{args.split}.png")
+        else:
+            res = task.evaluate(model, args.split)
     print(json.dumps({"checkpoint": doc["path"], "step": doc["step"], "split": args.split, **res}, indent=1))
     return 0
 

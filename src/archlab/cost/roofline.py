@@ -120,9 +120,11 @@ def roofline(flops: float, bytes_moved: float, device: str | Device = "h100-sxm"
                          "compute" if tc >= tm else "memory")
 
 
-def mfu(tokens_per_s: float, flops_per_token: float, device: str | Device = "h100-sxm", dtype: str = "bf16") -> float:
-    """Model FLOPs utilisation = tokens/s × FLOPs/token / peak FLOP/s (PaLM app. B)."""
-    return tokens_per_s * flops_per_token / get_device(device).peak(dtype)
+def mfu(tokens_per_s: float, flops_per_token: float, device: str | Device = "h100-sxm", dtype: str = "bf16",
+        peak_flops: float | None = None) -> float:
+    """Model FLOPs utilisation = tokens/s × FLOPs/token / peak FLOP/s (PaLM app. B); the peak is the
+    device's for dtype unless peak_flops is given."""
+    return tokens_per_s * flops_per_token / (peak_flops or get_device(device).peak(dtype))
 
 
 def model_points(mc, device: str | Device = "h100-sxm", dtype: str | None = None) -> list[RooflinePoint]:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from torch import nn
 
-try:  # one source of device peaks: archlab.cost.roofline (H100 SXM5 datasheet, dense bf16 = 989.4 TFLOP/s)
-    from archlab.cost.roofline import H100_SXM
+# one source of device peaks and of MFU: archlab.cost.roofline (H100 SXM5 datasheet, dense bf16 = 989.4 TFLOP/s)
+from archlab.cost.roofline import H100_SXM, mfu  # noqa: F401  (mfu re-exported for the benchmarks)
 
-    H100_SXM_BF16_DENSE_PEAK = H100_SXM.peak("bf16")
-except ImportError:  # pragma: no cover - cost package absent
-    H100_SXM_BF16_DENSE_PEAK = 989.4e12  # NVIDIA H100 SXM5 dense bf16 tensor-core peak (1979 is with sparsity)
+H100_SXM_BF16_DENSE_PEAK = H100_SXM.peak("bf16")
 
 
 def matmul_params(model: nn.Module) -> int:
@@ -52,7 +50,3 @@ def model_training_flops_per_token(model: nn.Module, seq_len: int) -> float:
     d_attn = cfg.attn.n_heads * cfg.head_dim
     return training_flops_per_token(matmul_params(model), cfg.n_layers, d_attn, seq_len)
 
-
-def mfu(tokens_per_second: float, flops_per_token: float, peak_flops: float = H100_SXM_BF16_DENSE_PEAK) -> float:
-    """Achieved model FLOP/s over the device's peak (a fraction, 0..1)."""
-    return tokens_per_second * flops_per_token / peak_flops

@@ -37,6 +37,7 @@ from archlab.data.images import (
 )
 from archlab.registry import register
 from archlab.tasks import Task, to_device
+from archlab.train.checkpoint import atomic_write_text
 
 AUGMENTS = ("crop", "flip")
 OPTIONS = ("dataset", "root", "val_size", "augment", "crop_pad", "eval_batch_size", "max_eval_images",
@@ -176,7 +177,7 @@ class ImageClassification(Task):
         per_class = (cm.diag().float() / cm.sum(1).clamp(min=1).float()).tolist()
         doc = {"split": split, **metrics, "classes": list(self.classes), "confusion": cm.tolist(),
                "per_class_accuracy": dict(zip(self.classes, per_class))}
-        (out / f"confusion_{split}.json").write_text(json.dumps(doc, indent=1))
+        atomic_write_text(out / f"confusion_{split}.json", json.dumps(doc, indent=1))
         plot_confusion(cm, self.classes, out / f"confusion_{split}.png", f"{split} accuracy {metrics['accuracy']:.4f}")
         self.plot_predictions(model, out / f"predictions_{split}.png", split, n_samples)
         return doc

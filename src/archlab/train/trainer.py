@@ -291,6 +291,9 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
         last.update({f"val_{k}": v for k, v in _eval(task, model, "val").items()})
     if tc.plot and metrics_path.is_file():
         plot_losses(metrics_path, out / "loss.png", run_cfg.name)
+    if tc.plot and hasattr(task, "report"):  # task-specific figures (confusion matrix, sample predictions)
+        with torch.no_grad():
+            task.report(model, out, "val")
     result = {"step": step, "n_params": n_params, **last, "train_time_s": train_time,
               "tokens_per_s": tokens / train_time if train_time else 0.0, "out_dir": str(out),
               "checkpoint": str(ckpt_mod.latest_checkpoint(out) or "")}
