@@ -1,6 +1,18 @@
 """archlab.nn: named components, one concept per file."""
-from archlab.nn import attention, block, embedding, ffn, mixers, norm, position  # noqa: F401
-from archlab.nn import conv_mixer, mamba, recurrent, ssm, token_mixing  # noqa: F401  (register the other mixers)
+from archlab.nn import (  # noqa: F401  # noqa: F401  (register the other mixers)
+    attention,
+    block,
+    conv_mixer,
+    embedding,
+    ffn,
+    mamba,
+    mixers,
+    norm,
+    position,
+    recurrent,
+    ssm,
+    token_mixing,
+)
 from archlab.nn.attention import Attention, KVCache, attention_reference, attention_sdpa, build_mask  # noqa: F401
 from archlab.nn.block import Block  # noqa: F401
 from archlab.nn.embedding import TokenEmbedding  # noqa: F401

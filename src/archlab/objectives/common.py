@@ -11,8 +11,9 @@ def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[tor
     """Mean CE over positions whose label is not IGNORE_INDEX; logits (..., V), labels (...).
 
     Returns (loss, {"loss", "accuracy", "n_tokens"}); n_tokens counts the labelled positions (the weight
-    of this batch in a token-weighted mean, the convention of archlab.tasks.Task.evaluate). With no labelled position the loss is an exact 0
-    that still depends on the logits (so backward() works and the step is a no-op).
+    of this batch in a token-weighted mean, the convention of archlab.tasks.Task.evaluate). With no
+    labelled position the loss is an exact 0 that still depends on the logits
+    (so backward() works and the step is a no-op).
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
