@@ -192,3 +192,21 @@ def test_real_trainer_sweep_interrupted_and_resumed_matches(tmp_path):
     a = [r for r in finals(tmp_path / "int.sqlite", "tiny_real") if not r[2].endswith("_s") and "per_s" not in r[2]]
     b = [r for r in finals(tmp_path / "ref.sqlite", "tiny_real") if not r[2].endswith("_s") and "per_s" not in r[2]]
     assert a == b and any(r[2] == "val_loss" for r in a)
+
+
+def test_posthoc_evaluation_reloads_weights_into_the_changed_model(tmp_path):
+    spec = spec_from_dict({
+        "name": "tiny_posthoc", "seed": "000", "quote": "q", "runner": "trainer",
+        "base": {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "ffn.d_ff": 32},
+                 "task": {"name": "synthetic", "kind": "copy", "seq_len": 12, "vocab_size": 12, "eval_size": 32},
+                 "train": {"batch_size": 4, "lr": 0.003, "eval_every": 0, "log_every": 2, "threads": 1},
+                 "posthoc": {"causal_eval": {"model.attn.causal": True}}},
+        "variants": {"masked": {}, "unmasked": {"model.attn.causal": False}}, "seeds": [0], "budget": {"steps": 4},
+        "compare": [{"variant": "unmasked", "metric": "causal_eval_loss"}]})
+    with Store(tmp_path / "db.sqlite") as st:
+        res = run_experiment(spec, st, out_dir=tmp_path / "out", inline=True, log=None)
+        assert res.sweep.failed == 0, res.sweep.errors
+    rows = {(r[0], r[2]): r[3] for r in finals(tmp_path / "db.sqlite", "tiny_posthoc")}
+    # the masked model evaluated with the mask on is the same model: same loss; the unmasked one differs
+    assert rows[("masked", "causal_eval_loss")] == pytest.approx(rows[("masked", "val_loss")], rel=1e-5)
+    assert abs(rows[("unmasked", "causal_eval_loss")] - rows[("unmasked", "val_loss")]) > 1e-5

@@ -151,8 +151,10 @@ def posthoc_eval(config: Mapping[str, Any], seed: int, out_dir: str, overrides: 
     from archlab.train import build_run, load_checkpoint
     from archlab.train.checkpoint import latest_checkpoint
 
+    from archlab.config import flatten
+
     data = json.loads(json.dumps(dict(config)))
-    for k, v in overrides.items():
+    for k, v in flatten(overrides).items():  # {model.attn.causal: true} may arrive nested by the spec loader
         section, _, rest = k.partition(".")
         if section != "model" or not rest:
             raise ConfigError(f"posthoc override {k!r} must start with 'model.'")
