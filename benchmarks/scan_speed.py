@@ -24,6 +24,9 @@ SHAPES = [  # (B, T, E, N)
     (1, 2048, 128, 16),
     (4, 1024, 128, 16),
     (1, 1024, 1536, 16),  # mamba-130m (d_model 768)
+    (1, 4096, 64, 16),  # longer sequences: the reference's T steps grow, the chunked scan's ≈ 2√T + √T
+    (1, 4096, 128, 16),
+    (1, 8192, 64, 16),
 ]
 
 
@@ -41,7 +44,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--chunk", type=int, default=64, help="chunk-length cap (the scan uses ≈√T under it)")
+    ap.add_argument("--chunk", type=int, default=32, help="chunk-length cap (the scan uses ≈√T under it)")
     ap.add_argument("--backward", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the results here")

@@ -169,7 +169,7 @@ class SSMConfig:
     conv_bias: bool = True
     bias: bool = False  # in_proj / out_proj bias
     scan: str = "chunked"  # "chunked" (fast, parallel) or "reference" (the recurrence, sequential)
-    chunk_size: int = 64
+    chunk_size: int = 32
 
     def __post_init__(self) -> None:
         for i, s in enumerate(self.selective):

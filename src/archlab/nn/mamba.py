@@ -30,7 +30,7 @@ class Mamba(nn.Module):
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int | None = None,
                  *, selective=("delta", "B", "C"), conv: bool = True, activation: str = "silu", gate: bool = True,
                  A_init: str = "s4d_real", dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
-                 conv_bias: bool = True, bias: bool = False, scan: str = "chunked", chunk_size: int = 64) -> None:
+                 conv_bias: bool = True, bias: bool = False, scan: str = "chunked", chunk_size: int = 32) -> None:
         super().__init__()
         self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
         self.d_inner = E = expand * d_model

@@ -35,7 +35,7 @@ def selective_scan_reference(u, delta, A, B, C, D=None, h0=None, return_state: b
     return (y, h) if return_state else y
 
 
-def selective_scan_chunked(u, delta, A, B, C, D=None, h0=None, return_state: bool = False, chunk_size: int = 64):
+def selective_scan_chunked(u, delta, A, B, C, D=None, h0=None, return_state: bool = False, chunk_size: int = 32):
     """Same result as selective_scan_reference, computed chunk-parallel: T/L chunks advance together.
 
     Split T into nc chunks of L tokens. (1) Every chunk runs the recurrence from h = 0 at once, so one
@@ -109,7 +109,7 @@ def selective_scan_step(h, u_t, delta_t, A, B_t, C_t, D=None):
 SCANS = {"reference": selective_scan_reference, "chunked": selective_scan_chunked}
 
 
-def selective_scan(u, delta, A, B, C, D=None, h0=None, *, impl: str = "chunked", chunk_size: int = 64,
+def selective_scan(u, delta, A, B, C, D=None, h0=None, *, impl: str = "chunked", chunk_size: int = 32,
                    return_state: bool = False):
     """Dispatch to the reference or chunked scan by name."""
     if impl == "chunked":
