@@ -113,7 +113,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the CPU is shared)")
     ap.add_argument("--out", default="benchmarks/results/mixers_recall")
     ap.add_argument("--tasks", default=None, help="comma-separated subset of task labels' kinds (e.g. mqar)")
+    ap.add_argument("--merge", nargs="+", metavar="DIR", help="only merge these result folders into --out")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out))
     torch.set_num_threads(args.threads)
     if args.full:
         d_model, n_layers, vocab, batch, steps, eval_n = 128, 2, 8192, 64, args.steps or 20000, 1024
@@ -133,7 +136,7 @@ def main(argv=None) -> int:
     mixers = args.mixers.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results, rows = [], []
+    results = []
     t_start = time.perf_counter()
     for task in tasks:
         T = task["seq_len"]
@@ -151,25 +154,53 @@ def main(argv=None) -> int:
                 results.append({"task": task_label(task), "mixer": kind, "seed": seed, "mixer_params": n_mixer,
                                 "params": n_total, "steps": steps, "lr": args.lr, **r})
             mean, std = statistics.mean(accs), (statistics.stdev(accs) if len(accs) > 1 else 0.0)
-            rows.append((task_label(task), kind, n_mixer, mean, std, statistics.mean(secs)))
             print(f"[{time.perf_counter() - t_start:7.0f}s] {task_label(task):32s} {kind:13s} mixer params {n_mixer:6d}"
                   f"  acc {mean:.3f} ± {std:.3f}", file=sys.stderr, flush=True)
             (out / "results.json").write_text(json.dumps({"settings": vars(args) | {"d_model": d_model,
                                                            "n_layers": n_layers, "vocab": vocab, "batch": batch,
                                                            "steps": steps, "eval_n": eval_n},
                                                           "runs": results}, indent=1))
-    md = table(rows, tasks, mixers)
-    print(md)
-    (out / "results.md").write_text(md + "\n")
-    plot(rows, tasks, mixers, out / "results.png")
+    write_summary(results, out)
     print(f"\nwrote {out}/results.json, results.md, results.png in {time.perf_counter() - t_start:.0f}s",
           file=sys.stderr)
     return 0
 
 
-def table(rows, tasks, mixers) -> str:
+def summarise(runs: list[dict]) -> tuple[list[tuple], list[str], list[str]]:
+    """(rows (task, mixer, mixer params, mean acc, std acc, mean train s), task labels, mixers) from run records."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["task"], r["mixer"]), []).append(r)
+    rows = []
+    for (task, mixer), rs in groups.items():
+        accs = [r["acc"] for r in rs]
+        rows.append((task, mixer, rs[0]["mixer_params"], statistics.mean(accs),
+                     statistics.stdev(accs) if len(accs) > 1 else 0.0, statistics.mean(r["train_s"] for r in rs)))
+    labels = list(dict.fromkeys(r["task"] for r in runs))
+    mixers = list(dict.fromkeys(r["mixer"] for r in runs))
+    return rows, labels, mixers
+
+
+def write_summary(runs: list[dict], out: Path) -> None:
+    rows, labels, mixers = summarise(runs)
+    md = table(rows, labels, mixers)
+    print(md)
+    (out / "results.md").write_text(md + "\n")
+    plot(rows, labels, mixers, out / "results.png")
+
+
+def merge(dirs: list[str], out: Path) -> int:
+    """One table and plot from several result folders (e.g. task subsets run in parallel processes)."""
+    docs = [json.loads((Path(d) / "results.json").read_text()) for d in dirs]
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [r for d in docs for r in d["runs"]]
+    (out / "results.json").write_text(json.dumps({"settings": [d["settings"] for d in docs], "runs": runs}, indent=1))
+    write_summary(runs, out)
+    return 0
+
+
+def table(rows, labels, mixers) -> str:
     by = {(r[0], r[1]): r for r in rows}
-    labels = [task_label(t) for t in tasks]
     head = "| mixer | mixer params | " + " | ".join(labels) + " |"
     lines = [head, "|" + "---|" * (len(labels) + 2)]
     for m in mixers:
@@ -179,14 +210,13 @@ def table(rows, tasks, mixers) -> str:
     return "\n".join(lines)
 
 
-def plot(rows, tasks, mixers, path: Path) -> None:
+def plot(rows, labels, mixers, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     by = {(r[0], r[1]): r for r in rows}
-    labels = [task_label(t) for t in tasks]
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(labels) * len(mixers) / 4), 4.5))
     w = 0.8 / len(mixers)
     for j, m in enumerate(mixers):
