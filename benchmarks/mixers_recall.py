@@ -1,6 +1,6 @@
 """Every sequence mixer at (about) equal parameter budget on the synthetic recall tasks.
 
-    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (small; ≈15-20 min)
+    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (small; ≈40 min on 1 core)
     .venv/bin/python benchmarks/mixers_recall.py --device cuda --full  # the GPU setting
 
 Same shell for all (pre-norm RMSNorm blocks of mixer + GELU FFN, tied embeddings, 2 layers); only
@@ -125,9 +125,9 @@ def main(argv=None) -> int:
         tasks += [{"kind": "selective_copy", "seq_len": 256, "options": {"n_tokens": 16}},
                   {"kind": "induction_heads", "seq_len": 256}, {"kind": "program_log", "seq_len": 256}]
     else:
-        d_model, n_layers, vocab, batch, steps, eval_n = 64, 2, 64, 32, args.steps or 600, 512
-        tasks = [{"kind": "mqar", "seq_len": 32, "options": {"n_pairs": 4}},
-                 {"kind": "mqar", "seq_len": 64, "options": {"n_pairs": 8}},
+        d_model, n_layers, vocab, batch, steps, eval_n = 64, 2, 64, 32, args.steps or 300, 512
+        tasks = [{"kind": "mqar", "seq_len": 16, "options": {"n_pairs": 2}},
+                 {"kind": "mqar", "seq_len": 32, "options": {"n_pairs": 4}},
                  {"kind": "selective_copy", "seq_len": 32, "options": {"n_tokens": 4}},
                  {"kind": "induction_heads", "seq_len": 32}]
     if args.tasks:
