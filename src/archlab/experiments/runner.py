@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,10 +148,9 @@ def posthoc_eval(config: Mapping[str, Any], seed: int, out_dir: str, overrides: 
     """Validation metrics of a trained run's final weights loaded into the model with `overrides` applied."""
     import torch
 
+    from archlab.config import flatten
     from archlab.train import build_run, load_checkpoint
     from archlab.train.checkpoint import latest_checkpoint
-
-    from archlab.config import flatten
 
     data = json.loads(json.dumps(dict(config)))
     for k, v in flatten(overrides).items():  # {model.attn.causal: true} may arrive nested by the spec loader
@@ -415,10 +414,26 @@ def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: s
     for c in spec.compare:
         v = decide(out.values(c.variant, c.metric), out.values(c.baseline, c.metric), goal=c.goal, expect=c.expect,
                    alpha=spec.rule.alpha, min_effect=spec.rule.min_effect, relative=spec.rule.relative)
+        not_learned = baseline_not_learned(spec.rule.learned, out.values(c.baseline, (spec.rule.learned or {}).get(
+            "metric", c.metric)))
+        if not_learned:
+            v = replace(v, verdict="inconclusive", reason=f"{not_learned}; ({v.verdict} by the CI: {v.reason})")
         out.comparisons.append(ComparisonResult(c, v))
         store.put_verdict(spec.name, profile, out.comparisons[-1].label, v.verdict, v.as_dict())
     out.verdict = combine([c.verdict.verdict for c in out.comparisons])
     return out
+
+
+def baseline_not_learned(learned: Mapping[str, Any] | None, values: list[float]) -> str:
+    """Why the baseline did not learn the task ('' when it did, or when the spec sets no threshold)."""
+    if not learned or not values:
+        return ""
+    mean = sum(values) / len(values)
+    if "at_least" in learned and mean < float(learned["at_least"]):
+        return f"baseline did not learn the task: {learned['metric']} {mean:.4g} < {learned['at_least']}"
+    if "at_most" in learned and mean > float(learned["at_most"]):
+        return f"baseline did not learn the task: {learned['metric']} {mean:.4g} > {learned['at_most']}"
+    return ""
 
 
 def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick", out_dir: str | Path = "runs/claims",

@@ -51,6 +51,9 @@ class Rule:
     alpha: float = 0.05
     min_effect: float = 0.0  # smallest difference that counts, in metric units (or relative, see below)
     relative: bool = False  # min_effect is a fraction of |baseline mean|
+    # the baseline must have learned the task, or no comparison is decided: {metric: NAME, at_least: X}
+    # (or at_most); "both at chance" is not evidence that a component does not matter
+    learned: dict | None = None
 
 
 @dataclass
@@ -231,11 +234,16 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         if not compare:
             raise ConfigError(f"{where}: a training experiment needs a 'compare' list (what the claim predicts)")
     rule_d = dict(data.get("rule") or {})
-    bad = sorted(set(rule_d) - {"alpha", "min_effect", "relative"})
+    bad = sorted(set(rule_d) - {"alpha", "min_effect", "relative", "learned"})
     if bad:
-        raise ConfigError(f"{where}: rule has unknown key(s) {bad}; allowed: alpha, min_effect, relative")
+        raise ConfigError(f"{where}: rule has unknown key(s) {bad}; allowed: alpha, min_effect, relative, learned")
+    learned = rule_d.get("learned")
+    if learned is not None and (not isinstance(learned, dict) or "metric" not in learned
+                                or len(set(learned) & {"at_least", "at_most"}) != 1):
+        raise ConfigError(f"{where}: rule.learned={learned!r} must be {{metric: NAME, at_least: X}} or "
+                          "{metric: NAME, at_most: X}")
     rule = Rule(float(rule_d.get("alpha", 0.05)), float(rule_d.get("min_effect", 0.0)),
-                bool(rule_d.get("relative", False)))
+                bool(rule_d.get("relative", False)), dict(learned) if learned else None)
     if not 0 < rule.alpha < 1:
         raise ConfigError(f"{where}: rule.alpha={rule.alpha} must be in (0, 1)")
     seeds = [int(s) for s in data.get("seeds", [0, 1, 2])]
