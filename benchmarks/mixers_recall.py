@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--d-model", type=int, default=None, help="model width (default 64 on CPU, 128 with --full)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the CPU is shared)")
     ap.add_argument("--out", default="benchmarks/results/mixers_recall")
     ap.add_argument("--tasks", default=None, help="comma-separated subset of task labels' kinds (e.g. mqar)")
@@ -119,13 +120,13 @@ def main(argv=None) -> int:
         return merge(args.merge, Path(args.out))
     torch.set_num_threads(args.threads)
     if args.full:
-        d_model, n_layers, vocab, batch, steps, eval_n = 128, 2, 8192, 64, args.steps or 20000, 1024
+        d_model, n_layers, vocab, batch, steps, eval_n = args.d_model or 128, 2, 8192, 64, args.steps or 20000, 1024
         tasks = [{"kind": "mqar", "seq_len": T, "options": {"n_pairs": P}} for T, P in
                  ((64, 4), (128, 8), (256, 16), (256, 32), (512, 64))]
         tasks += [{"kind": "selective_copy", "seq_len": 256, "options": {"n_tokens": 16}},
                   {"kind": "induction_heads", "seq_len": 256}, {"kind": "program_log", "seq_len": 256}]
     else:
-        d_model, n_layers, vocab, batch, steps, eval_n = 64, 2, 64, 32, args.steps or 300, 512
+        d_model, n_layers, vocab, batch, steps, eval_n = args.d_model or 64, 2, 64, 32, args.steps or 300, 512
         tasks = [{"kind": "mqar", "seq_len": 16, "options": {"n_pairs": 2}},
                  {"kind": "mqar", "seq_len": 32, "options": {"n_pairs": 4}},
                  {"kind": "selective_copy", "seq_len": 32, "options": {"n_tokens": 4}},
