@@ -12,8 +12,6 @@ Device presets are dense (no 2:4 sparsity) peaks from NVIDIA's datasheets:
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import torch
 
 from archlab.cost.analytic import dtype_bytes
+from archlab.fileio import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -145,20 +144,6 @@ def model_points(mc, device: str | Device = "h100-sxm", dtype: str | None = None
         pts.append(roofline(mc.seq["decode_step_flops"], mc.seq["decode_step_bytes"], device, dtype,
                             f"decode step (batch {mc.workload.batch}, KV cache)"))
     return pts
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_roofline(points: list[RooflinePoint], device: str | Device, path: str | Path, dtype: str = "bf16",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from archlab.data.io import atomic_write_bytes
+from archlab.fileio import atomic_write_bytes
 
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}

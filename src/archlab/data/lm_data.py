@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from archlab.data.io import atomic_write_bytes
+from archlab.fileio import atomic_write_bytes
 
 
 def default_cache_dir() -> Path:

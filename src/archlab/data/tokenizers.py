@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from archlab.data.io import atomic_write_text
+from archlab.fileio import atomic_write_text
 
 SPECIAL_NAMES = ("pad", "bos", "eos", "mask", "cls", "sep")
 SPECIAL_TOKENS = {name: f"<{name}>" for name in SPECIAL_NAMES}

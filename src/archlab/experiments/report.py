@@ -11,8 +11,6 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,25 +19,9 @@ import yaml
 
 from archlab.experiments.runner import ExperimentResult
 from archlab.experiments.stats import RULE_TEXT, summarize
+from archlab.fileio import atomic_write_bytes, atomic_write_text
 
 COLORS = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#9a6700"}
-
-
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    """Write a file so that readers see the old or the new content, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------- figures
@@ -348,11 +330,11 @@ def write_report(results: Sequence[ExperimentResult], out_dir: str | Path, *, ti
     figs = {r.spec.name: figures(r) for r in results}
     for items in figs.values():
         for name, png in items:
-            atomic_write(out / "figures" / f"{name}.png", png)
+            atomic_write_bytes(out / "figures" / f"{name}.png", png)
     paths = {"html": out / "report.html", "md": out / "report.md", "json": out / "verdicts.json"}
-    atomic_write(paths["html"], render_html(results, title=title, command=command, figs=figs))
-    atomic_write(paths["md"], render_markdown(results, title=title, command=command, figs=figs))
-    atomic_write(paths["json"], json.dumps({"command": command, "rule": RULE_TEXT, "claims": [
+    atomic_write_text(paths["html"], render_html(results, title=title, command=command, figs=figs))
+    atomic_write_text(paths["md"], render_markdown(results, title=title, command=command, figs=figs))
+    atomic_write_text(paths["json"], json.dumps({"command": command, "rule": RULE_TEXT, "claims": [
         {"claim": n, "title": t, "verdict": v} for n, t, v in claim_summary(results)],
         "comparisons": verdict_rows(results)}, indent=2))
     return paths

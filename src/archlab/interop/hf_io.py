@@ -7,13 +7,13 @@ so a conversion is never a silent partial load.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from archlab.fileio import atomic_write
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -89,24 +89,10 @@ def load_tokenizer(model_dir: str | Path):
 
 
 # ----------------------------------------------------------------------------- writing
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same directory, fsync, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """Write a JSON object atomically."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_model_dir(model_dir: str | Path, config: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -120,9 +106,9 @@ def write_model_dir(model_dir: str | Path, config: dict[str, Any], tensors: dict
     d.mkdir(parents=True, exist_ok=True)
     # safetensors refuses tensors that share storage (tied weights); every tensor gets its own copy
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    _atomic_write(d / WEIGHTS_FILE, lambda tmp: save_file(plain, tmp, metadata={"format": "pt", **(metadata or {})}))
+    atomic_write(d / WEIGHTS_FILE, lambda tmp: save_file(plain, tmp, metadata={"format": "pt", **(metadata or {})}))
     if tokenizer is not None:
-        _atomic_write(d / TOKENIZER_FILE, lambda tmp: tokenizer.save(tmp))
+        atomic_write(d / TOKENIZER_FILE, lambda tmp: tokenizer.save(tmp))
     write_json(d / CONFIG_FILE, config)
     return d
 

@@ -35,9 +35,9 @@ from archlab.data.images import (
     random_crop,
     random_flip,
 )
+from archlab.fileio import atomic_write_text
 from archlab.registry import register
 from archlab.tasks import Task, to_device
-from archlab.train.checkpoint import atomic_write_text
 
 AUGMENTS = ("crop", "flip")
 OPTIONS = ("dataset", "root", "val_size", "augment", "crop_pad", "eval_batch_size", "max_eval_images",

@@ -32,6 +32,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from archlab.fileio import atomic_write_text, fsync_dir, fsync_file  # noqa: F401  (atomic_write_text re-exported)
+
 FORMAT = "archlab-checkpoint/1"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
@@ -45,44 +47,6 @@ _test_hook: Callable[[str], None] | None = None
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete, corrupt, or does not match what is being loaded."""
-
-
-# ----------------------------------------------------------------------------- atomic file helpers
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (rename durability) where the OS allows it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush one file's contents to disk."""
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to path via a temp file in the same directory, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def _sha256(path: Path) -> str:

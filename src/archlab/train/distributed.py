@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from archlab.train.checkpoint import atomic_write_text
+from archlab.fileio import atomic_write_text
 from archlab.train.optim import build_optimizer, lr_at, set_lr
 from archlab.train.run_config import RunConfig, load_run_config, run_config_from_dict
 from archlab.train.trainer import autocast_context, build_run, seed_everything
