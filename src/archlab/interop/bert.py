@@ -13,6 +13,7 @@ import torch
 from archlab.config import from_dict
 from archlab.interop.hf_io import (
     ACT_TO_HF,
+    ConvertedState,
     InteropError,
     TensorSource,
     act_from_hf,
@@ -67,15 +68,8 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
 def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, dict]:
     """archlab state dict (and the HF tensor each entry came from)."""
     D, F, V = cfg.d_model, cfg.d_ff, cfg.vocab_size
-    state: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-
-    def put(name: str, hf_name: str, shape) -> None:
-        state[name], sources[name] = src.take(hf_name, shape), src.full(hf_name)
-
-    def linear(ours: str, theirs: str, shape) -> None:
-        put(f"{ours}.weight", f"{theirs}.weight", shape)
-        put(f"{ours}.bias", f"{theirs}.bias", shape[:1])
+    out = ConvertedState(src)
+    state, sources, put, linear = out.state, out.sources, out.put, out.linear
 
     def norm(ours: str, theirs: str) -> None:
         linear(ours, theirs, (D,))

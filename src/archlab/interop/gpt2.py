@@ -12,6 +12,7 @@ import torch
 from archlab.config import from_dict
 from archlab.interop.hf_io import (
     ACT_TO_HF,
+    ConvertedState,
     InteropError,
     TensorSource,
     act_from_hf,
@@ -53,11 +54,8 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
 def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, dict]:
     """archlab state dict (and the HF tensor each entry came from)."""
     D, L, F = cfg.d_model, cfg.n_layers, cfg.d_ff
-    state: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-
-    def put(name: str, hf_name: str, t: torch.Tensor) -> None:
-        state[name], sources[name] = t, src.full(hf_name)
+    out = ConvertedState(src)
+    state, sources, put = out.state, out.sources, out.set
 
     put("tok_embed.weight", "wte.weight", src.take("wte.weight", (cfg.vocab_size, D)))
     put("pos_embed.weight", "wpe.weight", src.take("wpe.weight", (cfg.max_seq_len, D)))

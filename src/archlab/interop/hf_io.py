@@ -177,6 +177,28 @@ class TensorSource:
                                "(archlab has no place for them; refusing a partial load)")
 
 
+class ConvertedState:
+    """An archlab state dict being filled from a TensorSource, with the HF tensor each entry came from."""
+
+    def __init__(self, src: TensorSource) -> None:
+        self.src = src
+        self.state: dict[str, torch.Tensor] = {}
+        self.sources: dict[str, str] = {}
+
+    def set(self, name: str, hf_name: str, tensor: torch.Tensor) -> None:
+        """Store an already converted tensor (e.g. transposed or split) under archlab's name."""
+        self.state[name], self.sources[name] = tensor, self.src.full(hf_name)
+
+    def put(self, name: str, hf_name: str, shape) -> None:
+        """Take HF tensor hf_name (checked against shape) as archlab's name."""
+        self.set(name, hf_name, self.src.take(hf_name, shape))
+
+    def linear(self, ours: str, theirs: str, shape) -> None:
+        """A weight of `shape` and a bias of shape[:1]."""
+        self.put(f"{ours}.weight", f"{theirs}.weight", shape)
+        self.put(f"{ours}.bias", f"{theirs}.bias", shape[:1])
+
+
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], sources: dict[str, str],
                       where: str) -> None:
     """Copy `state` (archlab names) into `model`; every parameter must be covered, with the right shape.

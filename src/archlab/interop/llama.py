@@ -12,6 +12,7 @@ import torch
 
 from archlab.config import from_dict
 from archlab.interop.hf_io import (
+    ConvertedState,
     InteropError,
     TensorSource,
     act_from_hf,
@@ -102,11 +103,8 @@ def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, di
     """archlab state dict (and the HF tensor each entry came from)."""
     D, F, hd = cfg.d_model, cfg.d_ff, cfg.head_dim
     H, KV = cfg.attn.n_heads, cfg.attn.kv_heads
-    state: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-
-    def put(name: str, hf_name: str, shape) -> None:
-        state[name], sources[name] = src.take(hf_name, shape), src.full(hf_name)
+    out = ConvertedState(src)
+    state, sources, put = out.state, out.sources, out.put
 
     put("tok_embed.weight", "embed_tokens.weight", (cfg.vocab_size, D))
     shapes = {"q_proj": (H * hd, D), "k_proj": (KV * hd, D), "v_proj": (KV * hd, D), "o_proj": (D, H * hd)}

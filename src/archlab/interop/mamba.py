@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from archlab.config import from_dict
-from archlab.interop.hf_io import InteropError, TensorSource, cannot_export, pad_id, unsupported
+from archlab.interop.hf_io import ConvertedState, InteropError, TensorSource, cannot_export, pad_id, unsupported
 from archlab.models.transformer_config import TransformerConfig
 
 FAMILY = "Mamba"
@@ -66,11 +66,8 @@ def _mixer_shapes(cfg: TransformerConfig) -> dict[str, tuple[int, ...] | None]:
 def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, dict]:
     """archlab state dict (and the HF tensor each entry came from)."""
     D = cfg.d_model
-    state: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-
-    def put(name: str, hf_name: str, shape) -> None:
-        state[name], sources[name] = src.take(hf_name, shape), src.full(hf_name)
+    out = ConvertedState(src)
+    state, sources, put = out.state, out.sources, out.put
 
     put("tok_embed.weight", "embeddings.weight", (cfg.vocab_size, D))
     shapes = _mixer_shapes(cfg)
