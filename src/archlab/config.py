@@ -113,12 +113,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(cfg)
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}."""
+def flatten(d: Mapping[str, Any], prefix: str = "", *, keep_empty: bool = False) -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; with keep_empty an empty mapping stays a value ({'a': {}} -> {'a': {}})."""
     out: dict[str, Any] = {}
     for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(flatten(v, f"{prefix}{k}."))
+        if isinstance(v, Mapping) and (v or not keep_empty):
+            out.update(flatten(v, f"{prefix}{k}.", keep_empty=keep_empty))
         else:
             out[prefix + k] = v
     return out

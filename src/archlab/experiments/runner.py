@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from archlab.config import ConfigError
+from archlab.config import ConfigError, flatten
 from archlab.experiments.spec import Comparison, ExperimentSpec, RunPlan, resolve
 from archlab.experiments.stats import Verdict, combine, decide
 from archlab.experiments.store import Store
@@ -148,7 +148,6 @@ def posthoc_eval(config: Mapping[str, Any], seed: int, out_dir: str, overrides: 
     """Validation metrics of a trained run's final weights loaded into the model with `overrides` applied."""
     import torch
 
-    from archlab.config import flatten
     from archlab.train import build_run, load_checkpoint
     from archlab.train.checkpoint import latest_checkpoint
 
@@ -213,21 +212,11 @@ def count_model_params(config: Mapping[str, Any]) -> int:
     from archlab.models import build_model, model_config_from_dict
     from archlab.train.run_config import unflatten
 
-    flat = _flatten(dict(config.get("model", {})))
+    flat = flatten(dict(config.get("model", {})), keep_empty=True)
     cfg = model_config_from_dict(flat if "preset" in flat else unflatten(flat))
     with torch.device("meta"):
         model = build_model(cfg)
     return int(sum(p.numel() for p in model.parameters()))
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 # ---------------------------------------------------------------- executing runs

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archlab.config import ConfigError, read_mapping
+from archlab.config import ConfigError, flatten, read_mapping
 
 SPECS_DIR = Path(__file__).with_name("specs")
 GOALS = ("min", "max")
@@ -148,20 +148,10 @@ def apply_diff(base: Mapping[str, Any], diff: Mapping[str, Any]) -> dict[str, An
     out = copy.deepcopy(dict(base))
     for key, value in diff.items():
         if isinstance(value, Mapping) and isinstance(get_dotted(out, key), Mapping):
-            for k2, v2 in _flat(value).items():
+            for k2, v2 in flatten(value, keep_empty=True).items():
                 set_dotted(out, f"{key}.{k2}", v2)
         else:
             set_dotted(out, key, value)
-    return out
-
-
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
     return out
 
 
