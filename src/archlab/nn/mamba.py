@@ -30,7 +30,8 @@ class Mamba(nn.Module):
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int | None = None,
                  *, selective=("delta", "B", "C"), conv: bool = True, activation: str = "silu", gate: bool = True,
                  A_init: str = "s4d_real", dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
-                 conv_bias: bool = True, bias: bool = False, scan: str = "chunked", chunk_size: int = 32) -> None:
+                 conv_bias: bool = True, bias: bool = False, scan: str = "chunked", chunk_size: int = 32,
+                 n_layers: int = 1) -> None:
         super().__init__()
         self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
         self.d_inner = E = expand * d_model
@@ -40,6 +41,7 @@ class Mamba(nn.Module):
         self.act = activation_fn(activation)
         self.A_init, self.dt_min, self.dt_max, self.dt_init_floor = A_init, dt_min, dt_max, dt_init_floor
         self.scan, self.chunk_size = scan, chunk_size
+        self.n_layers = n_layers  # out_proj is scaled by 1/√n_layers at init, as in mamba_ssm
 
         self.in_proj = nn.Linear(d_model, 2 * E if gate else E, bias=bias)  # x (and z) branches
         # depthwise causal conv; the causal left padding is done in forward so a cached prefix can replace it
@@ -64,8 +66,19 @@ class Mamba(nn.Module):
 
     @torch.no_grad()
     def reset_parameters_special(self) -> None:
-        """Mamba's structured init: A (S4D-real A_n = −(n+1)), Δ ∈ [dt_min, dt_max] log-uniform via b_dt, D = 1."""
+        """mamba_ssm's init: A (S4D-real A_n = −(n+1)), Δ ∈ [dt_min, dt_max] log-uniform via b_dt, D = 1;
+        projections and conv keep PyTorch's fan-in init (U(±1/√fan_in), zero biases), out_proj ÷ √n_layers.
+
+        The LM shell's N(0, 0.02) init must not reach the projections: with it, B_t, C_t and x are so small
+        that the SSM path is ~10⁻⁴ of the D skip at init and the selective scan barely trains.
+        """
         E, N = self.d_inner, self.d_state
+        for lin in (self.in_proj, self.x_proj, self.out_proj, self.conv1d):
+            if lin is not None:
+                lin.reset_parameters()
+                if lin.bias is not None and lin is not self.conv1d:
+                    nn.init.zeros_(lin.bias)
+        self.out_proj.weight.div_(math.sqrt(self.n_layers))
         if self.A_init == "s4d_real":
             A = torch.arange(1, N + 1, dtype=torch.float32).repeat(E, 1)
         elif self.A_init == "random":
@@ -144,14 +157,14 @@ class Mamba(nn.Module):
         return st
 
 
-def mamba_from_config(d_model: int, s) -> Mamba:
+def mamba_from_config(d_model: int, s, n_layers: int = 1) -> Mamba:
     """Mamba mixer sized by an SSMConfig."""
     return Mamba(d_model, s.d_state, s.d_conv, s.expand, s.dt_rank, selective=s.selective, conv=s.conv,
                  activation=s.activation, gate=s.gate, A_init=s.A_init, dt_min=s.dt_min, dt_max=s.dt_max,
                  dt_init_floor=s.dt_init_floor, conv_bias=s.conv_bias, bias=s.bias, scan=s.scan,
-                 chunk_size=s.chunk_size)
+                 chunk_size=s.chunk_size, n_layers=n_layers)
 
 
 @register("mixer", "mamba")
 def build_mamba_mixer(cfg, layer_index: int, rope=None) -> Mamba:
-    return mamba_from_config(cfg.d_model, cfg.mixer.ssm)
+    return mamba_from_config(cfg.d_model, cfg.mixer.ssm, cfg.n_layers)
