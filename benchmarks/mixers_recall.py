@@ -1,6 +1,6 @@
 """Every sequence mixer at (about) equal parameter budget on the synthetic recall tasks.
 
-    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (small; ≈40 min on 1 core)
+    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (small; ≈70 min on 1 core)
     .venv/bin/python benchmarks/mixers_recall.py --device cuda --full  # the GPU setting
 
 Same shell for all (pre-norm RMSNorm blocks of mixer + GELU FFN, tied embeddings, 2 layers); only
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         tasks += [{"kind": "selective_copy", "seq_len": 256, "options": {"n_tokens": 16}},
                   {"kind": "induction_heads", "seq_len": 256}, {"kind": "program_log", "seq_len": 256}]
     else:
-        d_model, n_layers, vocab, batch, steps, eval_n = args.d_model or 64, 2, 64, 32, args.steps or 300, 512
+        d_model, n_layers, vocab, batch, steps, eval_n = args.d_model or 64, 2, 64, 32, args.steps or 1000, 512
         tasks = [{"kind": "mqar", "seq_len": 16, "options": {"n_pairs": 2}},
                  {"kind": "mqar", "seq_len": 32, "options": {"n_pairs": 4}},
                  {"kind": "selective_copy", "seq_len": 32, "options": {"n_tokens": 4}},
