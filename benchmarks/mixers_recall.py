@@ -1,6 +1,6 @@
 """Every sequence mixer at (about) equal parameter budget on the synthetic recall tasks.
 
-    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (small; ≈70 min on 1 core)
+    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (small; ≈80 min on 1 core; split with --tasks, then --merge)
     .venv/bin/python benchmarks/mixers_recall.py --device cuda --full  # the GPU setting
 
 Same shell for all (pre-norm RMSNorm blocks of mixer + GELU FFN, tied embeddings, 2 layers); only
