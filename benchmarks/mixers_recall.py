@@ -1,6 +1,7 @@
 """Every sequence mixer at (about) equal parameter budget on the synthetic recall tasks.
 
-    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (small; ≈80 min on 1 core; split with --tasks, then --merge)
+    nice .venv/bin/python benchmarks/mixers_recall.py                  # CPU default (≈80 min on 1 core)
+    #   two processes: --tasks mqar and --tasks selective_copy,induction_heads, then --merge DIR DIR
     .venv/bin/python benchmarks/mixers_recall.py --device cuda --full  # the GPU setting
 
 Same shell for all (pre-norm RMSNorm blocks of mixer + GELU FFN, tied embeddings, 2 layers); only
