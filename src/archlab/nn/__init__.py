@@ -1,5 +1,5 @@
 """archlab.nn: named components, one concept per file."""
-from archlab.nn import (  # noqa: F401  # noqa: F401  (register the other mixers)
+from archlab.nn import (  # noqa: F401  (importing a module registers its components)
     attention,
     block,
     conv_mixer,

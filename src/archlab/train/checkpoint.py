@@ -32,7 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from archlab.fileio import atomic_write_text, fsync_dir, fsync_file  # noqa: F401  (atomic_write_text re-exported)
+from archlab.fileio import atomic_write_text, fsync_dir, fsync_file
 
 FORMAT = "archlab-checkpoint/1"
 STATE_FILE = "state.json"

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from archlab.config import ConfigError, config_diff, to_dict
+from archlab.fileio import atomic_write_text
 from archlab.train import checkpoint as ckpt_mod
 from archlab.train.optim import build_optimizer, lr_at, set_lr
 from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig
@@ -99,7 +100,7 @@ class MetricsLog:
                     keep.append(line)
             except json.JSONDecodeError:  # a line cut by the crash
                 continue
-        ckpt_mod.atomic_write_text(path, "".join(line + "\n" for line in keep))
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -212,8 +213,8 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
         seed_everything(tc.seed + 1)  # the training stream (dropout) starts from a known state
 
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_mod.atomic_write_text(out / "run.yaml", _yaml(run_dict))
-    ckpt_mod.atomic_write_text(out / "model.yaml", _yaml(model_dict))
+    atomic_write_text(out / "run.yaml", _yaml(run_dict))
+    atomic_write_text(out / "model.yaml", _yaml(model_dict))
     if getattr(task, "tokenizer", None) is not None and hasattr(task.tokenizer, "save"):
         task.tokenizer.save(str(out / "tokenizer.json"))
     log = MetricsLog(metrics_path, out / "tensorboard" if progress else None)
@@ -297,7 +298,7 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
     result = {"step": step, "n_params": n_params, **last, "train_time_s": train_time,
               "tokens_per_s": tokens / train_time if train_time else 0.0, "out_dir": str(out),
               "checkpoint": str(ckpt_mod.latest_checkpoint(out) or "")}
-    ckpt_mod.atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=1))
+    atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=1))
     return result
 
 
