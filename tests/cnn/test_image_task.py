@@ -67,6 +67,20 @@ def test_train_evaluate_report(tmp_path):
     assert json.loads((tmp_path / "report" / "confusion_test.json").read_text())["confusion"] == doc["confusion"]
 
 
+def test_train_reports_its_final_evaluation_without_evaluating_again(tmp_path, monkeypatch):
+    from archlab.tasks.image_classification import ImageClassification
+    from archlab.train.trainer import train
+
+    calls = []
+    evaluate = ImageClassification.evaluate
+    monkeypatch.setattr(ImageClassification, "evaluate",
+                        lambda self, model, split="val": calls.append(split) or evaluate(self, model, split))
+    res = train(run_cfg(tmp_path), tmp_path / "run", progress=False)  # 40 steps, eval_every 20
+    assert calls == ["val", "val"]  # steps 20 and 40; the report reuses the step-40 evaluation
+    doc = json.loads((tmp_path / "run" / "confusion_val.json").read_text())
+    assert doc["accuracy"] == res["val_accuracy"] and sum(map(sum, doc["confusion"])) == 32
+
+
 def test_bad_task_options(tmp_path):
     with pytest.raises(ConfigError, match="unknown task option 'task.augmnt'"):
         build("task", "image_classification", run_cfg(tmp_path, augmnt=["flip"]))

@@ -168,11 +168,16 @@ class ImageClassification(Task):
         n = max(len(true), 1)
         return {"loss": float(total) / n, "accuracy": float((pred == true).float().mean()) if len(true) else 0.0}
 
-    def report(self, model, out_dir: str | Path, split: str = "test", n_samples: int = 25) -> dict[str, Any]:
-        """Evaluate on `split` and write confusion_<split>.json/.png and predictions_<split>.png under out_dir."""
+    def report(self, model, out_dir: str | Path, split: str = "test", n_samples: int = 25,
+               metrics: dict | None = None) -> dict[str, Any]:
+        """Evaluate on `split` and write confusion_<split>.json/.png and predictions_<split>.png under out_dir.
+
+        `metrics`: what `evaluate(model, split)` just returned for this very model (the trainer's final
+        evaluation); its confusion matrix is reused instead of evaluating the split a second time."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        metrics = self.evaluate(model, split)
+        if not metrics or split not in self.confusion:
+            metrics = self.evaluate(model, split)
         cm = self.confusion[split]
         per_class = (cm.diag().float() / cm.sum(1).clamp(min=1).float()).tolist()
         doc = {"split": split, **metrics, "classes": list(self.classes), "confusion": cm.tolist(),

@@ -239,7 +239,7 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
     last: dict[str, Any] = {}
     tokens, train_time = 0, 0.0
     model.train()
-    step = start
+    step, final_val = start, None  # final_val: the evaluation of the model as it ends, when one is made
     try:
         for step in range(start + 1, stop + 1):
             t0 = time.perf_counter()
@@ -277,6 +277,7 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
                 bar.set_postfix(loss=f"{total_loss:.4f}", lr=f"{lr:.2e}")
             if (tc.eval_every and step % tc.eval_every == 0) or step == tc.steps:
                 ev = _eval(task, model, "val")
+                final_val = ev if step == stop else None
                 if ev:
                     log.write({"kind": "eval", "step": step, "split": "val", **ev})
                     last.update({f"val_{k}": v for k, v in ev.items()})
@@ -289,12 +290,13 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
             bar.close()
         log.close()
     if start >= stop:  # nothing left to run (resumed a finished run): report the evaluation
-        last.update({f"val_{k}": v for k, v in _eval(task, model, "val").items()})
+        final_val = _eval(task, model, "val")
+        last.update({f"val_{k}": v for k, v in final_val.items()})
     if tc.plot and metrics_path.is_file():
         plot_losses(metrics_path, out / "loss.png", run_cfg.name)
     if tc.plot and hasattr(task, "report"):  # task-specific figures (confusion matrix, sample predictions)
         with torch.no_grad():
-            task.report(model, out, "val")
+            task.report(model, out, "val", metrics=final_val)  # reuses the final evaluation when there was one
     result = {"step": step, "n_params": n_params, **last, "train_time_s": train_time,
               "tokens_per_s": tokens / train_time if train_time else 0.0, "out_dir": str(out),
               "checkpoint": str(ckpt_mod.latest_checkpoint(out) or "")}
