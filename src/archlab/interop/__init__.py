@@ -31,7 +31,7 @@ from archlab.interop.hf_io import (
 )
 
 __all__ = ["InteropError", "from_hf", "to_hf", "is_hf_dir", "load_pretrained", "save_archlab", "family_of",
-           "convert_state_from_hf", "FAMILIES"]
+           "convert_state_from_hf", "decoder_start_id", "FAMILIES"]
 
 FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (gpt2, llama, bert, marian, mamba)}
 
@@ -45,17 +45,16 @@ def _gguf_files(path: Path) -> list[Path]:
 
 
 def is_hf_dir(path: str | Path) -> bool:
-    """Whether `path` looks like a Hugging Face model (config.json with model_type, or a .gguf file)."""
+    """Whether `path` looks like a Hugging Face model (config.json with model_type, or a .gguf file).
+
+    Raises InteropError when config.json exists but is not valid JSON (naming the file and line)."""
     p = Path(path)
     if _gguf_files(p) and not (p / WEIGHTS_FILE).is_file():
         return True
     cfg = p / CONFIG_FILE
     if not cfg.is_file():
         return False
-    try:
-        data = read_json(cfg)
-    except InteropError:
-        return False
+    data = read_json(cfg)  # invalid JSON is reported as such (file, line, column), not as "not an HF model"
     return "model_type" in data and "model" not in data
 
 
@@ -122,15 +121,30 @@ def family_of(cfg) -> ModuleType:
                        f"archlab exports {sorted(FAMILIES)}")
 
 
+def decoder_start_id(model: torch.nn.Module, tokenizer: Any = None) -> int | None:
+    """The token an encoder-decoder starts decoding from: the imported `decoder_start_token_id`, else the
+    bos id of an archlab tokenizer (archlab's seq2seq task starts from bos), else `pad_token_id` (Marian)."""
+    meta = getattr(model, "hf_meta", {}) or {}
+    if isinstance(meta.get("decoder_start_token_id"), int):
+        return meta["decoder_start_token_id"]
+    if isinstance(getattr(tokenizer, "bos_id", None), int):
+        return tokenizer.bos_id
+    return model.cfg.pad_token_id
+
+
 def to_hf(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Path:
     """Write `model` as an HF directory (config.json + model.safetensors [+ tokenizer.json])."""
     cfg = model.cfg
     fam = family_of(cfg)
     hf = fam.config_to_hf(cfg)
-    meta = getattr(model, "hf_meta", {})
+    meta = getattr(model, "hf_meta", {}) or {}
     for k in ("bos_token_id", "eos_token_id", "forced_eos_token_id"):
         if k in meta and k in hf and hf[k] is None:
             hf[k] = meta[k]
+    if "decoder_start_token_id" in hf:  # the imported start token, else the one archlab's seq2seq training used
+        start = decoder_start_id(model, tokenizer)
+        if start is not None:
+            hf["decoder_start_token_id"] = start
     hf.setdefault("dtype", "float32")
     state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     tensors = fam.convert_to_hf(state, cfg)

@@ -2,7 +2,8 @@
 
 Sinusoidal positions in the split sin | cos layout, post-norm, embeddings scaled by √D, shared
 source/target/output embeddings, `final_logits_bias` → archlab head.bias. Generation starts from
-`decoder_start_token_id`, which is the pad id in every Marian checkpoint.
+`decoder_start_token_id` (the pad id in the published Marian checkpoints, but any id is kept: the
+imported one is carried in `model.hf_meta` and written back on export).
 """
 from __future__ import annotations
 
@@ -46,18 +47,23 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
     act = act_from_hf(FAMILY, "activation_function", hf.get("activation_function", "gelu"))
     drop = float(hf.get("dropout", 0.0))
     pad = pad_id(hf, vocab)
+    tie = bool(hf.get("tie_word_embeddings", True))
+    # transformers 5 ties Marian's encoder/decoder embeddings to `shared` only together with the LM head: with
+    # share_encoder_decoder_embeddings=true and tie_word_embeddings=false the three tables are independent
+    # (the forward pass reads encoder.embed_tokens and decoder.embed_tokens), so archlab keeps two tables
+    shared = bool(hf.get("share_encoder_decoder_embeddings", True)) and tie
     return from_dict(TransformerConfig, dict(
         name=hf.get("_name_or_path") or "marian-hf", vocab_size=vocab, d_model=hf.get("d_model", 1024),
         n_layers=hf.get("encoder_layers", 12), n_decoder_layers=hf.get("decoder_layers", 12),
         max_seq_len=hf.get("max_position_embeddings", 1024), shape="encoder_decoder",
         embed={"scale": bool(hf.get("scale_embedding", False)),
-               "shared": bool(hf.get("share_encoder_decoder_embeddings", True))},
+               "shared": shared},
         pos={"kind": "sinusoidal", "sinusoidal_layout": "split"},
         attn={"n_heads": heads, "bias": True, "dropout": float(hf.get("attention_dropout", 0.0))},
         ffn={"activation": act, "d_ff": d_ff, "bias": True},
         norm={"kind": "layernorm", "eps": 1e-5}, block={"norm": "post", "order": ["mixer", "cross", "ffn"],
                                                         "dropout": drop},
-        head={"tie": bool(hf.get("tie_word_embeddings", True)), "bias": True}, dropout=drop,
+        head={"tie": tie, "bias": True}, dropout=drop,
         init_std=float(hf.get("init_std", 0.02)), pad_token_id=pad,
     ))
 
@@ -80,10 +86,15 @@ def convert_from_hf(src: TensorSource, cfg: TransformerConfig) -> tuple[dict, di
         names = ["shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight", *lm_alias]
         state["tok_embed.weight"] = src.take_first(names, (V, D))
         sources["tok_embed.weight"] = src.full("shared.weight")
-    else:
-        put("tok_embed.weight", "encoder.embed_tokens.weight", (V, D))
-        state["tgt_embed.weight"] = src.take_first(["decoder.embed_tokens.weight", *lm_alias], (V, D))
-        sources["tgt_embed.weight"] = src.full("decoder.embed_tokens.weight")
+    else:  # separate tables; `shared.weight` (transformers 5, untied) is unused by the forward pass when both exist
+        shared = src.take("shared.weight", (V, D)) if src.has("shared.weight") else None
+        for ours, stack, alias in (("tok_embed", "encoder", []), ("tgt_embed", "decoder", lm_alias)):
+            name = f"{stack}.embed_tokens.weight"
+            if src.has(name) or shared is None:
+                state[f"{ours}.weight"] = src.take_first([name, *alias], (V, D))
+                sources[f"{ours}.weight"] = src.full(name)
+            else:
+                state[f"{ours}.weight"], sources[f"{ours}.weight"] = shared, src.full("shared.weight")
     shapes = {"self_attn": (D, D), "encoder_attn": (D, D), "fc1": (F, D), "fc2": (D, F)}
     for stack, n, cross in (("encoder", cfg.n_layers, False), ("decoder", cfg.decoder_layers, True)):
         for i in range(n):
@@ -163,6 +174,9 @@ def convert_to_hf(state: dict[str, torch.Tensor], cfg: TransformerConfig) -> dic
     out: dict[str, torch.Tensor] = {}
     if cfg.embed.shared:
         out["model.shared.weight"] = state["tok_embed.weight"]
+        if not cfg.head.tie:  # transformers 5 ties encoder/decoder tables to `shared` only when the head is tied
+            out["model.encoder.embed_tokens.weight"] = state["tok_embed.weight"]
+            out["model.decoder.embed_tokens.weight"] = state["tok_embed.weight"]
     else:
         out["model.encoder.embed_tokens.weight"] = state["tok_embed.weight"]
         out["model.decoder.embed_tokens.weight"] = state["tgt_embed.weight"]

@@ -10,12 +10,14 @@ def greedy(model: torch.nn.Module, input_ids: torch.Tensor, n_new: int, *, atten
     """The `n_new` greedily chosen tokens (B, n_new), decoded step by step through the model's state cache.
 
     Decoder-only: continues `input_ids`. Encoder-decoder: `input_ids` is the source; decoding starts from
-    `decoder_start_token_id` (Marian: the pad id).
+    `decoder_start_token_id` (default: the imported config's, else the pad id as in Marian).
     """
+    from archlab.interop import decoder_start_id
+
     model.eval()
     b, t = input_ids.shape
     if getattr(model.cfg, "shape", "decoder") == "encoder_decoder":
-        start = decoder_start_token_id if decoder_start_token_id is not None else model.cfg.pad_token_id
+        start = decoder_start_token_id if decoder_start_token_id is not None else decoder_start_id(model)
         if start is None:
             raise ValueError("an encoder-decoder model needs decoder_start_token_id to start decoding")
         state = model.init_state(b, n_new + 1, input_ids=input_ids, attention_mask=attention_mask)
