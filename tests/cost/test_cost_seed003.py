@@ -81,3 +81,13 @@ def test_report_mentions_every_slip():
     text = report()
     assert "854,196,224" in text and "271,351,808" in text and "358,055,936" in text
     assert "0.2111" in text and "rounds to 0.21" in text
+
+
+def test_vgg16_and_alexnet_presets_equal_torchvision_counts(ex):
+    from archlab.cost.model_cost import model_cost
+
+    vgg, alex = model_cost("vgg16", image_size=224), model_cost("alexnet", image_size=224)
+    assert vgg.params == 138_357_544 and alex.params == 61_100_840  # torchvision.models.vgg16 / alexnet
+    assert round(vgg.macs / 1e9, 2) == 15.47 and round(alex.macs / 1e6) == 714  # torchvision's GFLOPS column
+    assert ex["vgg_ratio"].lab_value == pytest.approx(19.75, abs=0.01) and ex["vgg_ratio"].verdict == "agrees"
+    assert ex["alexnet_ratio"].lab_value == pytest.approx(8.72, abs=0.01) and ex["alexnet_ratio"].verdict == "agrees"

@@ -167,6 +167,26 @@ def examples() -> list[Example]:
             "list we know reproduces; every count here is 1.50–1.58G. Pooling, BN, ReLU and concatenation "
             "are not MACs in any of these figures.",
             extra=g))
+        out.extend(_param_ratios(g["params"], g["macs"]))
+    return out
+
+
+def _param_ratios(googlenet_params: int, googlenet_macs: int) -> list[Example]:
+    """Seed 003: 'Weights: 7.0 M (< VGG (19.7X), AlexNet (8.7X))' from the vgg16 / alexnet presets."""
+    from archlab.cost.model_cost import model_cost
+
+    out = []
+    for key, name, seed_ratio in (("vgg_ratio", "vgg16", 19.7), ("alexnet_ratio", "alexnet", 8.7)):
+        other = model_cost(name, image_size=224)
+        ratio = other.params / googlenet_params
+        out.append(Example(
+            key, f"GoogLeNet has {seed_ratio}× fewer weights than {name}", f"< {name} ({seed_ratio}X)", seed_ratio,
+            ratio, "agrees" if round(ratio, 1) == seed_ratio else "slip",
+            f"{name}: {other.params:,} parameters (= torchvision's), {other.macs / 1e9:.2f}G MACs at 224²; "
+            f"÷ GoogLeNet's {googlenet_params:,} = {ratio:.2f}×. In MACs {name} needs "
+            f"{other.macs / googlenet_macs:.2f}× GoogLeNet's {googlenet_macs / 1e9:.2f}G: fewer weights is not the "
+            "same as less compute.",
+            extra={"params": other.params, "macs": other.macs}))
     return out
 
 
@@ -199,7 +219,7 @@ def report() -> str:
     """Seed 003's examples, the lab's recomputation, and the explanation of every difference."""
     lines = ["Seed 003 cost examples, recomputed from layers (1 MAC = 1 multiply-add; the seed's 'ops' are MACs)", ""]
     for ex in examples():
-        lab = f"{ex.lab_value:,.4f}" if ex.lab_value < 10 else f"{int(ex.lab_value):,}"
+        lab = f"{int(ex.lab_value):,}" if ex.lab_value == int(ex.lab_value) else f"{ex.lab_value:,.4f}"
         lines.append(f"[{ex.verdict.upper():>7}] {ex.title}")
         lines.append(f"          seed: {ex.seed_text}    lab: {lab}")
         lines.append(f"          {ex.explanation}")

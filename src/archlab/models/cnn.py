@@ -199,6 +199,22 @@ def _c(**data: Any) -> CNNConfig:
 
 _IMAGENET = {"in_channels": 3, "image_size": 224, "n_classes": 1000}
 
+# AlexNet (Krizhevsky et al. 2012) as torchvision builds it: 5 convs, 3 max-pools, a 6×6×256 map, 3 FC layers.
+# torchvision's adaptive 6×6 average pool is the identity at 224² and is omitted.
+ALEXNET_LAYERS = ["conv:64:11:4:2", "relu", "maxpool:3:2", "conv:192:5", "relu", "maxpool:3:2",
+                  "conv:384:3", "relu", "conv:256:3", "relu", "conv:256:3", "relu", "maxpool:3:2", "flatten",
+                  "dropout:0.5", "fc:4096", "relu", "dropout:0.5", "fc:4096", "relu", "fc"]
+
+
+def _vgg(stages: list[list[int]]) -> list[str]:
+    """VGG (Simonyan & Zisserman 2014): stages of 3×3 same convs + ReLU, each closed by a 2×2/2 max-pool."""
+    convs = [layer for stage in stages for m in stage + [0]
+             for layer in (["maxpool:2"] if m == 0 else [f"conv:{m}:3", "relu"])]
+    return convs + ["flatten", "fc:4096", "relu", "dropout:0.5", "fc:4096", "relu", "dropout:0.5", "fc"]
+
+
+VGG16_LAYERS = _vgg([[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]])
+
 PRESETS = {
     "resnet18": lambda: _c(name="resnet18", kind="resnet", **_IMAGENET, resnet={"blocks": [2, 2, 2, 2]}),
     "resnet34": lambda: _c(name="resnet34", kind="resnet", **_IMAGENET, resnet={"blocks": [3, 4, 6, 3]}),
@@ -207,6 +223,9 @@ PRESETS = {
     "googlenet": lambda: _c(name="googlenet", kind="googlenet", **_IMAGENET),
     "googlenet-tv": lambda: _c(name="googlenet-tv", kind="googlenet", **_IMAGENET, googlenet={"k5": 3}),
     "mobilenet-v1": lambda: _c(name="mobilenet-v1", kind="mobilenet", **_IMAGENET),
+    # the seed 003 comparison points for GoogLeNet (torchvision's layer lists; counts tested equal)
+    "alexnet": lambda: _c(name="alexnet", kind="plain", **_IMAGENET, layers=ALEXNET_LAYERS),
+    "vgg16": lambda: _c(name="vgg16", kind="plain", **_IMAGENET, layers=VGG16_LAYERS),
     # 28×28 grey images (MNIST / Fashion-MNIST)
     "cnn-small": lambda: _c(name="cnn-small", kind="plain"),
     "resnet-small": lambda: _c(name="resnet-small", kind="resnet", resnet={
