@@ -2,12 +2,14 @@
 
 A file is written to a temporary name in its own directory, flushed to disk, renamed over the
 target (atomic on one filesystem) and the directory entry is flushed too: a crash at any moment
-leaves either the old file or the new one, never a torn file.
+leaves either the old file or the new one, never a torn file. Temporary files and folders are created
+with the default permissions (0666 / 0777 less the umask), like any file the user writes, so what is
+renamed into place is readable by whoever the umask allows (not 0600/0700 as `tempfile` would make it).
 """
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,12 +34,40 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.fsync(f.fileno())
 
 
+def _temp_name(parent: Path, prefix: str, suffix: str = "") -> Path:
+    return parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+
+
+def make_temp_file(parent: str | os.PathLike, prefix: str, suffix: str = ".tmp") -> Path:
+    """Create a new empty file with a unique name in `parent`, mode 0666 less the umask (as `open` would)."""
+    parent = Path(parent)
+    while True:
+        tmp = _temp_name(parent, prefix, suffix)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """Create a new empty folder with a unique name in `parent`, mode 0777 less the umask (as `mkdir` would)."""
+    parent = Path(parent)
+    while True:
+        tmp = _temp_name(parent, prefix)
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        return tmp
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Create `path` atomically: `write(tmp)` fills a temporary file beside it, which is fsynced and renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = str(make_temp_file(path.parent, f".{path.name}."))
     try:
         write(tmp)
         fsync_file(tmp)

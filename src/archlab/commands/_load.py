@@ -32,14 +32,15 @@ def load_for_inference(path: str, device: str = "cpu"):
             tok = load_tokenizer(p / "tokenizer.json")
         return model.to(device).eval(), as_archlab_tokenizer(tok, p), {}
     from archlab.models import build_model, model_config_from_dict
-    from archlab.train.checkpoint import load_checkpoint, resolve_checkpoint, verify_checkpoint
+    from archlab.train.checkpoint import CheckpointError, load_checkpoint, open_checkpoint
 
-    ck = resolve_checkpoint(p)
-    doc = verify_checkpoint(ck)
+    ck, doc = open_checkpoint(p)  # a run dir falls back to its newest complete checkpoint, with a notice
     doc["path"] = str(ck)
+    if not isinstance(doc.get("model_config"), dict):
+        raise CheckpointError(f"{str(ck / 'state.json')!r} holds no model_config; cannot rebuild the model")
     cfg = model_config_from_dict(doc["model_config"])
     model = build_model(cfg)
-    load_checkpoint(ck, model, device=device)
+    load_checkpoint(ck, model, device=device, state=doc)
     tok = None
     for cand in (ck / "tokenizer.json", ck.parent.parent / "tokenizer.json"):
         if cand.is_file():

@@ -12,7 +12,15 @@ Layout of a run directory:
 A checkpoint is written into a temporary directory next to its final place, every file fsync'ed,
 then renamed in one step, so a crash at any moment leaves the previous checkpoint intact; `state.json`
 is written last and lists checksums, so a truncated or half-written checkpoint is never loaded as valid.
-Nothing is ever unpickled: loading reads only safetensors and JSON.
+state.json also carries the SHA-256 of its own content ("state_sha256", over the canonical JSON without
+that key), so a damaged or hand-edited state.json (configs, RNG states, checksums) is refused, while a
+harmless change (whitespace) is not. Nothing is ever unpickled: loading reads only safetensors and JSON.
+
+One fall-back rule for every command (train --resume, sample, eval, convert, translate, ...): given a run
+directory, the newest *complete* checkpoint is used; a newer incomplete one (state.json missing or
+unreadable, a file missing or failing its checksum) is skipped with a one-line notice on stderr. Only when
+no checkpoint is complete is it an error. A checkpoint directory named explicitly is verified, never
+replaced by another.
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ import json
 import os
 import random
 import shutil
-import tempfile
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,9 +40,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from archlab.fileio import atomic_write_text, fsync_dir, fsync_file
+from archlab.fileio import atomic_write_text, fsync_dir, fsync_file, make_temp_dir
 
-FORMAT = "archlab-checkpoint/1"
+FORMAT = "archlab-checkpoint/2"  # /2: state.json carries state_sha256 (required); /1 (older) is still read
+FORMATS = ("archlab-checkpoint/1", FORMAT)
+SELF_SHA = "state_sha256"
 STATE_FILE = "state.json"
 MODEL_FILE = "model.safetensors"
 OPTIM_FILE = "optimizer.safetensors"
@@ -55,6 +65,16 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _canonical_sha256(doc: dict) -> str:
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def notice(msg: str) -> None:
+    """One line on stderr for something the user should know but that is not an error."""
+    print(f"archlab: {msg}", file=sys.stderr, flush=True)
 
 
 def _hook(stage: str) -> None:
@@ -188,7 +208,7 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
     root.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     final = root / checkpoint_name(step)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    tmp = make_temp_dir(root, f".tmp-{final.name}-")
     try:
         tensors, aliases = model_tensors(model)
         save_file(tensors, str(tmp / MODEL_FILE),
@@ -206,6 +226,8 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
             fsync_file(tmp / "tokenizer.json")
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
         doc = {"format": FORMAT, "step": step, **(state or {}), "optimizer": meta or None, "files": files}
+        doc = json.loads(json.dumps(doc))  # exactly what a reader will parse (tuples -> lists, ...)
+        doc[SELF_SHA] = _canonical_sha256(doc)
         (tmp / STATE_FILE).write_text(json.dumps(doc, indent=1, sort_keys=False), encoding="utf-8")
         fsync_file(tmp / STATE_FILE)
         _hook("state")
@@ -244,12 +266,28 @@ def _read_state(ckpt: Path) -> dict:
     if not sp.is_file():
         raise CheckpointError(f"checkpoint {str(ckpt)!r} is incomplete: {STATE_FILE} is missing")
     try:
-        doc = json.loads(sp.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: {STATE_FILE} is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        doc = json.loads(sp.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: {STATE_FILE} is not valid JSON "
+                              f"({first})") from None
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is unreadable: {STATE_FILE}: {e.strerror or e}") from None
+    if not isinstance(doc, dict) or doc.get("format") not in FORMATS:
         raise CheckpointError(f"checkpoint {str(ckpt)!r} is not an archlab checkpoint ({STATE_FILE} lacks "
                               f"format={FORMAT!r})")
+    # /2 requires the self-checksum; /1 checkpoints (older archlab) have none, but one that is present is checked
+    # (so a damaged byte can neither turn "/2" into "/1" nor rename the key and go unnoticed).
+    if doc["format"] != FORMATS[0] or SELF_SHA in doc:
+        recorded = doc.pop(SELF_SHA, None)
+        if recorded != _canonical_sha256(doc):
+            raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: {STATE_FILE} does not match its recorded "
+                                  "checksum (damaged or edited by hand)")
+    files = doc.get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("bytes"), int) and isinstance(v.get("sha256"), str)
+            for v in files.values()) or not isinstance(doc.get("step"), int):
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: {STATE_FILE} lacks a valid step or file list")
     return doc
 
 
@@ -257,9 +295,9 @@ def verify_checkpoint(ckpt: str | Path) -> dict:
     """Check that every file state.json lists exists with the recorded size and SHA-256; return state.json."""
     ckpt = Path(ckpt)
     doc = _read_state(ckpt)
-    for name, info in doc.get("files", {}).items():
+    for name, info in doc["files"].items():
         p = ckpt / name
-        if not p.is_file():
+        if Path(name).name != name or not p.is_file():
             raise CheckpointError(f"checkpoint {str(ckpt)!r} is incomplete: {name} is missing")
         size = p.stat().st_size
         if size != info["bytes"]:
@@ -267,54 +305,96 @@ def verify_checkpoint(ckpt: str | Path) -> dict:
                                   "(truncated or partly written)")
         if _sha256(p) != info["sha256"]:
             raise CheckpointError(f"checkpoint file {str(p)!r} is corrupt: its SHA-256 does not match state.json")
-    if MODEL_FILE not in doc.get("files", {}):
+    if MODEL_FILE not in doc["files"]:
         raise CheckpointError(f"checkpoint {str(ckpt)!r} holds no {MODEL_FILE}")
     return doc
 
 
-def latest_checkpoint(path: str | Path) -> Path | None:
-    """The newest complete checkpoint under a run dir (or its checkpoints/ dir); None if there is none."""
+def checkpoint_root(path: str | Path) -> Path:
+    """A run dir's checkpoints/ dir (or `path` itself when it is one)."""
     path = Path(path)
-    root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    if not root.is_dir():
+    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+
+
+def step_dirs(path: str | Path) -> list[Path]:
+    """Every step_* directory under a run dir (or its checkpoints/ dir), complete or not, oldest first."""
+    root = checkpoint_root(path)
+    return _steps(root) if root.is_dir() else []
+
+
+def find_checkpoint(path: str | Path, *, quiet: bool = False) -> tuple[Path, dict, list[tuple[Path, str]]]:
+    """(newest complete checkpoint, its verified state.json, [(skipped newer checkpoint, why)]) under a run dir.
+
+    The fall-back rule: an incomplete or damaged newer checkpoint is skipped with a one-line notice (unless
+    `quiet`); CheckpointError when no checkpoint under `path` is complete.
+    """
+    path = Path(path)
+    skipped: list[tuple[Path, str]] = []
+    for p in reversed(step_dirs(path)):
+        try:
+            doc = verify_checkpoint(p)
+        except CheckpointError as e:
+            skipped.append((p, str(e)))
+            continue
+        if not quiet:
+            for bad, why in skipped:
+                notice(f"skipping checkpoint {bad.name} ({why}); using {p.name}, the newest complete one")
+        return p, doc, skipped
+    if skipped:
+        why = "; ".join(f"{b.name}: {w}" for b, w in skipped[:3])
+        raise CheckpointError(f"no complete checkpoint in {str(path)!r} ({why})")
+    raise CheckpointError(f"no checkpoint in {str(path)!r} (expected {STATE_FILE} or checkpoints/step_*/)")
+
+
+def latest_checkpoint(path: str | Path, *, quiet: bool = True) -> Path | None:
+    """The newest complete (verified) checkpoint under a run dir (or its checkpoints/ dir); None if there is none."""
+    try:
+        return find_checkpoint(path, quiet=quiet)[0]
+    except CheckpointError:
         return None
-    pointer = root / LATEST
-    if pointer.is_file():
-        name = pointer.read_text(encoding="utf-8").strip()
-        if name and (root / name / STATE_FILE).is_file():
-            return root / name
-    # no pointer (or it names a vanished dir): the newest step dir with a state.json
-    for p in reversed(_steps(root)):
-        if (p / STATE_FILE).is_file():
-            return p
-    return None
+
+
+def _is_checkpoint_dir(p: Path) -> bool:
+    return (p / STATE_FILE).exists() or (p / MODEL_FILE).exists() or (
+        p.name.startswith("step_") and p.name[5:].isdigit())
+
+
+def open_checkpoint(path: str | Path) -> tuple[Path, dict]:
+    """(checkpoint dir, verified state.json) from a checkpoint dir, a run dir, or a run's checkpoints/ dir.
+
+    A checkpoint dir named explicitly must itself be complete; a run dir falls back to its newest complete
+    checkpoint (with a notice for each newer one skipped). Clear errors otherwise.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint path {str(p)!r} does not exist")
+    if p.is_file():
+        raise CheckpointError(f"{str(p)!r} is a file; expected a checkpoint directory (with {STATE_FILE}) "
+                              "or a run directory (with checkpoints/)")
+    if _is_checkpoint_dir(p):
+        return p, verify_checkpoint(p)
+    found, doc, _ = find_checkpoint(p)
+    return found, doc
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint dir from a checkpoint dir, a run dir, or a run's checkpoints/ dir; clear error if none."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint path {str(p)!r} does not exist")
-    if (p / STATE_FILE).is_file():
-        return p
-    found = latest_checkpoint(p)
-    if found is None:
-        if p.is_file():
-            raise CheckpointError(f"{str(p)!r} is a file; expected a checkpoint directory (with {STATE_FILE}) "
-                                  "or a run directory (with checkpoints/)")
-        raise CheckpointError(f"no checkpoint in {str(p)!r} (expected {STATE_FILE} or checkpoints/step_*/)")
-    return found
+    return open_checkpoint(path)[0]
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
                     optimizer: torch.optim.Optimizer | None = None, *, restore_rng: bool = False,
-                    device: str | torch.device = "cpu") -> dict:
+                    device: str | torch.device = "cpu", state: dict | None = None) -> dict:
     """Verify a checkpoint, load weights into `model` and state into `optimizer` if given; return state.json.
 
+    `path` follows open_checkpoint's rules. `state`: the state.json that open_checkpoint/verify_checkpoint
+    just returned for this checkpoint dir (skips verifying it a second time).
     The returned dict also carries "path" (the checkpoint directory).
     """
-    ckpt = resolve_checkpoint(path)
-    doc = verify_checkpoint(ckpt)
+    if state is not None:
+        ckpt, doc = Path(path), dict(state)
+    else:
+        ckpt, doc = open_checkpoint(path)
     try:
         if model is not None:
             model = getattr(model, "_orig_mod", model)
@@ -330,6 +410,9 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
             optimizer_from_tensors(optimizer, model, tensors, doc["optimizer"], str(ckpt / OPTIM_FILE))
     except SafetensorError as e:
         raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: {e}") from None
+    except (KeyError, TypeError, json.JSONDecodeError) as e:  # well-formed files holding unexpected content
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} does not match what is being loaded "
+                              f"({type(e).__name__}: {e})") from None
     if restore_rng and "rng" in doc:
         set_rng_state(doc["rng"])
     doc["path"] = str(ckpt)

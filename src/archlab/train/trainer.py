@@ -16,8 +16,10 @@ import torch
 from archlab.config import ConfigError, config_diff, to_dict
 from archlab.fileio import atomic_write_text
 from archlab.train import checkpoint as ckpt_mod
+from archlab.train.interrupt import StopOnInterrupt, TrainingInterrupted
 from archlab.train.optim import build_optimizer, lr_at, set_lr
 from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig
+from archlab.train.run_folder import RunLock, check_writable, set_aside_damaged, start_fresh
 
 
 def pick_device(name: str) -> torch.device:
@@ -174,19 +176,33 @@ def _eval(task, model, split: str) -> dict:
 
 def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
           overwrite: bool = False) -> dict[str, Any]:
-    """Train run_cfg's model on its task, writing checkpoints and metrics under out_dir; return final metrics."""
+    """Train run_cfg's model on its task, writing checkpoints and metrics under out_dir; return final metrics.
+
+    The output folder is checked for writability first and locked (OUT/run.lock) for the run's whole life:
+    a second run on the same folder is refused. Ctrl-C saves a checkpoint of the current step and raises
+    TrainingInterrupted (a KeyboardInterrupt); a second Ctrl-C aborts at once.
+    """
+    out = Path(out_dir)
+    if resume and not ckpt_mod.step_dirs(out):
+        raise FileNotFoundError(f"nothing to resume: no checkpoint under {str(out / 'checkpoints')!r}")
+    check_writable(out)
+    with RunLock(out):
+        return _train_locked(run_cfg, out, resume, progress, overwrite)
+
+
+def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool, overwrite: bool) -> dict[str, Any]:
     from archlab.tasks import batch_tokens, to_device
 
     tc = run_cfg.train
-    out = Path(out_dir)
     ckpt_root = out / "checkpoints"
     metrics_path = out / "metrics.jsonl"
-    if not resume and ckpt_mod.latest_checkpoint(out) is not None:
-        if not overwrite:
-            raise ValueError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it "
-                             "or choose another --out")
-        shutil.rmtree(ckpt_root, ignore_errors=True)
-        metrics_path.unlink(missing_ok=True)
+    if not resume:
+        if ckpt_mod.step_dirs(out):
+            if not overwrite:
+                raise ValueError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it, "
+                                 "--overwrite to discard it, or choose another --out")
+            shutil.rmtree(ckpt_root, ignore_errors=True)
+        start_fresh(out)  # a run that died before its first checkpoint leaves metrics that are not this run's
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = pick_device(tc.device)
@@ -200,12 +216,10 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
 
     start = 0
     if resume:
-        found = ckpt_mod.latest_checkpoint(out)
-        if found is None:
-            raise FileNotFoundError(f"nothing to resume: no checkpoint under {str(out / 'checkpoints')!r}")
-        doc = ckpt_mod.verify_checkpoint(found)
+        found, doc, skipped = ckpt_mod.find_checkpoint(out)  # falls back past incomplete ones, with a notice
         _check_resume(doc.get("run_config", {}), run_dict, doc.get("model_config", {}), model_dict, str(found))
-        doc = ckpt_mod.load_checkpoint(found, model, optimizer, device=device)
+        doc = ckpt_mod.load_checkpoint(found, model, optimizer, device=device, state=doc)
+        set_aside_damaged(skipped)  # so they are never taken for this run's newest, nor pruned in its place
         start = int(doc["step"])
         MetricsLog.truncate(metrics_path, start)
         ckpt_mod.set_rng_state(doc["rng"])
@@ -240,6 +254,7 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
     tokens, train_time = 0, 0.0
     model.train()
     step, final_val = start, None  # final_val: the evaluation of the model as it ends, when one is made
+    stopper = StopOnInterrupt().__enter__()  # Ctrl-C: finish this step, save it, stop (TrainingInterrupted)
     try:
         for step in range(start + 1, stop + 1):
             t0 = time.perf_counter()
@@ -283,9 +298,12 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
                     last.update({f"val_{k}": v for k, v in ev.items()})
                     if bar is not None:
                         bar.write(f"step {step}: " + "  ".join(f"val_{k} {v:.4f}" for k, v in ev.items()))
-            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == stop:
-                save(step)
+            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == stop or stopper.requested:
+                saved = save(step)
+                if stopper.requested and step < stop:
+                    raise TrainingInterrupted(step, str(saved))
     finally:
+        stopper.__exit__()
         if bar is not None:
             bar.close()
         log.close()
