@@ -91,5 +91,5 @@ def test_convert_check_against_transformers(tmp_path, capsys):
     assert main(["convert", "--from", "llama-tiny", "--to-hf", str(tmp_path / "hf"), "--check"]) == 0
     out = capsys.readouterr().out
     assert "max |logit difference|" in out
-    diff = float(out.rsplit("=", 1)[1])
+    diff = float(out.rsplit("= ", 1)[1].split()[0])
     assert diff <= 1e-4

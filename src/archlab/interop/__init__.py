@@ -148,11 +148,13 @@ def to_hf(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Pa
     hf.setdefault("dtype", "float32")
     state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     tensors = fam.convert_to_hf(state, cfg)
-    out = write_model_dir(path, hf, tensors, tokenizer)
+    from archlab.interop.char_tokenizer import hf_tokenizer, tokenizer_config
+
+    out = write_model_dir(path, hf, tensors, hf_tokenizer(tokenizer))
     if tokenizer is not None and not (out / "tokenizer_config.json").is_file():
         from archlab.interop.hf_io import write_json
 
-        write_json(out / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast"})
+        write_json(out / "tokenizer_config.json", tokenizer_config(tokenizer))
     return out
 
 

@@ -76,11 +76,21 @@ def read_tensors(model_dir: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_tokenizer(model_dir: str | Path):
-    """The `tokenizers.Tokenizer` saved as tokenizer.json beside the weights, or None."""
+    """The `tokenizers.Tokenizer` saved as tokenizer.json beside the weights, or None; an archlab character
+    tokenizer file (what training with `tokenizer: char` saves) gives archlab's CharTokenizer."""
     p = Path(model_dir) / TOKENIZER_FILE
     if not p.is_file():
         return None
     from tokenizers import Tokenizer
+
+    data = read_json(p)
+    if data.get("type") == "archlab-char":
+        from archlab.data.tokenizers import CharTokenizer, TokenizerError
+
+        try:
+            return CharTokenizer.from_json_dict(data, source=str(p))
+        except TokenizerError as e:
+            raise InteropError(str(e)) from None
 
     try:
         return Tokenizer.from_file(str(p))
