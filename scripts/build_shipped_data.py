@@ -10,8 +10,14 @@ Sources (build time only; the runtime reads the shipped .xz files and needs none
         apt-get install -y sword-text-kjv sword-text-sparv
     read straight from the SWORD zText files (no SWORD library needed): both modules use the KJV
     versification, so verse i of one module is verse i of the other.
+  * Fashion-MNIST (Zalando SE, MIT licence): Debian package dataset-fashion-mnist
+        apt-get install -y dataset-fashion-mnist      # /usr/share/datasets/fashion-mnist/*.gz
+    a class-balanced subset: the first 1,000 images of each class of the official training set and the
+    first 200 of each class of the official test set, in their original order, as xz-compressed IDX files.
 
-Outputs: shakespeare.txt.xz, shakespeare_index.json, bible_en_es.tsv.xz, MANIFEST.json (sha256, sizes).
+Outputs: shakespeare.txt.xz, shakespeare_index.json, bible_en_es.tsv.xz, fashion_mnist-{train,t10k}-*.xz,
+fashion_mnist_LICENSE.txt, MANIFEST.json (sha256, sizes, split counts, sources and licences).
+--parts builds some of them; the MANIFEST entries of the other parts are kept.
 The build is deterministic: the same sources give byte-identical outputs.
 """
 from __future__ import annotations
@@ -26,6 +32,7 @@ import lzma
 import os
 import re
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -191,27 +198,98 @@ def build_bible(sword_dir: Path) -> tuple[bytes, dict]:
     return lzma.compress(data, preset=XZ_PRESET), stats
 
 
+# ----------------------------------------------------------------------------------- Fashion-MNIST
+FASHION_PER_CLASS = {"train": 1000, "t10k": 200}
+FASHION_LICENSE = """Fashion-MNIST subset shipped with archlab (fashion_mnist-*.xz): a class-balanced selection of the
+images and labels of Fashion-MNIST, https://github.com/zalandoresearch/fashion-mnist (Xiao, Rasul and
+Vollgraf, 2017, arXiv:1708.07747), taken unmodified from the Debian package dataset-fashion-mnist.
+
+MIT License (Expat)
+
+Copyright (c) 2017 Zalando SE, https://tech.zalando.com
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated
+documentation files (the "Software"), to deal in the Software without restriction, including without limitation
+the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the Software, and
+to permit persons to whom the Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or substantial portions
+of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO
+THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF
+CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS
+IN THE SOFTWARE.
+"""
+
+
+def build_fashion(src: Path) -> tuple[dict[str, bytes], dict]:
+    """The first FASHION_PER_CLASS[split] images of each class, original order kept, as xz-compressed IDX files."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import numpy as np
+
+    from archlab.data.images import SHIPPED_PREFIX, idx_bytes, read_idx
+
+    files, counts = {}, {}
+    for split, per_class in FASHION_PER_CLASS.items():
+        images = read_idx(src / f"{split}-images-idx3-ubyte.gz")
+        labels = read_idx(src / f"{split}-labels-idx1-ubyte.gz")
+        keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)]))
+        if len(keep) != 10 * per_class:
+            raise SystemExit(f"{src}: fewer than {per_class} images of some class in {split}")
+        for kind, arr in (("images-idx3", images[keep]), ("labels-idx1", labels[keep])):
+            name = f"{SHIPPED_PREFIX['fashion_mnist']}{split}-{kind}-ubyte.xz"
+            files[name] = lzma.compress(idx_bytes(arr), preset=XZ_PRESET)
+        counts["train" if split == "train" else "test"] = len(keep)
+    files["fashion_mnist_LICENSE.txt"] = FASHION_LICENSE.encode()
+    meta = {"source": "Fashion-MNIST (Zalando SE), https://github.com/zalandoresearch/fashion-mnist, via the Debian "
+                      "package dataset-fashion-mnist; images and labels unmodified",
+            "licence": "MIT (Expat), Copyright (c) 2017 Zalando SE; full text in fashion_mnist_LICENSE.txt",
+            "attribution": "Han Xiao, Kashif Rasul, Roland Vollgraf. Fashion-MNIST: a Novel Image Dataset for "
+                           "Benchmarking Machine Learning Algorithms. arXiv:1708.07747, 2017",
+            "selection": "the first 1,000 images of each of the 10 classes of the 60,000 training images and the "
+                         "first 200 of each class of the 10,000 test images, original order kept",
+            "split_counts": counts, "per_class": {"train": FASHION_PER_CLASS["train"],
+                                                  "test": FASHION_PER_CLASS["t10k"]}}
+    return files, meta
+
+
+PARTS = ("shakespeare", "bible", "fashion_mnist")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shakespeare-dir", help="folder with shksprdata's *_gut.txt files")
     ap.add_argument("--sword-dir", default="/usr/share/sword", help="SWORD library root (default %(default)s)")
+    ap.add_argument("--fashion-dir", default="/usr/share/datasets/fashion-mnist",
+                    help="Fashion-MNIST IDX .gz files (default %(default)s)")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to build (default: all)")
     ap.add_argument("--out", default=str(SHIPPED), help="output folder (default: the package's shipped/)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    shk_xz, shk_index = build_shakespeare(find_shakespeare_dir(args.shakespeare_dir))
-    bible_xz, stats = build_bible(Path(args.sword_dir))
-    files = {"shakespeare.txt.xz": shk_xz, "shakespeare_index.json": shk_index, "bible_en_es.tsv.xz": bible_xz}
+    mpath = out / "MANIFEST.json"
+    manifest = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    files: dict[str, bytes] = {}
+    if "shakespeare" in args.parts:
+        shk_xz, shk_index = build_shakespeare(find_shakespeare_dir(args.shakespeare_dir))
+        files.update({"shakespeare.txt.xz": shk_xz, "shakespeare_index.json": shk_index})
+    if "bible" in args.parts:
+        bible_xz, stats = build_bible(Path(args.sword_dir))
+        files["bible_en_es.tsv.xz"] = bible_xz
+        manifest["bible_split_counts"] = stats
+        manifest["bible_source"] = ("Debian sword-text-kjv (engKJV2006eb, public domain) and sword-text-sparv "
+                                    "(spaRV1909eb, public domain), KJV versification")
+        print("bible verse pairs:", stats)
+    if "fashion_mnist" in args.parts:
+        fashion_files, manifest["fashion_mnist"] = build_fashion(Path(args.fashion_dir))
+        files.update(fashion_files)
     for name, data in files.items():
         atomic_write(out / name, data)
-    manifest = {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in files.items()}
-    manifest["bible_split_counts"] = stats
-    manifest["bible_source"] = ("Debian sword-text-kjv (engKJV2006eb, public domain) and sword-text-sparv "
-                                "(spaRV1909eb, public domain), KJV versification")
-    atomic_write(out / "MANIFEST.json", (json.dumps(manifest, indent=1) + "\n").encode())
-    for name, data in files.items():
+        manifest[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         print(f"{name}: {len(data):,} bytes")
-    print("bible verse pairs:", stats)
+    atomic_write(mpath, (json.dumps(manifest, indent=1) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -1,14 +1,22 @@
 """Image data: the IDX format (MNIST, Fashion-MNIST; gzip or not), a test fixture, normalisation, augmentation.
 
-Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package (/usr/share/datasets/fashion-mnist) or from
-a directory the user names; nothing is downloaded. IDX (LeCun's format): 2 zero bytes, a dtype code, the number
-of dimensions, then each dimension as a big-endian int32, then the data in C order.
+Fashion-MNIST comes from a directory the user names (task.root, $ARCHLAB_FASHION_MNIST), else Debian's
+`dataset-fashion-mnist` package (/usr/share/datasets/fashion-mnist: the full 60,000 + 10,000 images, used for the
+published figures), else the class-balanced subset shipped in the package (10,000 training + 2,000 test images,
+archlab/data/shipped/fashion_mnist-*.xz, built by scripts/build_shipped_data.py, sha256-checked on load), with
+a one-line notice on stderr. Nothing is downloaded. IDX (LeCun's format): 2 zero bytes, a dtype code, the number
+of dimensions, then each dimension as a big-endian int32, then the data in C order; files may be gzip- or
+xz-compressed.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import lzma
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +35,9 @@ SEARCH_DIRS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",), "mnist":
 ENV_VARS = {"fashion_mnist": "ARCHLAB_FASHION_MNIST", "mnist": "ARCHLAB_MNIST"}
 SPLIT_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+SHIPPED_PREFIX = {"fashion_mnist": "fashion_mnist-"}  # shipped/<prefix><IDX name>.xz
+_noticed: set[str] = set()
 
 
 class ImageDataError(ValueError):
@@ -44,6 +55,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             raw = gzip.decompress(raw)
         except (EOFError, OSError) as e:
             raise ImageDataError(f"IDX file {str(p)!r} is a truncated or corrupt gzip stream ({e})") from None
+    elif raw[:6] == b"\xfd7zXZ\x00":
+        try:
+            raw = lzma.decompress(raw)
+        except (EOFError, lzma.LZMAError) as e:
+            raise ImageDataError(f"IDX file {str(p)!r} is a truncated or corrupt xz stream ({e})") from None
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in IDX_DTYPES:
         raise ImageDataError(f"{str(p)!r} is not an IDX file: expected the magic bytes 00 00 <dtype> <ndim> "
                              f"with dtype in {[hex(k) for k in IDX_DTYPES]}, got {raw[:4].hex(' ') or 'nothing'}")
@@ -61,15 +77,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, count=expected // dtype.itemsize, offset=header).reshape(dims).copy()
 
 
-def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write an array as IDX (gzip when compress, or when the name ends in .gz and compress is None)."""
-    p = Path(path)
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An array in the IDX format (uncompressed)."""
     codes = {v: k for k, v in IDX_DTYPES.items()}
     arr = np.ascontiguousarray(array)
     dt = arr.dtype.newbyteorder(">") if arr.dtype.itemsize > 1 else arr.dtype
     if dt not in codes:
         raise ImageDataError(f"cannot write dtype {arr.dtype} as IDX; expected one of {list(codes)}")
-    data = bytes([0, 0, codes[dt], arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape) + arr.astype(dt).tobytes()
+    return bytes([0, 0, codes[dt], arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape) + arr.astype(dt).tobytes()
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> Path:
+    """Write an array as IDX (gzip when compress, or when the name ends in .gz and compress is None)."""
+    p = Path(path)
+    data = idx_bytes(array)
     if compress or (compress is None and p.suffix == ".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
     atomic_write_bytes(p, data)  # concurrent writers of the same fixture never leave a torn file
@@ -129,11 +150,11 @@ def check_labels(labels: Tensor, n_classes: int, where: str = "labels") -> None:
                                  f"0..{n_classes - 1} for {n_classes} classes")
 
 
-def _find(directory: Path, stem: str) -> Path:
-    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
-        if (directory / name).is_file():
-            return directory / name
-    raise ImageDataError(f"no {stem}[.gz] in {str(directory)!r}")
+def _find(directory: Path, stem: str, prefix: str = "") -> Path:
+    for name in (stem + ".gz", stem + ".xz", stem, stem.replace("-idx", ".idx")):
+        if (directory / (prefix + name)).is_file():
+            return directory / (prefix + name)
+    raise ImageDataError(f"no {prefix}{stem}[.gz|.xz] in {str(directory)!r}")
 
 
 def find_dataset_dir(dataset: str = "fashion_mnist", root: str | os.PathLike | None = None) -> Path:
@@ -152,12 +173,12 @@ def find_dataset_dir(dataset: str = "fashion_mnist", root: str | os.PathLike | N
 
 
 def load_idx_split(directory: str | os.PathLike, split: str, n_classes: int = 10,
-                   classes: tuple[str, ...] = ()) -> ImageDataset:
+                   classes: tuple[str, ...] = (), prefix: str = "") -> ImageDataset:
     """The train or test split of an MNIST-layout directory of IDX files, as uint8 (N, 1, 28, 28) + labels."""
     if split not in SPLIT_FILES:
         raise ImageDataError(f"split {split!r} is not one of {list(SPLIT_FILES)}")
     d = Path(directory)
-    img_path, lbl_path = (_find(d, s) for s in SPLIT_FILES[split])
+    img_path, lbl_path = (_find(d, s, prefix) for s in SPLIT_FILES[split])
     images, labels = read_idx(img_path), read_idx(lbl_path)
     if images.ndim == 3:  # MNIST: (N, H, W) grey
         images = images[:, None]
@@ -176,11 +197,60 @@ def load_idx_split(directory: str | os.PathLike, split: str, n_classes: int = 10
         raise ImageDataError(str(e)) from None
 
 
+def shipped_info(dataset: str = "fashion_mnist") -> dict:
+    """The MANIFEST.json entry of a shipped image subset (source, licence, split counts)."""
+    manifest = json.loads((SHIPPED_DIR / "MANIFEST.json").read_text(encoding="utf-8"))
+    if dataset not in manifest:
+        raise ImageDataError(f"no shipped subset of {dataset!r} in {SHIPPED_DIR / 'MANIFEST.json'}")
+    return manifest[dataset]
+
+
+def load_shipped(dataset: str = "fashion_mnist", split: str = "train") -> ImageDataset:
+    """The class-balanced subset shipped in the package, its files checked against MANIFEST.json's sha256."""
+    if dataset not in SHIPPED_PREFIX:
+        raise ImageDataError(f"no shipped subset of {dataset!r}; shipped: {list(SHIPPED_PREFIX)}")
+    if split not in SPLIT_FILES:
+        raise ImageDataError(f"split {split!r} is not one of {list(SPLIT_FILES)}")
+    manifest = json.loads((SHIPPED_DIR / "MANIFEST.json").read_text(encoding="utf-8"))
+    for stem in SPLIT_FILES[split]:
+        path = _find(SHIPPED_DIR, stem, SHIPPED_PREFIX[dataset])
+        want = manifest.get(path.name, {}).get("sha256")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != want:
+            raise ImageDataError(f"{path}: shipped data file does not match its sha256 in MANIFEST.json "
+                                 "(reinstall archlab or run scripts/build_shipped_data.py)")
+    classes = FASHION_MNIST_CLASSES if dataset == "fashion_mnist" else MNIST_CLASSES
+    return load_idx_split(SHIPPED_DIR, split, 10, classes, prefix=SHIPPED_PREFIX[dataset])
+
+
+def _notice_shipped(dataset: str) -> None:
+    """One line on stderr, once per process: which set is used and how to get the full one."""
+    if dataset in _noticed:
+        return
+    _noticed.add(dataset)
+    n = shipped_info(dataset)["split_counts"]
+    print(f"archlab: {dataset}: full set not installed; using the subset shipped with archlab ({n['train']:,} "
+          f"training / {n['test']:,} test images); for the full set: apt-get install dataset-fashion-mnist, or "
+          f"task.root=DIR / ${ENV_VARS[dataset]}", file=sys.stderr)
+
+
 def load_dataset(dataset: str = "fashion_mnist", split: str = "train",
                  root: str | os.PathLike | None = None) -> ImageDataset:
-    """Fashion-MNIST / MNIST (or any MNIST-layout directory at `root`) as an ImageDataset."""
+    """Fashion-MNIST / MNIST (or any MNIST-layout directory at `root`) as an ImageDataset.
+
+    `root` or the environment variable, when given, must hold the files. Otherwise the full set (Debian's
+    package) is used when installed, else the shipped subset with a notice; dataset="fashion_mnist_shipped"
+    asks for the shipped subset even when the full set is installed."""
+    if dataset.endswith("_shipped"):
+        return load_shipped(dataset[: -len("_shipped")], split)
     classes = FASHION_MNIST_CLASSES if dataset == "fashion_mnist" else MNIST_CLASSES
-    return load_idx_split(find_dataset_dir(dataset, root), split, 10, classes)
+    try:
+        directory = find_dataset_dir(dataset, root)
+    except ImageDataError:
+        if root or os.environ.get(ENV_VARS.get(dataset, "")) or dataset not in SHIPPED_PREFIX:
+            raise
+        _notice_shipped(dataset)
+        return load_shipped(dataset, split)
+    return load_idx_split(directory, split, 10, classes)
 
 
 def make_fixture(directory: str | os.PathLike, n_train: int = 200, n_test: int = 100, size: int = 28,

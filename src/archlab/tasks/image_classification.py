@@ -6,7 +6,9 @@ Run-config task section (every key but `name` optional):
            augment: [flip], crop_pad: 2, eval_batch_size: 1000, max_eval_images: 0}
 
 dataset: fashion_mnist | mnist (found in `root`, $ARCHLAB_FASHION_MNIST / $ARCHLAB_MNIST, or Debian's
-/usr/share/datasets) | idx (any MNIST-layout directory given as `root`) | fixture (a tiny generated set).
+/usr/share/datasets; Fashion-MNIST falls back to the 10,000 + 2,000-image subset shipped in the package, with a
+notice) | fashion_mnist_shipped (that subset, even when the full set is installed) | idx (any MNIST-layout
+directory given as `root`) | fixture (a tiny generated set).
 Splits: "train" minus `val_size` held-out images -> training batches; "val" = the held-out images (the test
 set when val_size is 0); "test" = the official test set. evaluate() returns loss and accuracy; the confusion
 matrix of the last evaluation is kept in `task.confusion[split]`, and report() writes it as JSON and PNG
@@ -39,6 +41,7 @@ from archlab.fileio import atomic_write_text
 from archlab.registry import register
 from archlab.tasks import Task, to_device
 
+DATASETS = ("fashion_mnist", "fashion_mnist_shipped", "mnist", "idx", "fixture")
 AUGMENTS = ("crop", "flip")
 OPTIONS = ("dataset", "root", "val_size", "augment", "crop_pad", "eval_batch_size", "max_eval_images",
            "fixture_size")
@@ -55,7 +58,7 @@ class ImageClassification(Task):
             if k not in OPTIONS:
                 raise ConfigError(f"unknown task option 'task.{k}' for image_classification; expected {list(OPTIONS)}")
         self.dataset = self.option("dataset", "fashion_mnist")
-        check_choice("task.dataset", self.dataset, ("fashion_mnist", "mnist", "idx", "fixture"))
+        check_choice("task.dataset", self.dataset, DATASETS)
         augment = self.option("augment", [])
         augment = [augment] if isinstance(augment, str) else list(augment or [])
         for a in augment:
