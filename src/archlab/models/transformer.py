@@ -74,12 +74,15 @@ class Stack(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.final_norm = build_norm(cfg.norm, cfg.d_model) if cfg.use_final_norm else None
 
-    def forward(self, x, *, positions, self_mask, is_causal, memory=None, memory_mask=None, state=None):
+    def forward(self, x, *, positions, self_mask, is_causal, memory=None, memory_mask=None, state=None,
+                pad_mask=None):
         pos = state.pos if state is not None else 0
         for i, block in enumerate(self.blocks):
             layer_state = state.layers[i] if state is not None else None
             kw = {"mixer": dict(positions=positions, mask=self_mask, is_causal=is_causal, pos=pos,
                                 state=layer_state["mixer"] if layer_state else None)}
+            if pad_mask is not None and getattr(block.sub["mixer"], "takes_pad_mask", False):
+                kw["mixer"]["pad_mask"] = pad_mask  # (B, T) key padding, for mixers without an attention mask
             if memory is not None:
                 kw["cross"] = dict(memory=memory, mask=memory_mask,
                                    state=layer_state["cross"] if layer_state else None)
@@ -198,7 +201,7 @@ class Transformer(nn.Module):
         key_mask, full = self._split_mask(attention_mask, t)
         mask = build_mask(t, t, causal=False, key_mask=key_mask, full_mask=full, device=input_ids.device)
         x = self.embed(input_ids, positions=positions, token_type_ids=token_type_ids)
-        return self.encoder(x, positions=positions, self_mask=mask, is_causal=False)
+        return self.encoder(x, positions=positions, self_mask=mask, is_causal=False, pad_mask=key_mask)
 
     def decode(self, ids, *, attention_mask=None, memory=None, memory_mask=None, state=None) -> torch.Tensor:
         """Decoder hidden states (B, T, D); causal unless the config ablates it; cached if `state`."""
@@ -224,7 +227,7 @@ class Transformer(nn.Module):
             mem_mask = build_mask(t, memory.shape[1], causal=False, key_mask=memory_mask, device=ids.device)
         x = self.embed(ids, positions=positions, target=True)
         x = self.decoder(x, positions=positions, self_mask=mask, is_causal=is_causal,
-                         memory=memory, memory_mask=mem_mask, state=state)
+                         memory=memory, memory_mask=mem_mask, state=state, pad_mask=key_mask)
         if state is not None:
             state.pos = pos + t
         return x
