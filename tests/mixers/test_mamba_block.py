@@ -7,10 +7,9 @@ import torch
 from archlab.models import build_model, preset
 from archlab.nn.mamba import Mamba
 
-transformers = pytest.importorskip("transformers")
-
 
 def _hf(cfg):
+    transformers = pytest.importorskip("transformers")  # only the HF comparisons need it; the ablations do not
     s = cfg.mixer.ssm
     hf_cfg = transformers.MambaConfig(
         vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers, state_size=s.d_state,
@@ -137,23 +136,34 @@ def test_conv_switch():
     torch.testing.assert_close(got[0], torch.nn.functional.softplus(off.dt_proj(low_rank)))
 
 
+ACTS = {"silu": torch.nn.functional.silu, "relu": torch.relu, "gelu": torch.nn.functional.gelu, "none": lambda t: t}
+
+
 @pytest.mark.parametrize("act", ["silu", "relu", "gelu", "none"])
-def test_activation_switch(act):
-    base, m = _mixer(), _mixer(activation=act)
+@pytest.mark.parametrize("gate_act", ["silu", "relu"])
+def test_activation_switches(act, gate_act):
+    """`activation` acts after conv1d only (transformers' hidden_act); `gate_activation` on z only."""
+    base, m = _mixer(), _mixer(activation=act, gate_activation=gate_act)
     assert _n(base) == _n(m)
     m.load_state_dict(base.state_dict())
     x = torch.randn(2, 6, 16, dtype=torch.float64)
-    fn = {"silu": torch.nn.functional.silu, "relu": torch.relu, "gelu": torch.nn.functional.gelu,
-          "none": lambda t: t}[act]
-    # recompute the block by hand with `fn` in both places it acts (after conv1d, on the gate)
     xb, z = m.in_proj(x).chunk(2, -1)
-    xb = fn(m.conv(xb, None))
+    xb = ACTS[act](m.conv(xb, None))
     delta, B, C = m.ssm_params(xb)
     from archlab.nn.ssm import selective_scan_reference
-    y = selective_scan_reference(xb, delta, -torch.exp(m.A_log), B, C, m.D) * fn(z)
+    y = selective_scan_reference(xb, delta, -torch.exp(m.A_log), B, C, m.D) * ACTS[gate_act](z)
     torch.testing.assert_close(m(x), m.out_proj(y))
-    if act != "silu":
+    if (act, gate_act) != ("silu", "silu"):
         assert not torch.allclose(m(x), base(x))
+
+
+def test_activation_config_reaches_the_mixer_and_defaults_to_silu_gate():
+    cfg = preset("mamba-tiny", **{"mixer.ssm.activation": "relu"})
+    m = build_model(cfg).decoder.blocks[0].sub["mixer"]
+    assert (m.act_name, m.gate_act_name) == ("relu", "silu")
+    cfg = preset("mamba-tiny", **{"mixer.ssm.gate_activation": "gelu"})
+    m = build_model(cfg).decoder.blocks[0].sub["mixer"]
+    assert (m.act_name, m.gate_act_name) == ("silu", "gelu")
 
 
 def test_gate_switch():

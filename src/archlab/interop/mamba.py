@@ -2,7 +2,9 @@
 
 archlab's Mamba mixer uses transformers' parameter names (in_proj, conv1d, x_proj, dt_proj, A_log,
 D, out_proj), so each mixer tensor maps over as is; the shell supplies the per-layer RMSNorm
-(`norm` → norms.mixer), the final RMSNorm (`norm_f`) and the tied LM head.
+(`norm` → norms.mixer), the final RMSNorm (`norm_f`) and the tied LM head. HF's `hidden_act` acts after
+conv1d only (mixer.ssm.activation); the gate is SiLU whatever `hidden_act` says (mixer.ssm.gate_activation
+= silu, the only value that exports). `attention_mask` zeroes padded positions as in HF (nn/mamba.py).
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
         block={"norm": "pre", "order": ["mixer"]}, head={"tie": bool(hf.get("tie_word_embeddings", True))},
         mixer={"kind": "mamba", "ssm": {
             "d_state": hf.get("state_size", 16), "d_conv": hf.get("conv_kernel", 4), "expand": expand,
-            "dt_rank": rank, "activation": ACTS[act], "conv_bias": bool(hf.get("use_conv_bias", True)),
+            "dt_rank": rank, "activation": ACTS[act], "gate_activation": "silu",
+            "conv_bias": bool(hf.get("use_conv_bias", True)),
             "bias": bool(hf.get("use_bias", False)), "dt_min": float(hf.get("time_step_min", 0.001)),
             "dt_max": float(hf.get("time_step_max", 0.1)), "dt_init_floor": float(hf.get("time_step_floor", 1e-4))}},
         init_std=0.02, pad_token_id=pad_id(hf, vocab),
@@ -105,7 +108,8 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("head.bias", cfg.head.bias, False),
               ("head.transform", cfg.head.transform, False), ("head.pooler", cfg.head.pooler, False),
               ("mixer.ssm.selective", sorted(s.selective), sorted(("delta", "B", "C"))),
-              ("mixer.ssm.conv", s.conv, True), ("mixer.ssm.gate", s.gate, True)]
+              ("mixer.ssm.conv", s.conv, True), ("mixer.ssm.gate", s.gate, True),
+              ("mixer.ssm.gate_activation", s.gate_activation, "silu")]  # HF gates with SiLU whatever hidden_act
     for field, value, want in checks:
         if value != want:
             raise cannot_export(FAMILY, field, value, want)

@@ -160,8 +160,9 @@ class SSMConfig:
     dt_rank: int | None = None  # None = ceil(D / 16)
     selective: tuple[str, ...] = ("delta", "B", "C")  # which are input-dependent; () = LTI
     conv: bool = True
-    activation: str = "silu"  # after conv1d; and of the gate branch
-    gate: bool = True  # y · act(z) multiplicative gating
+    activation: str = "silu"  # after conv1d only (transformers' hidden_act)
+    gate: bool = True  # y · gate_activation(z) multiplicative gating
+    gate_activation: str = "silu"  # on the gate branch z (SiLU in Mamba and transformers, whatever hidden_act)
     A_init: str = "s4d_real"  # A_n = -(n+1); or "random", "constant" (A = -1/2)
     dt_min: float = 0.001
     dt_max: float = 0.1
@@ -175,6 +176,7 @@ class SSMConfig:
         for i, s in enumerate(self.selective):
             check_choice(f"mixer.ssm.selective[{i}]", s, ("delta", "B", "C"))
         check_choice("mixer.ssm.activation", self.activation, ("silu", "relu", "gelu", "none"))
+        check_choice("mixer.ssm.gate_activation", self.gate_activation, ("silu", "relu", "gelu", "none"))
         check_choice("mixer.ssm.A_init", self.A_init, ("s4d_real", "random", "constant"))
         check_choice("mixer.ssm.scan", self.scan, ("chunked", "reference"))
         for name in ("d_state", "d_conv", "expand", "chunk_size"):

@@ -3,13 +3,20 @@
     x, z  = in_proj(u)                               two branches of width E·D
     x     = act(conv1d(x))                           depthwise, causal (left-padded by d_conv − 1)
     Δ,B,C = softplus(dt_proj(x_proj(x)[:R])), x_proj(x)[R:R+N], x_proj(x)[R+N:]
-    y     = SSM_{A,D}(x; Δ, B, C)                    A = −exp(A_log), h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_t
-    out   = out_proj(y ⊙ act(z))
+    y     = SSM_{A,D}(x; Δ, B, C)                    A = −exp(A_log), h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_t,
+                                                     y_t = C_t h_t + D ⊙ x_t
+    out   = out_proj(y ⊙ gate_act(z))                gate_act is SiLU in Mamba (and in transformers)
+
+`activation` is the function after conv1d only (transformers' `hidden_act`); `gate_activation` the one on
+the gate branch z (transformers always uses SiLU there). A padding mask (B, T), 1 = real token, zeroes the
+padded positions of the mixer's input and of the SSM's input, exactly as transformers' MambaMixer does, so
+left padding leaves the real tokens' outputs equal to the unpadded run.
 
 Parameter names follow transformers' MambaMixer (in_proj, conv1d, x_proj, dt_proj, A_log, D, out_proj).
 Ablations (SSMConfig): `selective` lists which of Δ, B, C depend on the input — the others become
 learned constants (Δ = softplus(dt_bias), B, C ∈ R^N shared over channels, exactly the shape the
-selective ones have per token); () is the LTI model. `conv`, `activation`, `gate`, `d_state`, `A_init`.
+selective ones have per token); () is the LTI model. `conv`, `activation` (after conv1d), `gate`,
+`gate_activation` (on z), `d_state`, `A_init`.
 """
 from __future__ import annotations
 
@@ -27,8 +34,11 @@ from archlab.registry import register
 class Mamba(nn.Module):
     """Mamba block mixer on (B, T, D) with conv and SSM state caches for step-by-step decoding."""
 
+    takes_pad_mask = True  # the decoder stack passes its (B, T) padding mask as pad_mask=
+
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int | None = None,
                  *, selective=("delta", "B", "C"), conv: bool = True, activation: str = "silu", gate: bool = True,
+                 gate_activation: str = "silu",
                  A_init: str = "s4d_real", dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
                  conv_bias: bool = True, bias: bool = False, scan: str = "chunked", chunk_size: int = 32,
                  n_layers: int = 1) -> None:
@@ -38,7 +48,8 @@ class Mamba(nn.Module):
         self.dt_rank = R = dt_rank or math.ceil(d_model / 16)
         self.selective = frozenset(selective)
         self.use_conv, self.gate, self.act_name = conv, gate, activation
-        self.act = activation_fn(activation)
+        self.act = activation_fn(activation)  # after conv1d
+        self.gate_act_name, self.gate_act = gate_activation, activation_fn(gate_activation)  # on z
         self.A_init, self.dt_min, self.dt_max, self.dt_init_floor = A_init, dt_min, dt_max, dt_init_floor
         self.scan, self.chunk_size = scan, chunk_size
         self.n_layers = n_layers  # out_proj is scaled by 1/√n_layers at init, as in mamba_ssm
@@ -126,13 +137,27 @@ class Mamba(nn.Module):
             state["conv"] = xin[..., xin.shape[-1] - (K - 1):]
         return F.conv1d(xin, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, *, state: dict | None = None, **_) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); with `state`, continues from and updates the conv and SSM caches."""
+    def forward(self, x: torch.Tensor, *, state: dict | None = None, pad_mask: torch.Tensor | None = None,
+                **_) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); with `state`, continues from and updates the conv and SSM caches.
+
+        pad_mask (B, T') with T' ≥ T, 1/True = real token: its last T columns mark which of these positions are
+        real; padded ones are zeroed before in_proj and again before the SSM (transformers' MambaMixer).
+        """
+        keep = None
+        if pad_mask is not None:
+            if pad_mask.dim() != 2 or pad_mask.shape[0] != x.shape[0] or pad_mask.shape[1] < x.shape[1]:
+                raise ValueError(f"Mamba's padding mask must have shape (batch, ≥ seq_len) = ({x.shape[0]}, "
+                                 f"≥ {x.shape[1]}), got {tuple(pad_mask.shape)}")
+            keep = pad_mask[:, pad_mask.shape[1] - x.shape[1]:, None].to(x.dtype)
+            x = x * keep
         xz = self.in_proj(x)
         xb, z = xz.chunk(2, dim=-1) if self.gate else (xz, None)  # (B, T, E) each
         if self.conv1d is not None:
             xb = self.conv(xb, state)
         xb = self.act(xb)
+        if keep is not None:
+            xb = xb * keep
         delta, B, C = self.ssm_params(xb)
         A = -torch.exp(self.A_log.float())  # (E, N), negative: a stable, decaying state
         h0 = state["ssm"] if state is not None else None
@@ -146,7 +171,7 @@ class Mamba(nn.Module):
         if state is not None:
             state["ssm"] = h
         if z is not None:
-            y = y * self.act(z)
+            y = y * self.gate_act(z)
         return self.out_proj(y)
 
     def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
@@ -160,9 +185,9 @@ class Mamba(nn.Module):
 def mamba_from_config(d_model: int, s, n_layers: int = 1) -> Mamba:
     """Mamba mixer sized by an SSMConfig."""
     return Mamba(d_model, s.d_state, s.d_conv, s.expand, s.dt_rank, selective=s.selective, conv=s.conv,
-                 activation=s.activation, gate=s.gate, A_init=s.A_init, dt_min=s.dt_min, dt_max=s.dt_max,
-                 dt_init_floor=s.dt_init_floor, conv_bias=s.conv_bias, bias=s.bias, scan=s.scan,
-                 chunk_size=s.chunk_size, n_layers=n_layers)
+                 activation=s.activation, gate=s.gate, gate_activation=s.gate_activation, A_init=s.A_init,
+                 dt_min=s.dt_min, dt_max=s.dt_max, dt_init_floor=s.dt_init_floor, conv_bias=s.conv_bias, bias=s.bias,
+                 scan=s.scan, chunk_size=s.chunk_size, n_layers=n_layers)
 
 
 @register("mixer", "mamba")
