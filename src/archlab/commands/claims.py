@@ -5,6 +5,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from archlab.commands._sweep import add_executor_args, executor_from_args
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -22,8 +24,8 @@ def add_parser(sub):
     p.add_argument("--list", action="store_true", help="list the claims and exit")
     p.add_argument("--out", default="runs/claims", help="output directory for runs and the report")
     p.add_argument("--db", default=None, help="SQLite results database (default OUT/claims.sqlite)")
-    p.add_argument("--jobs", type=int, default=2, help="runs in parallel processes (default 2)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML/Markdown report")
+    add_executor_args(p)
     return p
 
 
@@ -41,8 +43,8 @@ def run(args) -> int:
     profile = "full" if args.full else "quick"
     out = Path(args.out)
     db = args.db or str(out / "claims.sqlite")
-    with Store(db) as store:
-        results = run_suite(specs, store, profile=profile, out_dir=out, jobs=args.jobs)
+    with Store(db) as store, executor_from_args(args) as executor:
+        results = run_suite(specs, store, profile=profile, out_dir=out, executor=executor, progress=True)
     print()
     print_verdicts(results)
     if not args.no_report:

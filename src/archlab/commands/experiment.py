@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from archlab.commands._sweep import add_executor_args, executor_from_args
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def add_parser(sub):
     size.add_argument("--full", action="store_true", help="use the spec's full profile")
     p.add_argument("--out", default=None, help="output directory (default runs/experiments/NAME)")
     p.add_argument("--db", default=None, help="SQLite results database (default OUT/results.sqlite)")
-    p.add_argument("--jobs", type=int, default=2, help="runs in parallel processes (default 2)")
+    add_executor_args(p)
     return p
 
 
@@ -31,8 +33,11 @@ def run(args) -> int:
     profile = "full" if args.full else "quick"
     out = Path(args.out or f"runs/experiments/{spec.name}")
     db = args.db or str(out / "results.sqlite")
-    with Store(db) as store:
-        result = run_experiment(spec, store, profile=profile, out_dir=out, jobs=args.jobs)
+    with Store(db) as store, executor_from_args(args) as executor:
+        print(f"archlab experiment {spec.name} ({profile}) on {executor.describe()}")
+        result = run_experiment(spec, store, profile=profile, out_dir=out, executor=executor, progress=True)
+    if result.sweep is not None:
+        print(result.sweep.summary())
     print_verdicts([result])
     paths = write_report([result], out, title=f"archlab experiment {spec.name} ({profile})",
                          command=f"archlab experiment {args.spec} --{profile}")

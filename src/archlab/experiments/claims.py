@@ -207,14 +207,11 @@ def select_specs(only: Sequence[str] | None = None, specs: list[ExperimentSpec] 
 
 def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "quick", out_dir: str | Path,
               jobs: int = 2, inline: bool = False, max_new_runs: int | None = None,
-              log: Callable[[str], None] | None = print) -> list:
-    """Run (resuming) every experiment's runs in one shared process pool, then decide every verdict."""
-    from archlab.experiments.runner import (
-        analyze,
-        count_model_params,
-        count_params,
-        run_plans,
-    )
+              log: Callable[[str], None] | None = print, executor=None, progress: bool = False) -> list:
+    """Run (resuming) every experiment's runs as one sweep on one executor, then decide every verdict."""
+    from archlab.experiments.executors import InlineExecutor, LocalExecutor
+    from archlab.experiments.runner import analyze, count_model_params, count_params
+    from archlab.experiments.sweep import run_plans
 
     log = log or (lambda s: None)
     results, plans_of = [], {}
@@ -227,13 +224,18 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
         plans_of[spec.name] = resolve(spec, profile, counter)
         all_plans += plans_of[spec.name]
     n_unique = len({p.run_key for p in all_plans})
+    own = executor is None
+    executor = executor or (InlineExecutor() if inline or jobs <= 0 else LocalExecutor(jobs))
     log(f"archlab claims ({profile}): {len(specs)} experiments, {len(all_plans)} runs ({n_unique} distinct), "
-        f"{jobs} parallel process(es)")
+        f"on {executor.describe()}")
     t0 = time.perf_counter()
-    sweep = run_plans(all_plans, store, profile=profile, out_dir=out_dir, jobs=jobs, inline=inline,
-                      max_new_runs=max_new_runs, log=log)
-    log(f"ran {sweep.ran}, reused {sweep.reused}, already done {sweep.skipped}, failed {sweep.failed} "
-        f"in {time.perf_counter() - t0:.0f}s")
+    try:
+        sweep = run_plans(all_plans, store, profile=profile, out_dir=out_dir, max_new_runs=max_new_runs, log=log,
+                          executor=executor, progress=progress)
+    finally:
+        if own:
+            executor.close()
+    log(f"{sweep.summary()} in {time.perf_counter() - t0:.0f}s")
     for spec in specs:
         if spec.kind == "cost":
             results.append(run_cost_checks(spec, store, profile))

@@ -1,39 +1,32 @@
-"""Run every variant × seed of an experiment, in parallel processes, resumably, into the results store.
+"""Run functions and the analysis of an experiment's runs (the sweep itself is archlab.experiments.sweep).
 
 A run function has the signature `run_fn(config, seed, budget, out_dir) -> {"final": {...}, "curve": [...]}`
 (`curve` is a list of `{"step": s, metric: value, ...}`; an optional `"n_params"` is stored too).
 Built-in run functions are named in RUN_FUNCTIONS; a spec may also name any `package.module:function`.
-Each run executes in its own spawned process (`--jobs N` at a time); a run is identified by its
-`run_key` (hash of resolved config, seed, budget, runner), so an interrupted sweep resumes by skipping
-every run already marked done, and a run shared by two experiments (the same baseline) trains once.
+`run_experiment` resolves a spec into runs, executes the pending ones on an executor (local processes or a
+Ray cluster, archlab.experiments.executors) through the sweep driver, and decides the spec's verdicts.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib
 import json
 import math
-import multiprocessing as mp
 import os
-import platform
 import random
-import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from archlab.config import ConfigError, flatten
+from archlab.experiments.executors import Executor, RunFn
 from archlab.experiments.spec import Comparison, ExperimentSpec, RunPlan, resolve
 from archlab.experiments.stats import Verdict, combine, decide
 from archlab.experiments.store import Store
-
-RunFn = Callable[[dict, int, dict, str], dict]
+from archlab.experiments.sweep import Sweep, run_plans
 
 RUN_FUNCTIONS: dict[str, str] = {
     "trainer": "archlab.experiments.runner:trainer_run",
@@ -58,36 +51,25 @@ def resolve_run_fn(ref: str | RunFn) -> RunFn:
         raise ConfigError(f"runner={ref!r}: cannot import {path} ({e})") from None
 
 
-@functools.lru_cache(maxsize=1)
-def versions() -> dict[str, Any]:
-    """Versions that can change a result: archlab (and its git commit), torch, numpy, python."""
-    out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
-    for mod in ("archlab", "torch", "numpy"):
-        try:
-            out[mod] = importlib.import_module(mod).__version__
-        except Exception:  # noqa: BLE001 - a missing optional module is just not reported
-            pass
-    try:
-        root = Path(__file__).resolve().parents[3]
-        out["git"] = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True, timeout=5).stdout.strip() or None
-    except Exception:  # noqa: BLE001
-        out["git"] = None
-    return out
-
-
 # ---------------------------------------------------------------- run functions
 
 
 def toy_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
-    """A deterministic stand-in for training (tests, dry runs): loss = toy.quality + 1/(1+step/10) + noise."""
+    """A deterministic stand-in for training (tests, dry runs): loss = toy.quality + 1/(1+step/10) + noise.
+
+    `toy.sleep` seconds make it slow; `toy.crash_once: PATH` kills its own process mid-run unless PATH exists
+    (creating it), as a worker killed by the system would die. Neither changes a number.
+    """
     toy = config.get("toy", {})
     quality, noise = float(toy.get("quality", 1.0)), float(toy.get("noise", 0.01))
     steps = int(budget.get("steps", config.get("train", {}).get("steps", 50)))
-    ident = {**config, "toy": {k: v for k, v in toy.items() if k != "sleep"}}  # sleeping changes no number
+    ident = {**config, "toy": {k: v for k, v in toy.items() if k not in ("sleep", "crash_once")}}
     rng = random.Random(f"{seed}|{json.dumps(ident, sort_keys=True)}")
     if toy.get("sleep"):
         time.sleep(float(toy["sleep"]))
+    if toy.get("crash_once") and not Path(toy["crash_once"]).exists():
+        Path(toy["crash_once"]).write_text(str(os.getpid()))
+        os._exit(17)
     curve, loss = [], math.nan
     for step in range(0, steps + 1, max(1, steps // 10)):
         loss = quality + 1.0 / (1.0 + step / 10.0) + noise * rng.gauss(0.0, 1.0)
@@ -219,141 +201,6 @@ def count_model_params(config: Mapping[str, Any]) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-# ---------------------------------------------------------------- executing runs
-
-
-def _execute(runner: str | RunFn, config: dict, seed: int, budget: dict, out_dir: str, threads: int) -> dict:
-    """Body of one run (in its own process): time it, catch its error, report versions."""
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-    except Exception:  # noqa: BLE001 - run functions that do not use torch still work
-        pass
-    t0 = time.perf_counter()
-    try:
-        fn = resolve_run_fn(runner)
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        result = fn(config, seed, budget, out_dir)
-        if not isinstance(result, Mapping) or "final" not in result:
-            raise TypeError(f"run function {runner!r} must return a mapping with 'final' (and 'curve')")
-        result = json.loads(json.dumps(result, default=float))  # only plain data crosses back
-        return {"ok": True, "result": result, "wall": time.perf_counter() - t0, "versions": dict(versions())}
-    except Exception:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
-        return {"ok": False, "error": traceback.format_exc(), "wall": time.perf_counter() - t0}
-
-
-@dataclass
-class Sweep:
-    """What one call of run_plans did."""
-
-    ran: int = 0
-    reused: int = 0
-    skipped: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def _threads_per_job(jobs: int) -> int:
-    env = os.environ.get("ARCHLAB_THREADS")
-    if env:
-        return int(env)
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
-
-
-def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profile: str = "quick", out_dir: str | Path,
-              jobs: int = 2, run_fn: str | RunFn | None = None, inline: bool = False,
-              max_new_runs: int | None = None, log: Callable[[str], None] | None = print) -> Sweep:
-    """Execute every plan not already done (resume), reusing finished runs with the same run key."""
-    log = log or (lambda s: None)
-    sweep = Sweep()
-    todo: list[tuple[int, RunPlan]] = []
-    for plan in plans:
-        rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash or spec_hash,
-                               variant=plan.variant, seed=plan.seed,
-                               run_key=plan.run_key, profile=profile, runner=str(plan.runner), config=plan.config,
-                               budget=plan.budget, n_params=plan.n_params)
-        row = store.run(rid)
-        if row["status"] == "done":
-            sweep.skipped += 1
-            continue
-        prev = store.done_run_with_key(plan.run_key)
-        if prev is not None:  # the same run finished for another experiment (or an earlier spec version)
-            store.finish_run(rid, {**store.result(prev["id"]), "n_params": prev.get("n_params")},
-                             prev["wall_time_s"] or 0.0, json.loads(prev["versions_json"] or "{}"),
-                             reused_from=prev["id"])
-            sweep.reused += 1
-            continue
-        todo.append((rid, plan))
-    if max_new_runs is not None:
-        todo = todo[:max_new_runs]
-    if not todo:
-        return sweep
-    root = Path(out_dir)
-    threads = _threads_per_job(jobs)
-    # two runs with the same key in this batch (e.g. a variant equal to the base) run once
-    first_of: dict[str, int] = {}
-    unique: list[tuple[int, RunPlan]] = []
-    dupes: list[tuple[int, RunPlan]] = []
-    for rid, plan in todo:
-        if plan.run_key in first_of:
-            dupes.append((rid, plan))
-        else:
-            first_of[plan.run_key] = rid
-            unique.append((rid, plan))
-
-    def record(rid: int, plan: RunPlan, out: dict) -> None:
-        if out["ok"]:
-            store.finish_run(rid, out["result"], out["wall"], out["versions"])
-            sweep.ran += 1
-            fin = out["result"].get("final", {})
-            shown = ", ".join(f"{k}={v:.4g}" for k, v in list(fin.items())[:3] if isinstance(v, (int, float)))
-            log(f"  [{plan.experiment}] {plan.variant} seed={plan.seed}: {shown} ({out['wall']:.1f}s)")
-        else:
-            store.fail_run(rid, out["error"], out["wall"])
-            sweep.failed += 1
-            last = out["error"].strip().splitlines()[-1] if out["error"].strip() else "error"
-            sweep.errors.append(f"{plan.experiment}/{plan.variant}/seed{plan.seed}: {last}")
-            log(f"  [{plan.experiment}] {plan.variant} seed={plan.seed}: FAILED: {last}")
-
-    def dirs(plan: RunPlan) -> str:
-        return str(root / "runs" / plan.run_key)
-
-    if inline or jobs <= 0:
-        for rid, plan in unique:
-            store.mark_running(rid, dirs(plan))
-            record(rid, plan, _execute(run_fn or plan.runner, plan.config, plan.seed, plan.budget, dirs(plan),
-                                       threads))
-    else:
-        ctx = mp.get_context("spawn")
-        ex = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1)
-        pending = {}
-        try:
-            for rid, plan in unique:
-                store.mark_running(rid, dirs(plan))
-                fut = ex.submit(_execute, run_fn or plan.runner, plan.config, plan.seed, plan.budget, dirs(plan),
-                                threads)
-                pending[fut] = (rid, plan)
-            while pending:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    rid, plan = pending.pop(fut)
-                    try:
-                        out = fut.result()
-                    except Exception as e:  # noqa: BLE001 - a worker that died (OOM, kill) fails only its run
-                        out = {"ok": False, "error": f"worker process died: {e!r}", "wall": 0.0}
-                    record(rid, plan, out)
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)
-    for rid, plan in dupes:
-        prev = store.done_run_with_key(plan.run_key)
-        if prev is not None:
-            store.finish_run(rid, store.result(prev["id"]), prev["wall_time_s"] or 0.0,
-                             json.loads(prev["versions_json"] or "{}"), reused_from=prev["id"])
-            sweep.reused += 1
-    return sweep
-
-
 # ---------------------------------------------------------------- experiments and analysis
 
 
@@ -428,8 +275,9 @@ def baseline_not_learned(learned: Mapping[str, Any] | None, values: list[float])
 def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick", out_dir: str | Path = "runs/claims",
                    jobs: int = 2, run_fn: str | RunFn | None = None, inline: bool = False,
                    param_counter: Callable[[Mapping[str, Any]], int] | None | str = "auto",
-                   max_new_runs: int | None = None, log: Callable[[str], None] | None = print) -> ExperimentResult:
-    """Resolve, run (resuming) and analyze one experiment."""
+                   max_new_runs: int | None = None, log: Callable[[str], None] | None = print,
+                   executor: Executor | None = None, progress: bool = False) -> ExperimentResult:
+    """Resolve, run (resuming) and analyze one experiment (on `executor`, default `jobs` local processes)."""
     store.put_experiment(spec.name, spec.title, spec.spec_hash, spec.raw)
     if spec.kind == "cost":
         from archlab.experiments.claims import run_cost_checks
@@ -443,7 +291,8 @@ def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick"
         counter = param_counter  # type: ignore[assignment]
     plans = resolve(spec, profile, counter)
     sweep = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
-                      run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log)
+                      run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log, executor=executor,
+                      progress=progress)
     result = analyze(spec, store, plans, profile)
     result.sweep = sweep
     return result

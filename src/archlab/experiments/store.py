@@ -4,11 +4,14 @@ Schema (everything a user may load is JSON text, never pickle):
 
     experiments(name PK, title, spec_hash, spec_json, updated)
     runs(id PK, experiment, spec_hash, variant, seed, run_key, profile, runner, config_json, budget_json,
-         n_params, status[pending|running|done|failed], wall_time_s, versions_json, error, out_dir,
-         reused_from, started, finished)          UNIQUE(experiment, variant, seed, run_key)
+         n_params, status[pending|running|done|failed|interrupted], wall_time_s, versions_json, error, out_dir,
+         reused_from, started, finished, host, attempts)   UNIQUE(experiment, variant, seed, run_key)
     curves(run_id, step, name, value)             one row per logged point
     finals(run_id, name, value)                   final metrics of a run
     verdicts(experiment, profile, comparison, verdict, detail_json, updated)
+
+`host` is the machine a run executed on, `attempts` how many times it was started (a worker that died is
+retried). A file that is not a readable SQLite database is refused with one line and never written to.
 
 Example: `sqlite3 runs/claims/claims.sqlite "select variant, seed, name, value from runs join finals
 on finals.run_id = runs.id where experiment = 'no_positional_encoding' and name = 'val_loss'"`.
@@ -22,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from archlab.config import ConfigError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
     name TEXT PRIMARY KEY, title TEXT, spec_hash TEXT, spec_json TEXT, updated REAL);
@@ -30,7 +35,7 @@ CREATE TABLE IF NOT EXISTS runs (
     experiment TEXT NOT NULL, spec_hash TEXT, variant TEXT NOT NULL, seed INTEGER NOT NULL,
     run_key TEXT NOT NULL, profile TEXT, runner TEXT, config_json TEXT, budget_json TEXT, n_params INTEGER,
     status TEXT NOT NULL DEFAULT 'pending', wall_time_s REAL, versions_json TEXT, error TEXT, out_dir TEXT,
-    reused_from INTEGER, started REAL, finished REAL,
+    reused_from INTEGER, started REAL, finished REAL, host TEXT, attempts INTEGER,
     UNIQUE(experiment, variant, seed, run_key));
 CREATE INDEX IF NOT EXISTS runs_key ON runs(run_key, status);
 CREATE TABLE IF NOT EXISTS curves (run_id INTEGER NOT NULL, step INTEGER, name TEXT, value REAL);
@@ -48,13 +53,28 @@ class Store:
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60)
-        self.db.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+            p = Path(self.path)
+            if p.is_dir():
+                raise ConfigError(f"results database {self.path} is a directory, not a SQLite file")
+            if p.exists() and p.stat().st_size > 0:
+                check_database(p)  # before anything can write to it
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"results database {self.path}: cannot create its folder ({e.strerror})") from None
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60)
+            self.db.row_factory = sqlite3.Row
+            if self.path != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+            have = {r["name"] for r in self.db.execute("PRAGMA table_info(runs)")}
+            for col, kind in (("host", "TEXT"), ("attempts", "INTEGER")):  # databases written before these columns
+                if col not in have:
+                    self.db.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
+            self.db.commit()
+        except sqlite3.DatabaseError as e:
+            raise ConfigError(f"results database {self.path}: {e} (left untouched)") from None
 
     def close(self) -> None:
         self.db.close()
@@ -94,8 +114,15 @@ class Store:
             self.db.execute("UPDATE runs SET status='running', started=?, out_dir=?, error=NULL WHERE id=?",
                             (time.time(), out_dir, run_id))
 
+    def mark_interrupted(self, run_ids: Iterable[int]) -> None:
+        """Runs that were executing when the sweep was interrupted (they run again on resume)."""
+        with self.db:
+            self.db.executemany("UPDATE runs SET status='interrupted', finished=? WHERE id=? AND status='running'",
+                                [(time.time(), i) for i in run_ids])
+
     def finish_run(self, run_id: int, result: Mapping[str, Any], wall_time_s: float,
-                   versions: Mapping[str, Any], reused_from: int | None = None) -> None:
+                   versions: Mapping[str, Any], reused_from: int | None = None, *, host: str | None = None,
+                   attempts: int | None = None) -> None:
         """Store a finished run's final metrics and curve, and mark it done (one transaction)."""
         with self.db:
             self.db.execute("DELETE FROM curves WHERE run_id=?", (run_id,))
@@ -108,19 +135,24 @@ class Store:
                 step = int(point.get("step", 0))
                 rows += [(run_id, step, k, _num(v)) for k, v in point.items() if k != "step" and _num(v) is not None]
             self.db.executemany("INSERT INTO curves(run_id, step, name, value) VALUES (?,?,?,?)", rows)
-            extra = {}
+            extra: dict[str, Any] = {}
             if result.get("n_params") is not None:
                 extra["n_params"] = int(result["n_params"])
+            if host is not None:
+                extra["host"] = host
+            if attempts is not None:
+                extra["attempts"] = int(attempts)
             sets = ", ".join(f"{k}=?" for k in extra)
             self.db.execute(
                 "UPDATE runs SET status='done', wall_time_s=?, versions_json=?, finished=?, reused_from=?"
                 + (", " + sets if sets else "") + " WHERE id=?",
                 (wall_time_s, json.dumps(versions, sort_keys=True), time.time(), reused_from, *extra.values(), run_id))
 
-    def fail_run(self, run_id: int, error: str, wall_time_s: float | None = None) -> None:
+    def fail_run(self, run_id: int, error: str, wall_time_s: float | None = None, *, host: str | None = None,
+                 attempts: int | None = None) -> None:
         with self.db:
-            self.db.execute("UPDATE runs SET status='failed', error=?, wall_time_s=?, finished=? WHERE id=?",
-                            (error[-4000:], wall_time_s, time.time(), run_id))
+            self.db.execute("UPDATE runs SET status='failed', error=?, wall_time_s=?, finished=?, host=?, attempts=? "
+                            "WHERE id=?", (error[-4000:], wall_time_s, time.time(), host, attempts, run_id))
 
     def put_verdict(self, experiment: str, profile: str, comparison: str, verdict: str,
                     detail: Mapping[str, Any]) -> None:
@@ -178,6 +210,23 @@ class Store:
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Run any read-only SQL and return rows as dicts."""
         return [dict(r) for r in self.db.execute(sql, tuple(args))]
+
+
+def check_database(path: Path) -> None:
+    """Refuse (one line naming the file) a file that is not a readable SQLite database; open it read-only."""
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"results database {path} is damaged or not a SQLite file ({e}); it is left untouched: "
+                          "move it away or pass another --db") from None
+    if [tuple(r) for r in rows] != [("ok",)]:
+        first = rows[0][0] if rows else "no answer"
+        raise ConfigError(f"results database {path} is damaged ({first}); it is left untouched: "
+                          "move it away or pass another --db")
 
 
 def _num(v: Any) -> float | None:

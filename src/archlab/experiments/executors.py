@@ -1,0 +1,398 @@
+"""Where the runs of a sweep execute: this machine's processes (LocalExecutor) or a Ray cluster (RayExecutor).
+
+An executor takes `Task`s (one run each), runs `execute_run` for each somewhere, and hands back `Outcome`s as
+they arrive. It never touches the results store: the driver (`archlab.experiments.sweep.run_plans`) is its
+single writer. A worker that dies (killed, out of memory, node lost) gives an outcome with `lost` set, which
+the driver retries; a run that raises is an ordinary failed result (its traceback), recorded once.
+
+- `InlineExecutor`: each run in this process, one at a time (tests, `archlab demo`).
+- `LocalExecutor`: `--jobs N` spawned processes, a fresh one per run (today's process pool).
+- `RayExecutor`: one Ray task per run with its resource request (`num_cpus`, `num_gpus`), on a running
+  cluster (`--ray-address` / `RAY_ADDRESS`) or on a local Ray instance started for the sweep. Ray is an
+  optional extra, imported only here and only when asked for.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import signal
+import socket
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for
+from pathlib import Path
+from typing import Any
+
+from archlab.config import ConfigError
+
+RunFn = Callable[[dict, int, dict, str], dict]
+RAY_INSTALL = "pip install 'archlab[ray]'"
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, Any]:
+    """Versions that can change a result: archlab (and its git commit), torch, numpy, python."""
+    out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for mod in ("archlab", "torch", "numpy"):
+        try:
+            out[mod] = importlib.import_module(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing optional module is just not reported
+            pass
+    try:
+        root = Path(__file__).resolve().parents[3]
+        out["git"] = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True, timeout=5).stdout.strip() or None
+    except Exception:  # noqa: BLE001
+        out["git"] = None
+    return out
+
+
+def execute_run(runner: str | RunFn, config: dict, seed: int, budget: dict, out_dir: str, threads: int) -> dict:
+    """Body of one run, wherever it executes: time it, catch its error, report versions and host.
+
+    Returns plain data only: {"ok", "result" | "error", "wall", "versions", "host"}.
+    """
+    from archlab.experiments.runner import resolve_run_fn  # the worker resolves the run function by name
+
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    except Exception:  # noqa: BLE001 - run functions that do not use torch still work
+        pass
+    t0 = time.perf_counter()
+    host = socket.gethostname()
+    try:
+        fn = resolve_run_fn(runner)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        result = fn(config, seed, budget, out_dir)
+        if not isinstance(result, Mapping) or "final" not in result:
+            raise TypeError(f"run function {runner!r} must return a mapping with 'final' (and 'curve')")
+        result = json.loads(json.dumps(result, default=float))  # only plain data crosses back
+        return {"ok": True, "result": result, "wall": time.perf_counter() - t0, "versions": dict(versions()),
+                "host": host}
+    except Exception:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
+        return {"ok": False, "error": traceback.format_exc(), "wall": time.perf_counter() - t0, "host": host}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run to execute; `key` is its run id in the store."""
+
+    key: int
+    runner: str | RunFn
+    config: dict
+    seed: int
+    budget: dict
+    out_dir: str
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    @property
+    def threads(self) -> int:
+        env = os.environ.get("ARCHLAB_THREADS")
+        return int(env) if env else max(1, int(self.num_cpus))
+
+    def args(self) -> tuple:
+        return self.runner, self.config, self.seed, self.budget, self.out_dir, self.threads
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back for a task: execute_run's dict, or `lost` = why its worker died (retry it)."""
+
+    key: int
+    result: dict | None = None
+    lost: str = ""
+
+
+class Executor:
+    """Interface: submit tasks, poll outcomes, cancel the unfinished ones, close."""
+
+    name = "executor"
+    background = True  # runs execute outside the driver's main thread (Ctrl-C is handled between polls)
+
+    def capacity(self) -> int:
+        """How many runs may be in flight at once."""
+        raise NotImplementedError
+
+    def resources(self, profile: str, config: Mapping[str, Any]) -> tuple[float, float]:
+        """(num_cpus, num_gpus) one run asks for."""
+        raise NotImplementedError
+
+    def submit(self, task: Task) -> None:
+        raise NotImplementedError
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        """Outcomes that arrived (waiting at most `timeout` seconds for the first)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop every unfinished run at once (their outcomes are never delivered)."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self) -> None:
+        self.cancel()
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class InlineExecutor(Executor):
+    """Each run in this process, one at a time (a Ctrl-C interrupts the run itself)."""
+
+    name = "inline"
+    background = False
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads  # None: leave this process's torch thread count as it is
+        self.queue: list[Task] = []
+
+    def capacity(self) -> int:
+        return 1
+
+    def resources(self, profile: str, config: Mapping[str, Any]) -> tuple[float, float]:
+        if self.threads:
+            return float(self.threads), 0.0
+        import torch
+
+        return float(torch.get_num_threads()), 0.0
+
+    def submit(self, task: Task) -> None:
+        self.queue.append(task)
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        if not self.queue:
+            return []
+        task = self.queue.pop(0)
+        return [Outcome(task.key, execute_run(*task.args()))]
+
+    def cancel(self) -> None:
+        self.queue.clear()
+
+    def describe(self) -> str:
+        return "in this process"
+
+
+def _exit_with(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _child(conn, args: tuple, parent: int) -> None:
+    """Entry point of a local worker process: run, send the result.
+
+    It leaves the driver's process group, so a terminal's Ctrl-C reaches the driver only (which then stops its
+    workers itself), and exits when the driver is gone (even after kill -9).
+    """
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    out = execute_run(*args)
+    conn.send(out)
+    conn.close()
+
+
+class LocalExecutor(Executor):
+    """`jobs` spawned processes on this machine, a fresh process per run (no state leaks between runs)."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 2) -> None:
+        self.jobs = max(1, int(jobs))
+        self.ctx = mp.get_context("spawn")
+        self.running: dict[int, tuple[Any, Any]] = {}  # key -> (process, receiving end)
+
+    def capacity(self) -> int:
+        return self.jobs
+
+    def resources(self, profile: str, config: Mapping[str, Any]) -> tuple[float, float]:
+        return float(max(1, (os.cpu_count() or 1) // self.jobs)), 0.0
+
+    def submit(self, task: Task) -> None:
+        recv, send = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_child, args=(send, task.args(), os.getpid()),
+                                name=f"archlab-run-{task.key}")
+        proc.start()
+        send.close()  # the child holds the only sending end: its death reads as EOF
+        self.running[task.key] = (proc, recv)
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        if not self.running:
+            return []
+        handles = [h for proc, recv in self.running.values() for h in (recv, proc.sentinel)]
+        wait_for(handles, timeout)
+        out = []
+        for key, (proc, recv) in list(self.running.items()):
+            result, lost = None, ""
+            if recv.poll():
+                try:
+                    result = recv.recv()
+                except (EOFError, OSError):
+                    proc.join(5)
+                    lost = f"worker process died (exit code {proc.exitcode})"
+            elif not proc.is_alive():
+                lost = f"worker process died (exit code {proc.exitcode})"
+            else:
+                continue
+            proc.join(5)
+            recv.close()
+            del self.running[key]
+            out.append(Outcome(key, result, lost))
+        return out
+
+    def cancel(self) -> None:
+        for proc, _ in self.running.values():
+            proc.kill()
+        for proc, recv in self.running.values():
+            proc.join(5)
+            recv.close()
+        self.running.clear()
+
+    def describe(self) -> str:
+        return f"{self.jobs} local process(es)"
+
+
+class RayExecutor(Executor):
+    """One Ray task per run, with its resource request, on a Ray cluster or a local Ray started for the sweep.
+
+    Each task runs in a fresh worker process (`max_calls=1`, as the local pool does) and Ray does not retry it
+    itself (`max_retries=0`): the driver sees a lost worker, counts the attempt and resubmits.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, jobs: int | None = None, cpus_per_run: float | None = None,
+                 gpus_per_run: float | None = None) -> None:
+        ray = import_ray()
+        self.ray = ray
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.jobs = jobs
+        self.cpus_per_run = cpus_per_run
+        self.gpus_per_run = gpus_per_run
+        self.started = not ray.is_initialized()
+        if self.started:
+            try:
+                ray.init(address=self.address, include_dashboard=False, configure_logging=False,
+                         log_to_driver=False)
+            except Exception as e:  # noqa: BLE001 - a wrong address is a user mistake: one line
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ConfigError(f"--executor ray: cannot start or reach Ray at "
+                                  f"{self.address or 'a local instance'}: {msg}") from None
+        self.remote = ray.remote(max_calls=1, max_retries=0)(execute_run)
+        self.running: dict[Any, int] = {}  # object ref -> key
+
+    def cluster(self) -> dict[str, float]:
+        return dict(self.ray.cluster_resources())
+
+    def resources(self, profile: str, config: Mapping[str, Any]) -> tuple[float, float]:
+        """1 CPU per run unless --cpus-per-run; a GPU per run for the full profile when the cluster has GPUs
+        (and the run's train.device is not 'cpu'), or --gpus-per-run."""
+        cpus = float(self.cpus_per_run) if self.cpus_per_run else 1.0
+        if self.gpus_per_run is not None:
+            return cpus, float(self.gpus_per_run)
+        device = str((config.get("train") or {}).get("device", "auto"))
+        gpus = 1.0 if profile == "full" and device != "cpu" and self.cluster().get("GPU", 0) > 0 else 0.0
+        return cpus, gpus
+
+    def capacity(self) -> int:
+        if self.jobs:
+            return max(1, int(self.jobs))
+        res = self.cluster()
+        cpus = float(self.cpus_per_run or 1.0)
+        n = int(res.get("CPU", 1) // cpus)
+        if self.gpus_per_run:
+            n = min(n, int(res.get("GPU", 0) // float(self.gpus_per_run)))
+        return max(1, n)
+
+    def submit(self, task: Task) -> None:
+        ref = self.remote.options(num_cpus=task.num_cpus, num_gpus=task.num_gpus,
+                                  name=f"archlab-run-{task.key}").remote(*task.args())
+        self.running[ref] = task.key
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        if not self.running:
+            return []
+        refs = list(self.running)
+        ready, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        exc = self.ray.exceptions
+        out = []
+        for ref in ready:
+            key = self.running.pop(ref)
+            try:
+                out.append(Outcome(key, self.ray.get(ref)))
+            except exc.RayTaskError as e:  # execute_run itself raised (it catches Exception): a failed run
+                out.append(Outcome(key, {"ok": False, "error": str(e), "wall": 0.0}))
+            except exc.RayError as e:  # worker crashed, node died, out of memory, object lost: retry
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                out.append(Outcome(key, lost=f"Ray worker lost ({type(e).__name__}: {first})"))
+        return out
+
+    def cancel(self) -> None:
+        for ref in self.running:
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+        self.running.clear()
+
+    def describe(self) -> str:
+        res = self.cluster()
+        where = f"Ray cluster at {self.address}" if self.address else "a local Ray instance"
+        return (f"{where} ({res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs, "
+                f"{len(self.ray.nodes())} node(s)), up to {self.capacity()} runs at once")
+
+    def close(self) -> None:
+        self.cancel()
+        if self.started:
+            self.ray.shutdown()
+
+
+def import_ray():
+    """The ray module, or one clear line saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--executor ray needs Ray, which is not installed: {RAY_INSTALL}") from None
+    return ray
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str = "local", *, jobs: int | None = None, ray_address: str | None = None,
+                  cpus_per_run: float | None = None, gpus_per_run: float | None = None) -> Executor:
+    """An executor by name: 'local' (`jobs` processes; 0 = in this process) or 'ray'."""
+    if kind == "local":
+        if ray_address or cpus_per_run or gpus_per_run is not None:
+            raise ConfigError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
+        jobs = 2 if jobs is None else jobs
+        return InlineExecutor() if jobs <= 0 else LocalExecutor(jobs)
+    if kind == "ray":
+        if jobs is not None and jobs <= 0:
+            raise ConfigError(f"--jobs {jobs}: with --executor ray it must be at least 1 (or left out)")
+        for flag, v in (("--cpus-per-run", cpus_per_run), ("--gpus-per-run", gpus_per_run)):
+            if v is not None and not v >= 0:
+                raise ConfigError(f"{flag} {v}: must be ≥ 0")
+        if cpus_per_run is not None and cpus_per_run <= 0:
+            raise ConfigError(f"--cpus-per-run {cpus_per_run}: must be > 0")
+        return RayExecutor(ray_address, jobs=jobs, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+    raise ConfigError(f"--executor {kind!r} is not allowed; expected one of {list(EXECUTORS)}")

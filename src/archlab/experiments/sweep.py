@@ -1,0 +1,234 @@
+"""The sweep driver: run every pending plan on an executor and record each result as it arrives.
+
+The driver is the single writer of the results store: executors (archlab.experiments.executors) only run
+runs and hand back outcomes. A run is identified by its `run_key`, so a sweep resumes by skipping every run
+already done and reuses a finished run with the same key (the same baseline in two experiments trains once).
+A worker that dies mid-run is retried (`max_retries` times); a run that fails for its own reasons is recorded
+as failed with its error, once. Ctrl-C records every run that has finished, marks the unfinished ones
+`interrupted` and stops within a few seconds; a second Ctrl-C aborts at once.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archlab.experiments.executors import Executor, InlineExecutor, LocalExecutor, Outcome, RunFn, Task
+from archlab.experiments.spec import RunPlan
+from archlab.experiments.store import Store
+
+MAX_RETRIES = 2  # a run whose worker died is started at most 1 + MAX_RETRIES times
+
+
+@dataclass
+class Sweep:
+    """What one call of run_plans did."""
+
+    ran: int = 0
+    reused: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retried: int = 0  # restarts of runs whose worker died
+    interrupted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"ran {self.ran}, reused {self.reused}, already done {self.skipped}, failed {self.failed}, "
+                f"retried {self.retried} (worker lost; at most {MAX_RETRIES} retries per run)")
+
+
+class Progress:
+    """One progress bar for the sweep: done / running / failed / remaining, with tqdm's ETA."""
+
+    def __init__(self, total: int, log: Callable[[str], None] | None, enabled: bool) -> None:
+        self.log = log or (lambda s: None)
+        self.bar = None
+        if enabled and log is not None and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="sweep", unit="run", dynamic_ncols=True, mininterval=0.5,
+                            smoothing=0.1, disable=None)  # None: no bar when stderr is not a terminal
+
+    def update(self, *, done: int, running: int, failed: int, remaining: int, finished: int = 0) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"done {done} · running {running} · failed {failed} · left {remaining}",
+                                     refresh=False)
+            self.bar.update(finished)
+
+    def write(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg)
+        else:
+            self.log(msg)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _CtrlC:
+    """First Ctrl-C sets a flag the driver checks between polls; the second raises KeyboardInterrupt at once."""
+
+    def __init__(self, active: bool) -> None:
+        self.hit = False
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _reuse(store: Store, rid: int, prev: dict[str, Any]) -> None:
+    store.finish_run(rid, {**store.result(prev["id"]), "n_params": prev.get("n_params")},
+                     prev["wall_time_s"] or 0.0, json.loads(prev["versions_json"] or "{}"), reused_from=prev["id"],
+                     host=prev.get("host"), attempts=0)
+
+
+def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profile: str = "quick", out_dir: str | Path,
+              jobs: int = 2, run_fn: str | RunFn | None = None, inline: bool = False,
+              max_new_runs: int | None = None, log: Callable[[str], None] | None = print,
+              executor: Executor | None = None, max_retries: int = MAX_RETRIES, progress: bool = False) -> Sweep:
+    """Execute every plan not already done (resume), reusing finished runs with the same run key.
+
+    `executor` runs them (default: `jobs` local processes, or this process when `inline` or jobs <= 0).
+    Raises KeyboardInterrupt after recording what finished when the sweep is interrupted.
+    """
+    sweep = Sweep()
+    todo: list[tuple[int, RunPlan]] = []
+    for plan in plans:
+        rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash or spec_hash,
+                               variant=plan.variant, seed=plan.seed,
+                               run_key=plan.run_key, profile=profile, runner=str(plan.runner), config=plan.config,
+                               budget=plan.budget, n_params=plan.n_params)
+        row = store.run(rid)
+        if row["status"] == "done":
+            sweep.skipped += 1
+            continue
+        prev = store.done_run_with_key(plan.run_key)
+        if prev is not None:  # the same run finished for another experiment (or an earlier spec version)
+            _reuse(store, rid, prev)
+            sweep.reused += 1
+            continue
+        todo.append((rid, plan))
+    if max_new_runs is not None:
+        todo = todo[:max_new_runs]
+    if not todo:
+        return sweep
+    # two runs with the same key in this batch (e.g. a variant equal to the base) run once
+    first_of: dict[str, int] = {}
+    unique: list[tuple[int, RunPlan]] = []
+    dupes: list[tuple[int, RunPlan]] = []
+    for rid, plan in todo:
+        (dupes if plan.run_key in first_of else unique).append((rid, plan))
+        first_of.setdefault(plan.run_key, rid)
+    own = executor is None
+    if executor is None:
+        executor = InlineExecutor() if inline or jobs <= 0 else LocalExecutor(jobs)
+    try:
+        _drive(unique, store, executor, root=Path(out_dir).resolve(), profile=profile, run_fn=run_fn, sweep=sweep,
+               log=log, max_retries=max_retries, progress=progress)
+    finally:
+        if own:
+            executor.close()
+    for rid, plan in dupes:
+        prev = store.done_run_with_key(plan.run_key)
+        if prev is not None:
+            _reuse(store, rid, prev)
+            sweep.reused += 1
+    return sweep
+
+
+def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, *, root: Path, profile: str,
+           run_fn: str | RunFn | None, sweep: Sweep, log: Callable[[str], None] | None, max_retries: int,
+           progress: bool) -> None:
+    """Submit runs up to the executor's capacity, record outcomes as they arrive, retry lost workers."""
+    plans = {rid: plan for rid, plan in unique}
+    queue = [rid for rid, _ in unique]
+    in_flight: dict[int, Task] = {}
+    attempts: dict[int, int] = {}
+    bar = Progress(len(unique), log, progress)
+
+    def record(out: Outcome) -> int:
+        """Store one outcome; the number of runs it finished (0 when its worker died and it is resubmitted)."""
+        rid, plan = out.key, plans[out.key]
+        in_flight.pop(rid)
+        tag = f"  [{plan.experiment}] {plan.variant} seed={plan.seed}"
+        if out.lost:
+            if attempts[rid] <= max_retries:
+                sweep.retried += 1
+                bar.write(f"{tag}: {out.lost}; retrying (attempt {attempts[rid] + 1} of {max_retries + 1})")
+                queue.insert(0, rid)
+                return 0
+            res = {"ok": False, "error": f"{out.lost}, {attempts[rid]} times; not retried again", "wall": 0.0}
+        else:
+            res = out.result or {}
+        if res.get("ok"):
+            store.finish_run(rid, res["result"], res["wall"], res["versions"], host=res.get("host"),
+                             attempts=attempts[rid])
+            sweep.ran += 1
+            fin = res["result"].get("final", {})
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in list(fin.items())[:3] if isinstance(v, (int, float)))
+            host = f" on {res['host']}" if res.get("host") and not isinstance(executor, (LocalExecutor,
+                                                                                       InlineExecutor)) else ""
+            bar.write(f"{tag}: {shown} ({res['wall']:.1f}s{host})")
+        else:
+            err = str(res.get("error", "error"))
+            store.fail_run(rid, err, res.get("wall"), host=res.get("host"), attempts=attempts[rid])
+            sweep.failed += 1
+            last = err.strip().splitlines()[-1] if err.strip() else "error"
+            sweep.errors.append(f"{plan.experiment}/{plan.variant}/seed{plan.seed}: {last}")
+            bar.write(f"{tag}: FAILED: {last}")
+        return 1
+
+    def show(finished: int = 0) -> None:
+        bar.update(done=sweep.ran, running=len(in_flight), failed=sweep.failed, remaining=len(queue),
+                   finished=finished)
+
+    with _CtrlC(executor.background) as ctrl_c:
+        try:
+            while (queue or in_flight) and not ctrl_c.hit:
+                cap = executor.capacity()
+                while queue and len(in_flight) < cap:
+                    rid = queue.pop(0)
+                    plan = plans[rid]
+                    cpus, gpus = executor.resources(profile, plan.config)
+                    task = Task(rid, run_fn or plan.runner, plan.config, plan.seed, plan.budget,
+                                str(root / "runs" / plan.run_key), cpus, gpus)
+                    attempts[rid] = attempts.get(rid, 0) + 1
+                    store.mark_running(rid, task.out_dir)
+                    executor.submit(task)
+                    in_flight[rid] = task
+                show()
+                finished = sum(record(out) for out in executor.poll(0.5))
+                show(finished)
+            if ctrl_c.hit:  # record what finished meanwhile, stop the rest
+                for out in executor.poll(0.0):
+                    if not out.lost:
+                        record(out)
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            executor.cancel()
+            store.mark_interrupted(in_flight)
+            sweep.interrupted = len(in_flight)
+            bar.close()
+            if log:
+                log(f"interrupted: {sweep.ran} run(s) recorded, {sweep.interrupted} unfinished marked 'interrupted', "
+                    f"{len(queue)} not started; the same command resumes the sweep")
+            raise
+        finally:
+            bar.close()
