@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import shutil
 import time
@@ -18,6 +17,7 @@ from archlab.fileio import atomic_write_text
 from archlab.train import checkpoint as ckpt_mod
 from archlab.train.interrupt import StopOnInterrupt, TrainingInterrupted
 from archlab.train.optim import build_optimizer, lr_at, set_lr
+from archlab.train.preflight import check_before_build, check_finite_loss, check_threads
 from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig
 from archlab.train.run_folder import RunLock, check_writable, set_aside_damaged, start_fresh
 
@@ -57,6 +57,7 @@ def build_run(run_cfg: RunConfig, device: torch.device | str = "cpu"):
     task = build_task(run_cfg)
     overrides = task.model_overrides() if hasattr(task, "model_overrides") else {}
     model_cfg = run_cfg.model_config(overrides)
+    check_before_build(run_cfg, task, model_cfg, device)  # split and memory estimate, before any allocation
     seed_everything(run_cfg.train.seed)  # model init does not depend on how much RNG the task used
     model = build_model(model_cfg).to(device)
     return task, model_cfg, model
@@ -183,6 +184,7 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
     TrainingInterrupted (a KeyboardInterrupt); a second Ctrl-C aborts at once.
     """
     out = Path(out_dir)
+    check_threads(run_cfg.train.threads)
     if resume and not ckpt_mod.step_dirs(out):
         raise FileNotFoundError(f"nothing to resume: no checkpoint under {str(out / 'checkpoints')!r}")
     check_writable(out)
@@ -277,9 +279,7 @@ def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool, o
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             train_time += time.perf_counter() - t0
-            if not math.isfinite(total_loss):
-                raise FloatingPointError(f"training loss became {total_loss} at step {step}; lower train.lr "
-                                         "or enable train.grad_clip")
+            check_finite_loss(total_loss, step, lr, tc)  # NaN/inf: stop with the step, the lr and a hint
             last = {"train_loss": total_loss, "lr": lr}
             if step % max(tc.log_every, 1) == 0 or step == stop:
                 rec = {"kind": "train", "step": step, "loss": total_loss, "lr": lr, **metrics_sum,
