@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from archlab.data.synthetic import FIRST, GENERATORS, IGNORE, PAD, generate, masked_accuracy
+from archlab.data.synthetic import FIRST, GENERATORS, IGNORE, PAD, SEP, TRIGGER, generate, masked_accuracy
 
 OPTS = {"mqar": {"n_pairs": 6}, "selective_copy": {"n_tokens": 5}, "associative_recall": {"n_pairs": 5}}
 
@@ -72,3 +72,56 @@ def test_task_trains_through_the_shared_trainer(tmp_path):
     task = build_task(cfg)
     assert torch.equal(task.train_batch(5)["input_ids"], task.train_batch(5)["input_ids"])
     assert task.model_overrides() == {"vocab_size": 32, "max_seq_len": 24}
+
+
+def _sum_answer(b, k, n_values, weights=None):
+    """Recompute kth_order's answer by hand: the values right after each TRIGGER, combined."""
+    out = []
+    for row in b["input_ids"]:
+        marked = [int(row[i + 1]) - FIRST for i in range(len(row) - 2) if int(row[i]) == TRIGGER]
+        assert len(marked) == k
+        w = weights or [1] * k
+        out.append(FIRST + sum(a * c for a, c in zip(marked, w)) % n_values)
+    return out
+
+
+def test_kth_order_answer_is_a_k_way_interaction():
+    b = generate("kth_order", 64, 24, 32, generator=0, k=3, n_values=8)
+    assert b["input_ids"][:, -1].eq(SEP).all() and (b["targets"][:, :-1] == IGNORE).all()
+    assert b["targets"][:, -1].tolist() == _sum_answer(b, 3, 8)
+    # changing any single marked value changes the answer: no token is irrelevant
+    x = b["input_ids"][0].clone()
+    first = int((x == TRIGGER).nonzero()[0]) + 1
+    x[first] = FIRST + (int(x[first]) - FIRST + 1) % 8
+    assert _sum_answer({"input_ids": x[None]}, 3, 8)[0] != int(b["targets"][0, -1])
+
+
+def test_kth_order_order_sensitive_and_fixed_offsets():
+    b = generate("kth_order", 64, 24, 32, generator=1, k=3, n_values=8, order_sensitive=True)
+    assert b["targets"][:, -1].tolist() == _sum_answer(b, 3, 8, weights=[1, 2, 3])
+    f = generate("kth_order", 32, 20, 32, generator=2, k=2, n_values=8, offsets=(3, 7))
+    x = f["input_ids"]
+    assert not (x == TRIGGER).any()  # positional pattern: nothing marks the tokens
+    want = (x[:, 19 - 3] - FIRST + x[:, 19 - 7] - FIRST) % 8 + FIRST
+    assert torch.equal(f["targets"][:, -1], want)
+    with pytest.raises(ValueError, match="offsets"):
+        generate("kth_order", 4, 20, 32, k=2, offsets=(3, 3))
+    with pytest.raises(ValueError, match="too short"):
+        generate("kth_order", 4, 6, 32, k=3)
+
+
+def test_kth_order_task_options_are_typed():
+    from archlab.config import ConfigError
+    from archlab.tasks import build_task
+    from archlab.train.run_config import run_config_from_dict
+
+    base = {"model": {"preset": "gpt-tiny"}, "train": {"steps": 1, "batch_size": 2}}
+    cfg = run_config_from_dict({**base, "task": {"name": "synthetic", "kind": "kth_order", "seq_len": 16,
+                                                 "vocab_size": 24, "k": 2, "order_sensitive": True}})
+    assert build_task(cfg).gen_options == {"k": 2, "order_sensitive": True}
+    bad = run_config_from_dict({**base, "task": {"name": "synthetic", "kind": "kth_order", "order_sensitive": "yes"}})
+    with pytest.raises(ConfigError, match="order_sensitive"):
+        build_task(bad)
+    wrong = run_config_from_dict({**base, "task": {"name": "synthetic", "kind": "mqar", "k": 2}})
+    with pytest.raises(ConfigError, match="does not apply"):
+        build_task(wrong)

@@ -161,6 +161,44 @@ def program_log(n: int, seq_len: int, vocab_size: int, generator=None) -> dict:
     return _out(inp, tgt)
 
 
+def kth_order(n: int, seq_len: int, vocab_size: int, k: int = 3, order_sensitive: bool = False,
+              n_values: int = 16, offsets: tuple[int, ...] | None = None, generator=None) -> dict:
+    """Seed 001's higher-order patterns: the answer at the final SEP is a function of k tokens together.
+
+    The k selected tokens are either marked (each follows a TRIGGER, anywhere in the sequence: the model must
+    find them by content) or sit at fixed `offsets` back from SEP (a positional pattern, "not necessarily
+    consecutive"). Values are v ∈ [0, n_values); the answer is (v_1 + … + v_k) mod n_values — no single token
+    and no pair tells it (a k-th order interaction) — or, with `order_sensitive`, (Σ_j (j+1)·v_j) mod n_values
+    over the tokens in sequence order, so the same multiset in another order has another answer."""
+    if k < 1:
+        raise ValueError(f"kth_order: k={k} must be >= 1")
+    if n_values < 2:
+        raise ValueError(f"kth_order: n_values={n_values} must be >= 2")
+    _check("kth_order", vocab_size, FIRST + n_values)
+    g = _gen(generator)
+    body = seq_len - 1  # the last position holds SEP and carries the answer
+    vals = torch.randint(0, n_values, (n, body), generator=g)
+    inp = FIRST + vals
+    if offsets is not None:
+        offsets = tuple(int(o) for o in offsets)
+        if len(offsets) != k or len(set(offsets)) != k or not all(1 <= o <= body for o in offsets):
+            raise ValueError(f"kth_order: offsets={offsets} must be {k} distinct integers in [1, {body}]")
+        where = torch.tensor(sorted(body - o for o in offsets)).expand(n, k)
+    else:
+        if 2 * k > body:
+            raise ValueError(f"kth_order: seq_len={seq_len} too short for k={k} marked tokens (need >= {2 * k + 1})")
+        slots = _sample_distinct(n, body // 2, k, g).sort(dim=-1).values  # one marked pair per 2-token slot
+        where = 2 * slots + 1
+        inp.scatter_(1, where - 1, TRIGGER)
+    picked = vals.gather(1, where)  # (n, k) in sequence order
+    weights = torch.arange(1, k + 1) if order_sensitive else torch.ones(k, dtype=torch.long)
+    answer = (picked * weights).sum(-1) % n_values
+    inp = torch.cat([inp, torch.full((n, 1), SEP)], dim=1)
+    tgt = torch.full((n, seq_len), IGNORE)
+    tgt[:, -1] = FIRST + answer
+    return _out(inp, tgt)
+
+
 GENERATORS = {
     "copy": copy_task,
     "selective_copy": selective_copy,
@@ -168,6 +206,7 @@ GENERATORS = {
     "associative_recall": associative_recall,
     "induction_heads": induction_heads,
     "program_log": program_log,
+    "kth_order": kth_order,
 }
 
 

@@ -4,8 +4,9 @@ Run-config task section (every key but `name` optional):
 
     task: {name: synthetic, kind: mqar, seq_len: 64, vocab_size: 256, n_pairs: 8, eval_size: 512}
 
-kind: copy | selective_copy | mqar | associative_recall | induction_heads | program_log. Options
-`n_pairs` (mqar, associative_recall) and `n_tokens` (selective_copy) pass through to the generator.
+kind: copy | selective_copy | mqar | associative_recall | induction_heads | program_log | kth_order. Options
+`n_pairs` (mqar, associative_recall), `n_tokens` (selective_copy) and `k`, `order_sensitive`, `n_values`,
+`offsets` (kth_order) pass through to the generator.
 Batch i is generated from seed (train.seed, i), so training is a pure function of the step;
 "val" / "test" are fixed sets drawn from other seeds. Loss is cross-entropy on the determined
 positions only (targets ≠ −100) — the answers — and `acc` is the accuracy there.
@@ -22,9 +23,28 @@ from archlab.data.synthetic import GENERATORS, IGNORE, generate, masked_accuracy
 from archlab.registry import register
 from archlab.tasks import Task
 
-OPTIONS = ("kind", "seq_len", "vocab_size", "n_pairs", "n_tokens", "eval_size", "eval_batch_size")
-GEN_OPTIONS = {"mqar": ("n_pairs",), "associative_recall": ("n_pairs",), "selective_copy": ("n_tokens",)}
+GEN_OPTIONS = {"mqar": ("n_pairs",), "associative_recall": ("n_pairs",), "selective_copy": ("n_tokens",),
+               "kth_order": ("k", "order_sensitive", "n_values", "offsets")}
+GEN_KEYS = tuple(sorted({o for opts in GEN_OPTIONS.values() for o in opts}))
+OPTIONS = ("kind", "seq_len", "vocab_size", "eval_size", "eval_batch_size", *GEN_KEYS)
 _SPLIT_SEED = {"val": 1_000_003, "test": 2_000_003}
+
+
+def _gen_option(key: str, value):
+    """A generator option from the run config, typed: order_sensitive a bool, offsets a tuple, others ints."""
+    if key == "order_sensitive":
+        if not isinstance(value, bool):
+            raise ConfigError(f"task.order_sensitive={value!r} must be true or false")
+        return value
+    try:
+        if key == "offsets":
+            return tuple(int(o) for o in value)
+        if isinstance(value, bool):
+            raise TypeError
+        return int(value)
+    except (TypeError, ValueError):
+        what = "a list of integers" if key == "offsets" else "an integer"
+        raise ConfigError(f"task.{key}={value!r} must be {what}") from None
 
 
 class SyntheticTask(Task):
@@ -39,8 +59,9 @@ class SyntheticTask(Task):
         check_choice("task.kind", self.kind, sorted(GENERATORS))
         self.seq_len = int(self.option("seq_len", 64))
         self.vocab_size = int(self.option("vocab_size", 256))
-        self.gen_options = {k: int(self.options[k]) for k in GEN_OPTIONS.get(self.kind, ()) if k in self.options}
-        for k in ("n_pairs", "n_tokens"):
+        self.gen_options = {k: _gen_option(k, self.options[k]) for k in GEN_OPTIONS.get(self.kind, ())
+                            if k in self.options}
+        for k in GEN_KEYS:
             if k in self.options and k not in GEN_OPTIONS.get(self.kind, ()):
                 raise ConfigError(f"task.{k} does not apply to task.kind={self.kind!r}")
         self.eval_size = int(self.option("eval_size", 512))
