@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,15 +26,15 @@ def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
 
 def check_positive(field: str, value: Any, *, allow_zero: bool = False) -> None:
     """Raise ConfigError unless value is a positive (or non-negative) number."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
-        what = "a non-negative number" if allow_zero else "a positive number"
+        what = "a finite non-negative number" if allow_zero else "a finite positive number"
         raise ConfigError(f"{field}={value!r} is not allowed; expected {what}")
 
 
 def check_probability(field: str, value: float) -> None:
     """Raise ConfigError unless 0 <= value < 1."""
-    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
         raise ConfigError(f"{field}={value!r} is not allowed; expected a probability in [0, 1)")
 
 
@@ -133,7 +134,11 @@ def config_diff(a: Any, b: Any) -> dict[str, Any]:
 
 def parse_value(text: str) -> Any:
     """'2' -> 2, 'post' -> 'post', '[a, b]' -> ['a', 'b'], 'none' -> None (YAML rules)."""
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"value {text!r} is not valid YAML ({first}); quote it or fix the brackets") from None
     return None if value in ("none", "None") else value
 
 

@@ -19,6 +19,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 SPLITS = ("train", "validation", "test")
 GENRES = ("comedy", "history", "tragedy")
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
+DEFAULT_MAX_CORPUS_MB = 256  # a char corpus needs ~40 bytes of Python list per character while it is tokenized
 
 
 class CorpusError(ValueError):
@@ -80,8 +81,43 @@ def bible_pairs(split: str = "train", with_refs: bool = False) -> list[tuple[str
 
 
 # ------------------------------------------------------------------------------ user text
-def _read_file(path: Path) -> str:
-    data = path.read_bytes()
+def max_corpus_bytes() -> int:
+    """Largest user corpus read (bytes): $ARCHLAB_MAX_CORPUS_MB MiB, default DEFAULT_MAX_CORPUS_MB."""
+    raw = os.environ.get("ARCHLAB_MAX_CORPUS_MB", "")
+    try:
+        mb = float(raw) if raw.strip() else DEFAULT_MAX_CORPUS_MB
+    except ValueError:
+        raise CorpusError(f"ARCHLAB_MAX_CORPUS_MB={raw!r} must be a number of MiB") from None
+    if not mb > 0 or mb == float("inf"):
+        raise CorpusError(f"ARCHLAB_MAX_CORPUS_MB={raw!r} must be a positive number of MiB")
+    return int(mb * 2**20)
+
+
+def _too_big(path: Path, limit: int, what: str) -> CorpusError:
+    return CorpusError(f"{path}: {what} is larger than the corpus size limit of {limit / 2**20:.4g} MiB; use a "
+                       "smaller file (or raise the limit with ARCHLAB_MAX_CORPUS_MB)")
+
+
+def _read_bytes(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a file, read in chunks (so /dev/zero or a pipe cannot exhaust memory)."""
+    try:
+        if path.stat().st_size > limit:
+            raise _too_big(path, limit, "the file")
+        chunks, n = [], 0
+        with open(path, "rb") as f:
+            while chunk := f.read(min(1 << 24, limit + 1 - n)):
+                chunks.append(chunk)
+                n += len(chunk)
+                if n > limit:
+                    raise _too_big(path, limit, "the file" if path.is_file() else
+                                   "this stream (not a regular file; reading stopped at the limit)")
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read the corpus: {e.strerror or e}") from None
+    return b"".join(chunks)
+
+
+def _read_file(path: Path, limit: int | None = None) -> str:
+    data = _read_bytes(path, max_corpus_bytes() if limit is None else limit)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -92,18 +128,25 @@ def _read_file(path: Path) -> str:
 
 
 def read_text(path: str | os.PathLike, suffixes: tuple[str, ...] = TEXT_SUFFIXES) -> str:
-    """Text of a UTF-8 file, or of every file with a text suffix under a folder (sorted, joined by a blank line)."""
+    """Text of a UTF-8 file, or of every file with a text suffix under a folder (sorted, joined by a blank line).
+
+    At most max_corpus_bytes() are read in all (256 MiB unless $ARCHLAB_MAX_CORPUS_MB says otherwise):
+    a larger corpus, or an endless device such as /dev/zero, is refused with the limit named.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise CorpusError(f"{path}: no such file or folder")
+    limit = max_corpus_bytes()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not files:
             raise CorpusError(f"{path}: folder has no text files (looked for {', '.join(suffixes)})")
-        text = "\n\n".join(_read_file(f) for f in files)
+        if sum(f.stat().st_size for f in files) > limit:
+            raise _too_big(path, limit, f"the folder's {len(files)} text files together")
+        text = "\n\n".join(_read_file(f, limit) for f in files)
     else:
-        text = _read_file(path)
+        text = _read_file(path, limit)
     if not text.strip():
         raise CorpusError(f"{path}: corpus is empty (no non-whitespace text)")
     return text

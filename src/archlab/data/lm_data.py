@@ -72,7 +72,9 @@ class LMBatches:
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if len(ids) < block_size + 1:
-            raise ValueError(f"corpus has {len(ids)} tokens; block_size={block_size} needs at least {block_size + 1}")
+            raise ValueError(f"the corpus is too small: this split of it has {len(ids)} tokens but block_size="
+                             f"{block_size} needs at least {block_size + 1}; use a longer corpus or a smaller "
+                             "task.block_size")
         self.ids = ids
         self.block_size = block_size
         self.batch_size = batch_size

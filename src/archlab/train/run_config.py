@@ -63,6 +63,9 @@ class TrainConfig:
             check_positive(f"train.{name}", getattr(self, name), allow_zero=True)
         if self.min_lr is not None:
             check_positive("train.min_lr", self.min_lr, allow_zero=True)
+            if self.min_lr > self.lr:
+                raise ConfigError(f"train.min_lr={self.min_lr:g} is larger than train.lr={self.lr:g}; the schedule "
+                                  "decays from train.lr down to train.min_lr")
         check_choice("train.schedule", self.schedule, ("cosine", "constant", "linear"))
         check_choice("train.device", self.device, ("auto", "cpu", "cuda", "mps"))
         check_choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
@@ -132,13 +135,47 @@ def run_config_from_dict(data: Mapping[str, Any]) -> RunConfig:
     for k in data:
         if k not in allowed:
             raise ConfigError(f"unknown run-config section {k!r}; expected {sorted(allowed)}")
-    train_data = {k: (_parse(v) if isinstance(v, str) else v) for k, v in (data.get("train") or {}).items()}
-    train = from_dict(TrainConfig, train_data, prefix="train.")
-    model = flatten(data.get("model") or {})
+    for section in ("model", "train"):
+        if data.get(section) is not None and not isinstance(data[section], Mapping):
+            raise ConfigError(f"{section} must be a mapping of {section} fields (key: value lines under "
+                              f"'{section}:'), got a {_kind(data[section])}")
     task = data.get("task") or {}
     if isinstance(task, str):
         task = {"name": task}
-    return RunConfig(model=model, task=dict(task), train=train, name=str(data.get("name", "run")))
+    if not isinstance(task, Mapping):
+        raise ConfigError(f"task must be a mapping such as {{name: causal_lm, corpus: shakespeare}}, "
+                          f"got a {_kind(task)}")
+    name = data.get("name", "run")
+    if isinstance(name, (dict, list)) or name is None:
+        raise ConfigError(f"name must be a string, got a {_kind(name)}")
+    train_data = {_key("train", k): (_parse(v) if isinstance(v, str) else v)
+                  for k, v in (data.get("train") or {}).items()}
+    train = from_dict(TrainConfig, train_data, prefix="train.")
+    _check_keys("model", data.get("model") or {})
+    _check_keys("task", task)
+    model = flatten(data.get("model") or {})
+    return RunConfig(model=model, task=dict(task), train=train, name=str(name))
+
+
+def _check_keys(where: str, mapping: Mapping) -> None:
+    for k, v in mapping.items():
+        _key(where, k)
+        if isinstance(v, Mapping):
+            _check_keys(f"{where}.{k}", v)
+
+
+def _kind(value: Any) -> str:
+    """'list', 'string', 'number' ... : how a wrong YAML value is described in an error."""
+    names = {list: "list", dict: "mapping", str: "string", bool: "boolean", int: "number", float: "number",
+             type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _key(section: str, key: Any) -> str:
+    """Config keys are strings (YAML reads `1:` or `true:` as other types)."""
+    if not isinstance(key, str):
+        raise ConfigError(f"{section}: key {key!r} must be a string (a field name), got a {_kind(key)}")
+    return key
 
 
 def apply_run_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]) -> RunConfig:
