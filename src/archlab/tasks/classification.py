@@ -1,8 +1,12 @@
-"""Sequence classification of the shipped text: which kind of Shakespeare play (comedy / history /
-tragedy) a ~128-character passage comes from. Fine-tunes an encoder's pooled [CLS] output.
+"""Sequence classification of the shipped text. Fine-tunes an encoder's pooled [CLS] output on one of:
 
-    task: {name: classification, tokenizer: bpe | char | PATH/tokenizer.json, bpe_vocab: 2048,
-           max_len: 64, passage_chars: 128, max_eval: 0}
+* `dataset: genre` (default) — which kind of Shakespeare play (comedy / history / tragedy) a ~128-character
+  passage comes from;
+* `dataset: acceptability` — whether a passage is as written or corrupted by a word swap, a reversed span or
+  a replaced word (seed 004's acceptability judgement; archlab.data.acceptability).
+
+    task: {name: classification, dataset: genre | acceptability, tokenizer: bpe | char | PATH/tokenizer.json,
+           bpe_vocab: 2048, max_len: 64, passage_chars: 128, max_eval: 0}
 
 To fine-tune a pretrained encoder, point `tokenizer` at the pretraining run's tokenizer.json and set
 `train.init_from` to its checkpoint.
@@ -16,7 +20,8 @@ from archlab.registry import register
 from archlab.tasks import Task, to_device
 from archlab.tasks._text import check_options, make_tokenizer, split_name
 
-OPTIONS = ("tokenizer", "bpe_vocab", "max_len", "passage_chars", "max_eval")
+OPTIONS = ("dataset", "tokenizer", "bpe_vocab", "max_len", "passage_chars", "max_eval")
+DATASETS = ("genre", "acceptability")
 
 
 class ClassificationTask(Task):
@@ -24,13 +29,18 @@ class ClassificationTask(Task):
 
     def __init__(self, run_cfg) -> None:
         super().__init__(run_cfg)
+        from archlab.config import check_choice
+        from archlab.data.acceptability import acceptability_classification
         from archlab.data.corpora import shakespeare_text, source_classification
 
         check_options("classification", self.options, OPTIONS)
+        dataset = self.option("dataset", "genre")
+        check_choice("task.dataset", dataset, DATASETS)
+        load = acceptability_classification if dataset == "acceptability" else source_classification
         pc = int(self.option("passage_chars", 128))
         self.data = {}
         for s in ("train", "validation", "test"):
-            self.data[s], self.label_names = source_classification(s, passage_chars=pc)
+            self.data[s], self.label_names = load(s, passage_chars=pc)
         spec = self.option("tokenizer", "bpe")
         self.tokenizer = make_tokenizer(spec, shakespeare_text() if spec in ("bpe", "char") else None,
                                         bpe_vocab=self.option("bpe_vocab", 2048))
