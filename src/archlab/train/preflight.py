@@ -8,7 +8,7 @@ Memory estimate (training, AdamW, one micro-batch of train.batch_size × the tas
 
 where activations are archlab.cost's Σ of every priced layer's output over one forward (what backward
 keeps, a lower bound: fp32, or bf16 under autocast). The model is walked on the meta device, so nothing
-is allocated; a deep stack (> 128 layers) is priced from two shallower copies and extrapolated linearly.
+is allocated; a deep stack (> 32 layers) is priced from two shallower copies and extrapolated linearly.
 The total is compared with the memory available now (MemAvailable and any cgroup limit on CPU, free
 device memory on CUDA); a run whose estimate exceeds it is refused before anything is built.
 """
@@ -24,7 +24,7 @@ from typing import Any
 from archlab.config import ConfigError
 
 THREADS_PER_CORE = 4  # train.threads above THREADS_PER_CORE × os.cpu_count() is refused
-DEEP_STACK = 128  # deeper stacks are priced from two copies of DEEP_STACK // 2 and DEEP_STACK layers
+DEEP_STACK = 32  # deeper stacks are priced from two copies of DEEP_STACK // 2 and DEEP_STACK layers
 
 
 class PreflightError(ConfigError):
