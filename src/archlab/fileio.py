@@ -34,6 +34,25 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.fsync(f.fileno())
 
 
+def current_umask() -> int:
+    """The process's umask (read from /proc where possible: setting it to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def honour_umask(path: str | os.PathLike) -> None:
+    """Give a file that a library created with fixed permissions (safetensors writes 0600) the default mode."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 def _temp_name(parent: Path, prefix: str, suffix: str = "") -> Path:
     return parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
 
@@ -70,6 +89,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     tmp = str(make_temp_file(path.parent, f".{path.name}."))
     try:
         write(tmp)
+        honour_umask(tmp)  # whatever `write` did (safetensors re-creates files 0600)
         fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -35,7 +35,8 @@ class ToyLM(Task):
 
     def train_batch(self, step: int) -> dict:
         if os.environ.get("TOY_TASK_SLEEP"):  # lets a test kill a training subprocess mid-run
-            time.sleep(float(os.environ["TOY_TASK_SLEEP"]))
+            if step >= int(os.environ.get("TOY_TASK_SLEEP_FROM", "0")):  # batch index: 0 = step 1
+                time.sleep(float(os.environ["TOY_TASK_SLEEP"]))
         return self._batch(step, 0)
 
     def eval_batches(self, split: str):

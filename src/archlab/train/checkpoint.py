@@ -40,7 +40,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from archlab.fileio import atomic_write_text, fsync_dir, fsync_file, make_temp_dir
+from archlab.fileio import atomic_write_text, fsync_dir, fsync_file, honour_umask, make_temp_dir
 
 FORMAT = "archlab-checkpoint/2"  # /2: state.json carries state_sha256 (required); /1 (older) is still read
 FORMATS = ("archlab-checkpoint/1", FORMAT)
@@ -213,12 +213,14 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
         tensors, aliases = model_tensors(model)
         save_file(tensors, str(tmp / MODEL_FILE),
                   metadata={"format": "pt", "archlab": FORMAT, "aliases": json.dumps(aliases)})
+        honour_umask(tmp / MODEL_FILE)  # safetensors creates its files 0600
         fsync_file(tmp / MODEL_FILE)
         _hook("model")
         meta: dict[str, Any] = {}
         if optimizer is not None:
             tensors, meta = optimizer_to_tensors(optimizer, model)
             save_file(tensors, str(tmp / OPTIM_FILE), metadata={"format": "pt", "archlab": FORMAT})
+            honour_umask(tmp / OPTIM_FILE)
             fsync_file(tmp / OPTIM_FILE)
             _hook("optimizer")
         if tokenizer is not None and hasattr(tokenizer, "save"):

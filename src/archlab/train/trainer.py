@@ -185,10 +185,12 @@ def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progres
     """
     out = Path(out_dir)
     check_threads(run_cfg.train.threads)
-    if resume and not ckpt_mod.step_dirs(out):
-        raise FileNotFoundError(f"nothing to resume: no checkpoint under {str(out / 'checkpoints')!r}")
+    if resume and not out.is_dir():
+        raise FileNotFoundError(f"nothing to resume: {str(out)!r} does not exist")
     check_writable(out)
-    with RunLock(out):
+    with RunLock(out):  # before looking at the folder's contents: another run may be writing them
+        if resume and not ckpt_mod.step_dirs(out):
+            raise FileNotFoundError(f"nothing to resume: no checkpoint under {str(out / 'checkpoints')!r}")
         return _train_locked(run_cfg, out, resume, progress, overwrite)
 
 
