@@ -7,12 +7,14 @@ give the same tokens — the tests check that.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["generate", "beam_search", "sample_next", "filter_logits"]
+__all__ = ["generate", "beam_search", "sample_next", "filter_logits", "check_sampling", "GenerationInterrupted",
+           "position_limit"]
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -29,14 +31,50 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     return logits
 
 
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
+                   names: tuple[str, str, str] = ("temperature", "top_k", "top_p")) -> None:
+    """Raise ValueError naming the option when a sampling setting is out of range.
+
+    temperature: finite and > 0, or exactly 0 for greedy decoding (argmax); top_k: None or ≥ 1;
+    top_p: None or 0 < p ≤ 1.
+    """
+    t_name, k_name, p_name = names
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature < 0:
+        raise ValueError(f"{t_name}={temperature!r} must be a finite number > 0 (or exactly 0 for greedy decoding)")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"{k_name}={top_k!r} must be an integer ≥ 1 (leave it unset to keep every token)")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
+                              or not math.isfinite(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"{p_name}={top_p!r} must satisfy 0 < p ≤ 1 (1 keeps every token)")
+
+
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Next token ids (B,) from last-position logits (B, V); temperature 0 means greedy (argmax)."""
-    if temperature <= 0:
+    """Next token ids (B,) from last-position logits (B, V); temperature 0 means greedy (argmax).
+
+    Order (as transformers' logits processors): divide by the temperature first, then keep the top-k /
+    nucleus of the tempered distribution, then sample. The nucleus depends on the temperature.
+    """
+    check_sampling(temperature, top_k, top_p)
+    if temperature == 0:
         return logits.argmax(-1)
     logits = filter_logits(logits.float() / temperature, top_k, top_p)
     probs = logits.softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `generate(..., interruptible=True)`: `.ids` holds the prompt and every token produced."""
+
+    def __init__(self, ids: torch.Tensor) -> None:
+        super().__init__(f"interrupted after {ids.shape[1]} tokens")
+        self.ids = ids
+
+
+def position_limit(model) -> int | None:
+    """The model's position limit (None: positions extend without bound, as RoPE in transformers)."""
+    return getattr(model, "position_limit", model.cfg.max_seq_len)
 
 
 def _as_batch(ids, device, what: str) -> torch.Tensor:
@@ -58,88 +96,137 @@ def _check_vocab(ids: torch.Tensor, vocab: int, what: str) -> None:
         raise ValueError(f"{what} holds token id {lo if lo < 0 else hi}, outside the vocabulary [0, {vocab})")
 
 
+class _Tokens:
+    """A (B, n) token buffer that grows by doubling (no O(n²) re-concatenation on long generations)."""
+
+    def __init__(self, ids: torch.Tensor, extra: int) -> None:
+        self.buf = ids.new_empty(ids.shape[0], ids.shape[1] + max(min(extra, 4096), 1))
+        self.buf[:, :ids.shape[1]] = ids
+        self.n = ids.shape[1]
+
+    def append(self, col: torch.Tensor) -> None:
+        if self.n == self.buf.shape[1]:
+            grown = self.buf.new_empty(self.buf.shape[0], 2 * self.n)
+            grown[:, :self.n] = self.buf
+            self.buf = grown
+        self.buf[:, self.n] = col
+        self.n += 1
+
+    @property
+    def ids(self) -> torch.Tensor:
+        return self.buf[:, :self.n]
+
+
 @torch.no_grad()
 def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, stop_tokens: Sequence[int] = (), use_cache: bool = True,
              generator: torch.Generator | None = None, src_ids=None, src_mask: torch.Tensor | None = None,
-             pad_id: int | None = None) -> torch.Tensor:
+             pad_id: int | None = None, window: bool = False,
+             on_token: Callable[[torch.Tensor], None] | None = None, interruptible: bool = False) -> torch.Tensor:
     """Extend prompt_ids (B, T) by up to max_new_tokens; returns (B, T + n) including the prompt.
 
     Decoder-only: the prompt is the context. Encoder-decoder: `src_ids` is the source sentence and
     `prompt_ids` the decoder start (usually [[bos]]). A row that emits a stop token is finished; later
-    positions of that row are filled with `pad_id` (default: the stop token it emitted). Sequences
-    longer than the model's context slide a window (the cache is rebuilt from the last max_seq_len
-    tokens), exactly what the uncached path does.
+    positions of that row are filled with `pad_id` (default: the stop token it emitted).
+
+    Length rule (the one `model.forward` follows): a model without a position limit (RoPE or no positions)
+    keeps extending positions past max_seq_len exactly as transformers does. A model with a position table
+    (learned, sinusoidal) refuses to go past max_seq_len unless `window=True`, which slides a
+    max_seq_len-token window (the cache is rebuilt from the last max_seq_len tokens; positions restart).
+    `on_token(col)` is called with each new column (B,) of tokens as it is produced (streaming). With
+    `interruptible=True`, Ctrl-C raises GenerationInterrupted carrying the tokens produced so far.
     """
+    check_sampling(temperature, top_k, top_p)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a non-negative integer")
     cfg = model.cfg
     device = next(model.parameters()).device
     ids = _as_batch(prompt_ids, device, "prompt")
-    ctx = cfg.max_seq_len
+    ctx, limit = cfg.max_seq_len, position_limit(model)
     _check_vocab(ids, cfg.vocab_size, "prompt")
-    if ids.shape[1] > ctx:
-        raise ValueError(f"prompt has {ids.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+    kind = getattr(getattr(cfg, "pos", None), "kind", "?")
+    if limit is not None and ids.shape[1] > limit:
+        raise ValueError(f"prompt has {ids.shape[1]} tokens, longer than the model's context max_seq_len={limit}")
+    # the last new token is never fed back, so T + n - 1 positions are read
+    if limit is not None and not window and ids.shape[1] + max_new_tokens - 1 > limit:
+        raise ValueError(f"a {ids.shape[1]}-token prompt + max_new_tokens={max_new_tokens} needs "
+                         f"{ids.shape[1] + max_new_tokens - 1} positions, beyond max_seq_len={limit} of this model "
+                         f"(pos.kind={kind!r} has no positions past it): generate at most "
+                         f"{limit - ids.shape[1] + 1} tokens, or slide a {limit}-token window "
+                         "(window=True; `archlab sample --slide-window`)")
+    slide = window and limit is not None
     enc_dec = getattr(cfg, "shape", "decoder") == "encoder_decoder"
     if enc_dec:
         if src_ids is None:
             raise ValueError("an encoder-decoder model needs src_ids (the source sentence) to generate")
         src = _as_batch(src_ids, device, "source")
         _check_vocab(src, cfg.vocab_size, "source")
-        if src.shape[1] > ctx:
+        if limit is not None and src.shape[1] > limit:
             raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
         if src.shape[0] != ids.shape[0]:
             ids = ids.expand(src.shape[0], -1).contiguous()
     elif getattr(cfg, "shape", "decoder") != "decoder":
         raise ValueError(f"a shape={cfg.shape!r} model cannot generate text; use a decoder or encoder-decoder")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens} must be non-negative")
     was_training = model.training
     model.eval()
     b = ids.shape[0]
+    seq = _Tokens(ids, max_new_tokens)
     stops = torch.tensor(sorted(set(stop_tokens)), dtype=torch.long, device=device)
     finished = torch.zeros(b, dtype=torch.bool, device=device)
     fill = torch.full((b,), -1, dtype=torch.long, device=device)
     enc_kw = {"attention_mask": src_mask} if src_mask is not None else {}
 
-    def full_logits(seq: torch.Tensor) -> torch.Tensor:
-        window = seq[:, -ctx:]
+    def visible(s: torch.Tensor) -> torch.Tensor:
+        return s[:, -ctx:] if slide else s
+
+    def full_logits(s: torch.Tensor) -> torch.Tensor:
         if enc_dec:
-            return model(src, decoder_input_ids=window, **enc_kw)[:, -1]
-        return model(window)[:, -1]
+            return model(src, decoder_input_ids=visible(s), **enc_kw)[:, -1]
+        return model(visible(s))[:, -1]
 
     state = None
 
-    def fresh_state(seq: torch.Tensor) -> torch.Tensor:
+    def fresh_state(s: torch.Tensor) -> torch.Tensor:
         nonlocal state
-        window = seq[:, -ctx:]
-        state = model.init_state(b, ctx, input_ids=src if enc_dec else None, attention_mask=src_mask)
+        w = visible(s)
+        size = ctx if slide else min(w.shape[1] + max_new_tokens, max(ctx, w.shape[1] + 1))  # the cache grows
+        state = model.init_state(b, size, input_ids=src if enc_dec else None, attention_mask=src_mask)
         if enc_dec:
-            return model(src, decoder_input_ids=window, state=state, **enc_kw)[:, -1]
-        return model(window, state=state)[:, -1]
+            return model(src, decoder_input_ids=w, state=state, **enc_kw)[:, -1]
+        return model(w, state=state)[:, -1]
 
     try:
-        logits = fresh_state(ids) if use_cache else full_logits(ids)
-        for _ in range(max_new_tokens):
+        logits = fresh_state(seq.ids) if use_cache else full_logits(seq.ids)
+        for step in range(max_new_tokens):
             nxt = sample_next(logits, temperature, top_k, top_p, generator)
             if finished.any():
                 nxt = torch.where(finished, fill, nxt)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            seq.append(nxt)
+            if on_token is not None:
+                on_token(nxt)
             if stops.numel():
                 just = ~finished & torch.isin(nxt, stops)
                 fill = torch.where(just, nxt if pad_id is None else torch.full_like(nxt, pad_id), fill)
                 finished |= just
                 if bool(finished.all()):
                     break
+            if step + 1 == max_new_tokens:  # the last token is never fed back
+                break
             if not use_cache:
-                logits = full_logits(ids)
-            elif state.pos >= ctx:  # cache full: slide the window, as the uncached path does
-                logits = fresh_state(ids)
+                logits = full_logits(seq.ids)
+            elif slide and state.pos >= ctx:  # cache full: slide the window, as the uncached path does
+                logits = fresh_state(seq.ids)
             else:
                 step_in = nxt.clamp_min(0)[:, None]
                 out = model(src, decoder_input_ids=step_in, state=state) if enc_dec else model(step_in, state=state)
                 logits = out[:, -1]
+    except KeyboardInterrupt:
+        if interruptible:
+            raise GenerationInterrupted(seq.ids.clone()) from None
+        raise
     finally:
         model.train(was_training)
-    return ids
+    return seq.ids.clone()
 
 
 @torch.no_grad()

@@ -24,9 +24,9 @@ def encdec():
                                 {"temperature": 0.7, "top_p": 0.9}])
 def test_cached_equals_uncached_decoder(decoder, kw):
     prompt = torch.randint(0, 256, (2, 5), generator=torch.Generator().manual_seed(1))
-    # 40 new tokens with a 32-token context also exercises the sliding window
-    a = generate(decoder, prompt, 40, use_cache=True, generator=torch.Generator().manual_seed(2), **kw)
-    b = generate(decoder, prompt, 40, use_cache=False, generator=torch.Generator().manual_seed(2), **kw)
+    # 40 new tokens with a 32-token context: GPT (learned positions) slides its window, LLaMA (RoPE) extends
+    a = generate(decoder, prompt, 40, use_cache=True, generator=torch.Generator().manual_seed(2), window=True, **kw)
+    b = generate(decoder, prompt, 40, use_cache=False, generator=torch.Generator().manual_seed(2), window=True, **kw)
     assert a.shape == (2, 45)
     assert torch.equal(a, b)
     assert torch.equal(a[:, :5], prompt)
@@ -82,8 +82,9 @@ def test_filter_logits_top_k_top_p():
 
 
 def test_bad_input_errors(decoder, encdec):
-    with pytest.raises(ValueError, match="longer than the model's context max_seq_len=32"):
-        generate(decoder, torch.zeros(1, 40, dtype=torch.long), 5)
+    if decoder.position_limit is not None:  # learned positions; RoPE extends (tests/generate/test_generation_hardening)
+        with pytest.raises(ValueError, match="longer than the model's context max_seq_len=32"):
+            generate(decoder, torch.zeros(1, 40, dtype=torch.long), 5)
     with pytest.raises(ValueError, match=r"token id 999, outside the vocabulary \[0, 256\)"):
         generate(decoder, [[1, 999]], 5)
     with pytest.raises(ValueError, match="needs src_ids"):

@@ -16,7 +16,7 @@ def add_parser(sub):
     p.add_argument("--batches", type=int, default=50, help="evaluation batches (default 50)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="task overrides, e.g. task.corpus=FILE")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     return p
 
 
@@ -25,8 +25,10 @@ def run(args) -> int:
 
     import torch
 
+    from archlab.commands._device import check_device
     from archlab.commands._load import load_for_inference
 
+    check_device(args.device)
     model, tok, doc = load_for_inference(args.checkpoint, args.device)
     if args.text:
         from archlab.data.corpora import read_text

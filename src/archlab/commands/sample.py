@@ -1,34 +1,96 @@
-"""`archlab sample CKPT`: generate text from a trained (or Hugging Face) decoder model."""
+"""`archlab sample CKPT`: generate text from a trained (or Hugging Face) decoder model, streamed as produced."""
 from __future__ import annotations
+
+import sys
+
+
+def count(text: str) -> int:
+    """A token count: an integer, also written as 1e9 or 1_000 (argparse type)."""
+    import argparse
+
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")) or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
 
 
 def add_parser(sub):
     p = sub.add_parser(
         "sample", help="generate text from a checkpoint (greedy, temperature, top-k, top-p)",
         description="Generate text from an archlab checkpoint (a run directory, its checkpoints/step_N "
-        "directory) or a Hugging Face model folder. Uses the KV cache unless --no-cache. Example: "
+        "directory) or a Hugging Face model folder. Uses the KV cache unless --no-cache. The text is printed "
+        "as it is produced (one sample); Ctrl-C stops and keeps what was generated. Models with RoPE (or no "
+        "positions) generate past max_seq_len as transformers does; models with a position table stop there "
+        "unless --slide-window. Example: "
         "archlab sample runs/demo/llama --prompt 'ROMEO:' --max-new-tokens 300 --temperature 0.8 --top-k 40")
     p.add_argument("checkpoint", help="run dir, checkpoint dir, or Hugging Face folder")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
-    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy (default 0.8)")
-    p.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens only")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with mass ≥ p")
+    p.add_argument("--max-new-tokens", type=count, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="softmax temperature, > 0; exactly 0 means greedy decoding (default 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="sample from the k ≥ 1 most likely tokens only")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with mass ≥ p (0 < p ≤ 1)")
     p.add_argument("--stop", action="append", default=[], metavar="TEXT",
                    help="stop a sample when it emits this token (repeatable); the EOS token always stops")
     p.add_argument("--num-samples", type=int, default=1, help="independent samples (default 1)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--no-cache", action="store_true", help="re-run the whole prefix each step (slow; for checks)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--slide-window", action="store_true",
+                   help="past max_seq_len, a model with a position table (learned, sinusoidal) keeps going on a "
+                   "sliding max_seq_len-token window instead of stopping with an error")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     return p
+
+
+class Streamer:
+    """Print the text of one generated row as tokens arrive (decoding a few tokens of context with each new
+    piece, so multi-byte characters and tokenizers that strip leading spaces print correctly)."""
+
+    CONTEXT = 4
+
+    def __init__(self, tok, out=None) -> None:
+        self.tok, self.out = tok, out or sys.stdout
+        self.done: list[int] = []
+        self.pending: list[int] = []
+        self.n = 0
+
+    def __call__(self, col) -> None:
+        self.n += 1
+        self.pending.append(int(col[0]))
+        ctx = self.done[-self.CONTEXT:]
+        before = self.tok.decode(ctx)
+        text = self.tok.decode(ctx + self.pending)
+        if text.endswith("\ufffd") and len(self.pending) < 8:  # an incomplete UTF-8 character: wait for the rest
+            return
+        self.out.write(text[len(before):] if text.startswith(before) else text)
+        self.out.flush()
+        self.done += self.pending
+        self.pending = []
+
+    def finish(self) -> None:
+        if self.pending:
+            ctx = self.done[-self.CONTEXT:]
+            self.out.write(self.tok.decode(ctx + self.pending)[len(self.tok.decode(ctx)):])
+        self.out.write("\n")
+        self.out.flush()
 
 
 def run(args) -> int:
     import torch
 
+    from archlab.commands._device import check_device
     from archlab.commands._load import load_for_inference
-    from archlab.generate import generate
+    from archlab.generate import GenerationInterrupted, check_sampling, generate, position_limit
 
+    check_sampling(args.temperature, args.top_k, args.top_p, names=("--temperature", "--top-k", "--top-p"))
+    if args.max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens={args.max_new_tokens} must be ≥ 0")
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples={args.num_samples} must be ≥ 1")
+    check_device(args.device)
     model, tok, _ = load_for_inference(args.checkpoint, args.device)
     if tok is None:
         raise ValueError(f"no tokenizer.json found with {args.checkpoint!r}; cannot turn the prompt into tokens")
@@ -41,12 +103,28 @@ def run(args) -> int:
         if len(enc) != 1:
             raise ValueError(f"--stop {s!r} is {len(enc)} tokens; a stop must be a single token")
         stops.add(enc[0])
+    limit, ctx = position_limit(model), model.cfg.max_seq_len
+    if limit is None and len(ids) + args.max_new_tokens > ctx:
+        print(f"note: generating past max_seq_len={ctx}: positions extend (pos.kind={model.cfg.pos.kind!r}), as "
+              "in transformers", file=sys.stderr)
+    stream = Streamer(tok) if args.num_samples == 1 else None
     g = torch.Generator(device=args.device).manual_seed(args.seed)
-    out = generate(model, [ids] * args.num_samples, args.max_new_tokens, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, stop_tokens=sorted(stops), use_cache=not args.no_cache,
-                   generator=g)
-    for i, row in enumerate(out.tolist()):
-        if args.num_samples > 1:
+    if stream is not None:
+        print(tok.decode(ids), end="", flush=True)
+    try:
+        out = generate(model, [ids] * args.num_samples, args.max_new_tokens, temperature=args.temperature,
+                       top_k=args.top_k, top_p=args.top_p, stop_tokens=sorted(stops), use_cache=not args.no_cache,
+                       generator=g, window=args.slide_window, on_token=stream, interruptible=True)
+        interrupted = None
+    except GenerationInterrupted as e:
+        out, interrupted = e.ids, e
+    if stream is not None:
+        stream.finish()
+    else:
+        for i, row in enumerate(out.tolist()):
             print(f"--- sample {i + 1} ---")
-        print(tok.decode(row))
+            print(tok.decode(row))
+    if interrupted is not None:
+        print(f"interrupted: kept the {out.shape[1] - len(ids)} tokens generated so far", file=sys.stderr)
+        return 130
     return 0

@@ -162,13 +162,25 @@ class Transformer(nn.Module):
                 m.reset_parameters_special()
 
     # ------------------------------------------------------------ embedding
+    @property
+    def position_limit(self) -> int | None:
+        """The longest sequence this model can read: max_seq_len when it has a position table (learned or
+        sinusoidal) or a fixed-size token mixer; None for RoPE or no positions, which extend to any length
+        (as transformers does). `forward` and `archlab.generate` follow this one rule."""
+        fixed = self.cfg.pos.kind not in ("rope", "none") or any(
+            k == "token_mixing" for stack in (self.encoder, self.decoder) if stack is not None for k in stack.kinds)
+        return self.cfg.max_seq_len if fixed else None
+
     def _check(self, ids: torch.Tensor, what: str, offset: int = 0) -> None:
         if ids.dim() != 2:
             raise ValueError(f"{what} must have shape (batch, seq_len), got {tuple(ids.shape)}")
         check_token_ids(ids, self.cfg.vocab_size, what)
-        if offset + ids.shape[1] > self.cfg.max_seq_len:
-            raise ValueError(f"{what} reaches position {offset + ids.shape[1]}, beyond the model's "
-                             f"max_seq_len={self.cfg.max_seq_len}")
+        end, limit = offset + ids.shape[1], self.position_limit
+        if limit is not None and end > limit:
+            raise ValueError(f"{what} reaches position {end}, beyond the model's max_seq_len={limit} "
+                             f"(pos.kind={self.cfg.pos.kind!r} has no positions past it)")
+        if self.rope is not None:
+            self.rope.ensure(end)
 
     def embed(self, ids, *, positions, token_type_ids=None, target=False) -> torch.Tensor:
         table = self.tgt_embed if target and self.tgt_embed is not None else self.tok_embed

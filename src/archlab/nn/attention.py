@@ -64,7 +64,8 @@ def build_mask(q_len: int, k_len: int, *, causal: bool, key_mask=None, full_mask
 
 
 class KVCache:
-    """Pre-allocated keys and values (B, Hkv, T_max, d) for incremental decoding."""
+    """Pre-allocated keys and values (B, Hkv, T_max, d) for incremental decoding; a write past T_max grows
+    the buffers (doubling), so models without a position limit (RoPE) decode to any length."""
 
     def __init__(self, batch: int, n_kv_heads: int, max_len: int, head_dim: int, device=None, dtype=None) -> None:
         self.k = torch.zeros(batch, n_kv_heads, max_len, head_dim, device=device, dtype=dtype)
@@ -75,7 +76,10 @@ class KVCache:
         """Write the new keys/values at positions pos..pos+T and return everything up to there."""
         end = pos + k.shape[2]
         if end > self.max_len:
-            raise ValueError(f"sequence position {end} exceeds the cache length {self.max_len}")
+            size = max(end, 2 * self.max_len)
+            k_new, v_new = (t.new_zeros(*t.shape[:2], size, t.shape[3]) for t in (self.k, self.v))
+            k_new[:, :, :pos], v_new[:, :, :pos] = self.k[:, :, :pos], self.v[:, :, :pos]
+            self.k, self.v, self.max_len = k_new, v_new, size
         self.k[:, :, pos:end] = k
         self.v[:, :, pos:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]

@@ -72,12 +72,24 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0, scaling=None) -> None:
         super().__init__()
-        inv_freq = rope_inv_freq(head_dim, theta, scaling)
-        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)
-        angles = torch.cat([angles, angles], dim=-1)  # (T, d): the "rotate half" layout of HF LLaMA
+        self._inv_freq = rope_inv_freq(head_dim, theta, scaling)
         # plain fp32 attributes, not buffers: model.to(bfloat16) must not round the angles
-        self._cos, self._sin = angles.cos(), angles.sin()
+        self._cos, self._sin = self._tables(max_len)
         self.cos, self.sin = self._cos, self._sin
+
+    def _tables(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        angles = torch.outer(torch.arange(n, dtype=torch.float32), self._inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)  # (T, d): the "rotate half" layout of HF LLaMA
+        return angles.cos(), angles.sin()
+
+    def ensure(self, n_positions: int) -> None:
+        """Extend the tables to cover positions < n_positions (RoPE has no length limit: transformers computes
+        the angles for any position; row p is the same float32 p·θ_i whatever the table length)."""
+        if n_positions <= self._cos.shape[0]:
+            return
+        device = self.cos.device
+        self._cos, self._sin = self._tables(max(n_positions, 2 * self._cos.shape[0]))
+        self.cos, self.sin = self._cos.to(device), self._sin.to(device)
 
     def _apply(self, fn, recurse=True):
         # probe on the tables' current device: a dtype-only fn (model.to(bfloat16)) must not move them to the CPU
