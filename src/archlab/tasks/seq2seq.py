@@ -1,7 +1,10 @@
 """English→Spanish translation (KJV / Reina-Valera 1909 verses) with an encoder-decoder.
 
     task: {name: seq2seq, tokenizer: bpe | PATH, bpe_vocab: 8000, max_len: 96, corpus: bible,
-           max_train_pairs: 0}
+           max_train_pairs: 0, extra_ids: 0}
+
+`extra_ids` reserves that many ids after the tokenizer's vocabulary (T5's sentinels), so a model pretrained
+with the span_corruption task (same tokenizer.json, same extra_ids) fine-tunes with its vocabulary intact.
 
 One joint byte-level BPE vocabulary serves both languages (the model shares its embedding table).
 Training batch i samples pairs with a generator seeded by (seed, i); evaluation uses the fixed
@@ -16,7 +19,7 @@ from archlab.registry import register
 from archlab.tasks import Task, to_device
 from archlab.tasks._text import check_options, make_tokenizer, split_name
 
-OPTIONS = ("tokenizer", "bpe_vocab", "max_len", "corpus", "max_train_pairs", "reverse")
+OPTIONS = ("tokenizer", "bpe_vocab", "max_len", "corpus", "max_train_pairs", "reverse", "extra_ids")
 
 
 class Seq2SeqTask(Task):
@@ -37,7 +40,10 @@ class Seq2SeqTask(Task):
         texts = [t for pair in self.pairs["train"] for t in pair]
         self.tokenizer = make_tokenizer(self.option("tokenizer", "bpe"), texts,
                                         bpe_vocab=self.option("bpe_vocab", 8000))
-        self.vocab_size = self.tokenizer.vocab_size
+        self.extra_ids = int(self.option("extra_ids", 0) or 0)
+        if self.extra_ids < 0:
+            raise ValueError(f"task.extra_ids={self.extra_ids} must be >= 0")
+        self.vocab_size = self.tokenizer.vocab_size + self.extra_ids
         ctx = run_cfg.model_config().max_seq_len
         self.max_len = min(int(self.option("max_len", 96)), ctx)
         self._eval: dict[str, list] = {}
@@ -89,7 +95,7 @@ class Seq2SeqTask(Task):
             hyps = beam_search(model, src, bos_id=tok.bos_id, eos_id=tok.eos_id, beam_size=beam_size,
                                max_new_tokens=max_new_tokens or self.max_len, length_penalty=length_penalty,
                                src_mask=mask)
-            out.extend(tok.decode(h) for h in hyps)
+            out.extend(tok.decode([i for i in h if i < tok.vocab_size]) for h in hyps)  # no sentinels
         return out
 
     def translate_and_score(self, model, split: str = "test", limit: int = 0, **kw) -> dict:
