@@ -14,7 +14,7 @@ the driver retries; a run that raises is an ordinary failed result (its tracebac
 from __future__ import annotations
 
 import functools
-import importlib
+import importlib.metadata
 import json
 import multiprocessing as mp
 import os
@@ -22,6 +22,7 @@ import platform
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -42,8 +43,8 @@ def versions() -> dict[str, Any]:
     """Versions that can change a result: archlab (and its git commit), torch, numpy, python."""
     out: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
     for mod in ("archlab", "torch", "numpy"):
-        try:
-            out[mod] = importlib.import_module(mod).__version__
+        try:  # from the installed metadata: reporting torch's version does not import torch
+            out[mod] = importlib.metadata.version(mod)
         except Exception:  # noqa: BLE001 - a missing optional module is just not reported
             pass
     try:
@@ -62,12 +63,9 @@ def execute_run(runner: str | RunFn, config: dict, seed: int, budget: dict, out_
     """
     from archlab.experiments.runner import resolve_run_fn  # the worker resolves the run function by name
 
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-    except Exception:  # noqa: BLE001 - run functions that do not use torch still work
-        pass
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # torch imported later by the run uses this many
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, threads))
     t0 = time.perf_counter()
     host = socket.gethostname()
     try:
@@ -203,6 +201,8 @@ def _child(conn, args: tuple, parent: int) -> None:
     if hasattr(os, "setpgrp"):
         os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by the driver until now (see LocalExecutor.submit)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     out = execute_run(*args)
     conn.send(out)
@@ -229,7 +229,15 @@ class LocalExecutor(Executor):
         recv, send = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(target=_child, args=(send, task.args(), os.getpid()),
                                 name=f"archlab-run-{task.key}")
-        proc.start()
+        # the child starts with SIGINT blocked: a Ctrl-C while it boots (still in the driver's process group)
+        # must not kill it with a traceback; it leaves the group and ignores SIGINT before unblocking it
+        masked = hasattr(signal, "pthread_sigmask")
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
+        try:
+            proc.start()
+        finally:
+            if masked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         send.close()  # the child holds the only sending end: its death reads as EOF
         self.running[task.key] = (proc, recv)
 

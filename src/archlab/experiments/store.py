@@ -214,17 +214,20 @@ class Store:
 
 def check_database(path: Path) -> None:
     """Refuse (one line naming the file) a file that is not a readable SQLite database; open it read-only."""
+    # read-only; without a WAL file to replay also `immutable`, so that not even -wal/-shm files are created
+    mode = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=60)
         try:
             rows = con.execute("PRAGMA quick_check").fetchall()
         finally:
             con.close()
     except sqlite3.DatabaseError as e:
-        raise ConfigError(f"results database {path} is damaged or not a SQLite file ({e}); it is left untouched: "
+        raise ConfigError(f"results database {path} is damaged or not a SQLite file ({' '.join(str(e).split())}); "
+                          "it is left untouched: "
                           "move it away or pass another --db") from None
     if [tuple(r) for r in rows] != [("ok",)]:
-        first = rows[0][0] if rows else "no answer"
+        first = " ".join(str(rows[0][0]).split())[:200] if rows else "no answer"  # one line
         raise ConfigError(f"results database {path} is damaged ({first}); it is left untouched: "
                           "move it away or pass another --db")
 
