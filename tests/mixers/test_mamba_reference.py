@@ -120,6 +120,10 @@ def test_left_padded_prefill_then_steps_equal_the_unpadded_run():
         for i, r in enumerate(rows):
             alone = model(torch.cat([r, nxt[i]])[None])[0, -1]
             torch.testing.assert_close(step[i], alone, atol=1e-10, rtol=0)
+        # like transformers, the steps may also drop the mask once the prefill has seen it
+        state = model.init_state(2, ids.shape[1] + 2)
+        model(ids, attention_mask=mask[:, :-1], state=state)
+        torch.testing.assert_close(model(nxt, state=state)[:, 0], step, atol=1e-10, rtol=0)
 
 
 def test_padding_mask_of_the_wrong_shape_is_refused():
