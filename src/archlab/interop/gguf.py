@@ -84,16 +84,21 @@ def read_gguf(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
     head_dim = int(_field(r, "llama.rope.dimension_count", d // heads))
     names = {t.name for t in r.tensors}
     vocab = _field(r, "llama.vocab_size") or len(r.fields["tokenizer.ggml.tokens"].data)
-    if _field(r, "llama.rope.scaling.type") not in (None, "none"):
-        raise InteropError(f"{str(path)!r}: GGUF llama.rope.scaling.type="
-                           f"{_field(r, 'llama.rope.scaling.type')!r} is not supported")
+    scaling = _field(r, "llama.rope.scaling.type")
+    theta = float(_field(r, "llama.rope.freq_base", 10000.0))
+    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": theta}
+    if scaling == "linear":
+        rope.update(rope_type="linear", factor=float(need("rope.scaling.factor")))
+    elif scaling not in (None, "none"):
+        raise InteropError(f"{str(path)!r}: GGUF llama.rope.scaling.type={scaling!r} is not supported "
+                           "(supported: none, linear, and Llama 3 scaling given as a rope_freqs tensor)")
     hf: dict[str, Any] = {
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": int(vocab), "hidden_size": d,
         "intermediate_size": int(need("feed_forward_length")), "num_hidden_layers": int(need("block_count")),
         "num_attention_heads": heads, "num_key_value_heads": kv, "head_dim": head_dim,
         "max_position_embeddings": int(_field(r, "llama.context_length", 2048)),
         "rms_norm_eps": float(_field(r, "llama.attention.layer_norm_rms_epsilon", 1e-6)),
-        "rope_theta": float(_field(r, "llama.rope.freq_base", 10000.0)), "hidden_act": "silu",
+        "rope_parameters": rope, "hidden_act": "silu",
         "tie_word_embeddings": "output.weight" not in names,
         "attention_bias": "blk.0.attn_q.bias" in names, "mlp_bias": False,
         "bos_token_id": _field(r, "tokenizer.ggml.bos_token_id"),
@@ -125,7 +130,55 @@ def read_gguf(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
         elif name.endswith("k_proj.weight") or name.endswith("k_proj.bias"):
             w = unpermute(w, kv)
         tensors[name] = w
+    if "rope_freqs.weight" in tensors:  # Llama 3 RoPE: llama.cpp stores per-frequency divisors
+        if scaling not in (None, "none"):
+            raise InteropError(f"{str(path)!r} has both llama.rope.scaling.type={scaling!r} and a rope_freqs tensor")
+        hf["rope_parameters"] = llama3_from_rope_freqs(tensors.pop("rope_freqs.weight"), theta, head_dim, str(path))
     return hf, tensors
+
+
+def llama3_from_rope_freqs(factors: torch.Tensor, theta: float, head_dim: int, where: str) -> dict[str, Any]:
+    """HF `rope_parameters` (rope_type llama3) reproducing llama.cpp's `rope_freqs` divisors.
+
+    llama.cpp's converter writes f_i = 1 for short wavelengths, `factor` for long ones and
+    1 / ((1 − s_i)/factor + s_i) between, with s_i = (L/λ_i − low)/(high − low) linear in 1/λ_i. The ramp
+    fixes factor and the line s(1/λ); (L, low, high) are then determined up to one common scale, so L is
+    taken as the nearest integer and low/high follow. The result is checked against every stored divisor
+    (relative 1e-5): anything else is refused rather than approximated.
+    """
+    import math
+
+    from archlab.models.transformer_config import RopeScalingConfig
+    from archlab.nn.position import rope_inv_freq
+
+    f = factors.double().flatten()
+    base = rope_inv_freq(head_dim, theta).double()
+    if f.numel() != base.numel() or not bool(torch.isfinite(f).all()) or float(f.min()) <= 0:
+        raise InteropError(f"{where}: tensor 'rope_freqs.weight' has shape {tuple(factors.shape)}; expected "
+                           f"{base.numel()} positive finite divisors (head_dim {head_dim} / 2)")
+    if bool(torch.allclose(f, torch.ones_like(f), rtol=0, atol=1e-6)):
+        return {"rope_type": "default", "rope_theta": theta}
+    factor = float(f.max())
+    x = base / (2 * math.pi)  # 1 / wavelength
+    middle = (f > 1 + 1e-6) & (f < factor * (1 - 1e-6))
+    err = InteropError(f"{where}: tensor 'rope_freqs.weight' does not follow Llama 3's RoPE scaling rule "
+                       "(needs at least two frequencies on the ramp to recover it); not supported")
+    if int(middle.sum()) < 2 or factor <= 1:
+        raise err
+    s = (1 / f[middle] - 1 / factor) / (1 - 1 / factor)
+    a, c = torch.linalg.lstsq(torch.stack([x[middle], -torch.ones_like(s)], 1), s[:, None]).solution.flatten().tolist()
+    if not (a > 0 and c > 0):
+        raise err
+    orig = max(int(round(a / c)), 1)  # with low_freq_factor = 1, L = a / c
+    low = c * orig / a
+    params = {"rope_type": "llama3", "rope_theta": theta, "factor": factor, "low_freq_factor": low,
+              "high_freq_factor": low + orig / a, "original_max_position_embeddings": orig}
+    scaling = RopeScalingConfig(kind="llama3", factor=factor, low_freq_factor=low,
+                                high_freq_factor=params["high_freq_factor"], original_max_seq_len=orig)
+    got = rope_inv_freq(head_dim, theta, scaling).double()
+    if not bool(torch.allclose(got, base / f, rtol=1e-5, atol=0)):
+        raise err
+    return params
 
 
 def tokenizer_from_gguf(path: str | Path):
