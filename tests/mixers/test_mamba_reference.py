@@ -130,3 +130,29 @@ def test_padding_mask_of_the_wrong_shape_is_refused():
     m = Mamba(8, d_state=4)
     with pytest.raises(ValueError, match="padding mask must have shape"):
         m(torch.randn(2, 5, 8), pad_mask=torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "dilated_conv", "token_mixing"])
+def test_mixers_that_cannot_skip_pads_refuse_left_padding_but_take_right_padding(kind):
+    model = build_model(preset(f"mixer-{kind}-tiny", vocab_size=50, d_model=16)).eval()
+    ids = torch.randint(1, 50, (2, 8), generator=torch.Generator().manual_seed(0))
+    right = torch.ones_like(ids)
+    right[1, 5:] = 0
+    with torch.no_grad():
+        out = model(ids, attention_mask=right)  # pads after the real tokens cannot reach them (causal)
+        torch.testing.assert_close(out[1, :5], model(ids[1:, :5])[0], atol=1e-5, rtol=0)
+        with pytest.raises(ValueError, match=f"left padding.*mixer.kind '{kind}'"):
+            model(ids, attention_mask=right.flip(1))
+
+
+def test_hybrid_mamba_attention_honours_left_padding():
+    """mixer-hybrid-tiny (Mamba + RoPE attention): the mask reaches both kinds; RoPE is relative, so the
+    shifted positions of the padded run change nothing."""
+    torch.manual_seed(0)
+    model = build_model(preset("mixer-hybrid-tiny", vocab_size=50, d_model=16)).double().eval()
+    rows = _rows()
+    ids, mask = _left_padded(rows)
+    with torch.no_grad():
+        padded = model(ids, attention_mask=mask)
+        for i, r in enumerate(rows):
+            torch.testing.assert_close(padded[i, -len(r):], model(r[None])[0], atol=1e-9, rtol=0)

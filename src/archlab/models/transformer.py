@@ -77,6 +77,8 @@ class Stack(nn.Module):
     def forward(self, x, *, positions, self_mask, is_causal, memory=None, memory_mask=None, state=None,
                 pad_mask=None):
         pos = state.pos if state is not None else 0
+        if pad_mask is not None:
+            self._check_padding(pad_mask)
         for i, block in enumerate(self.blocks):
             layer_state = state.layers[i] if state is not None else None
             kw = {"mixer": dict(positions=positions, mask=self_mask, is_causal=is_causal, pos=pos,
@@ -88,6 +90,16 @@ class Stack(nn.Module):
                                    state=layer_state["cross"] if layer_state else None)
             x = block(x, kw)
         return self.final_norm(x) if self.final_norm is not None else x
+
+    def _check_padding(self, pad_mask) -> None:
+        """A mixer that neither attends (with a mask) nor takes pad_mask reads pads as tokens: with a pad before
+        a real token (left padding) its outputs would silently change, so that is refused."""
+        blind = sorted({k for k, b in zip(self.kinds, self.blocks, strict=True)
+                        if k != "attention" and not getattr(b.sub["mixer"], "takes_pad_mask", False)})
+        if blind and bool((pad_mask[:, 1:].bool() & ~pad_mask[:, :-1].bool()).any()):
+            raise ValueError(f"attention_mask has padding before real tokens (left padding), which mixer.kind "
+                             f"{', '.join(map(repr, blind))} cannot skip: pad on the right, or use a mixer that "
+                             "honours the mask (attention, mamba)")
 
     def init_state(self, batch, max_len, device, dtype) -> list[dict]:
         out = []
