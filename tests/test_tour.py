@@ -216,3 +216,18 @@ def test_tour_command_runs(doc, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("doc", list(EXAMPLES))
 def test_help_example_runs(doc, tmp_path, monkeypatch, capsys):
     run_steps(EXAMPLES[doc], tmp_path, monkeypatch, capsys)
+
+
+def test_claims_steps_is_a_separate_smoke_run(capsys):
+    """`claims --steps N` (what the tour runs) sets every profile's budget to N steps under a new spec hash."""
+    from archlab.cli import main
+    from archlab.commands.claims import with_steps
+    from archlab.experiments.claims import select_specs
+
+    spec = select_specs(["cnn_order"])[0]
+    smoke = with_steps(spec, 2)
+    assert smoke.budget_for("quick") == smoke.budget_for("full") == {"steps": 2}
+    assert spec.budget_for("quick")["steps"] > 2 and smoke.spec_hash != spec.spec_hash
+    assert smoke.seeds_for("quick") == spec.seeds_for("quick")
+    assert main(["claims", "--steps", "0", "--list"]) == 2
+    assert capsys.readouterr().err.strip() == "archlab claims: error: --steps must be ≥ 1, got 0"
