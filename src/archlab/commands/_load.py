@@ -39,6 +39,9 @@ def load_for_inference(path: str, device: str = "cpu"):
     if not isinstance(doc.get("model_config"), dict):
         raise CheckpointError(f"{str(ck / 'state.json')!r} holds no model_config; cannot rebuild the model")
     cfg = model_config_from_dict(doc["model_config"])
+    from archlab.train.weights_fit import check_config_fits_weights  # shapes first: never build a wrong model
+
+    check_config_fits_weights(cfg, ck / "model.safetensors", f"{str(ck / 'state.json')!r} model_config")
     model = build_model(cfg)
     load_checkpoint(ck, model, device=device, state=doc)
     tok = None
