@@ -53,11 +53,13 @@ def test_fallback_to_shipped_with_one_notice(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(im.SEARCH_DIRS, "fashion_mnist", (str(tmp_path / "absent"),))
     monkeypatch.delenv("ARCHLAB_FASHION_MNIST", raising=False)
     monkeypatch.setattr(im, "_noticed", set())
+    monkeypatch.setenv(im.NOTICE_ENV, "")  # recorded, so the value the notice sets is undone after the test
     train = load_dataset("fashion_mnist", "train")
     test = load_dataset("fashion_mnist", "test")
     assert (len(train), len(test)) == (10_000, 2_000) and "shipped" in train.source
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err  # one line, once per process
+    assert len(err) == 1, err  # one line, once per process tree: spawned children inherit the variable
+    assert im.os.environ[im.NOTICE_ENV] == "fashion_mnist"
     assert "subset shipped with archlab (10,000 training / 2,000 test images)" in err[0]
     assert "apt-get install dataset-fashion-mnist" in err[0] and "task.root=DIR" in err[0]
     # a root or environment variable the user names must hold the files: no silent fallback

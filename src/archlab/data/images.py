@@ -222,11 +222,17 @@ def load_shipped(dataset: str = "fashion_mnist", split: str = "train") -> ImageD
     return load_idx_split(SHIPPED_DIR, split, 10, classes, prefix=SHIPPED_PREFIX[dataset])
 
 
+NOTICE_ENV = "ARCHLAB_SHIPPED_NOTICE"  # datasets whose notice this process tree has shown (children inherit it)
+
+
 def _notice_shipped(dataset: str) -> None:
-    """One line on stderr, once per process: which set is used and how to get the full one."""
-    if dataset in _noticed:
+    """One line on stderr, once per process tree (a sweep's spawned runs stay quiet): which set, how to get
+    the full one."""
+    shown = set(filter(None, os.environ.get(NOTICE_ENV, "").split(",")))
+    if dataset in _noticed or dataset in shown:
         return
     _noticed.add(dataset)
+    os.environ[NOTICE_ENV] = ",".join(sorted(shown | {dataset}))
     n = shipped_info(dataset)["split_counts"]
     print(f"archlab: {dataset}: full set not installed; using the subset shipped with archlab ({n['train']:,} "
           f"training / {n['test']:,} test images); for the full set: apt-get install dataset-fashion-mnist, or "
