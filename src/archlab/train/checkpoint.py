@@ -290,6 +290,10 @@ def _read_state(ckpt: Path) -> dict:
             isinstance(v, dict) and isinstance(v.get("bytes"), int) and isinstance(v.get("sha256"), str)
             for v in files.values()) or not isinstance(doc.get("step"), int):
         raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: {STATE_FILE} lacks a valid step or file list")
+    from archlab.models.mamba import upgrade_saved_model_config  # older configs keep the meaning they were saved with
+
+    if "model_config" in doc:
+        doc["model_config"] = upgrade_saved_model_config(doc["model_config"])
     return doc
 
 
