@@ -57,6 +57,10 @@ def test_mkdocs_build_strict(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "how-to-add-a-claim" / "index.html").is_file()
+    # `font: false`: viewing the site fetches nothing from Google Fonts (or any other host)
+    html = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "fonts.googleapis" not in html and "fonts.gstatic" not in html
+    assert not re.search(r"<(?:script|link)[^>]+(?:src|href)=\"https?://", html)
 
 
 def test_every_docs_page_is_in_the_nav():
