@@ -103,3 +103,16 @@ def test_front_page_and_docs_index_agree_on_the_figures():
     readme, index = glance(ROOT / "README.md", "docs/"), glance(DOCS / "index.md", "")
     assert len(readme) > 5
     assert readme == index
+
+
+def test_docs_index_includes_readme_sections_that_exist():
+    """docs/index.md pulls the README's intro and tour in with pymdownx.snippets; each named section must be
+    marked in README.md (a section without markers would silently include nothing)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = re.findall(r'^--8<-- "README\.md:(\w+)"$', (DOCS / "index.md").read_text(encoding="utf-8"), flags=re.M)
+    assert {"intro", "tour"} <= set(names)
+    for name in names:
+        start, end = f"<!-- --8<-- [start:{name}] -->", f"<!-- --8<-- [end:{name}] -->"
+        assert readme.count(start) == 1 and readme.count(end) == 1, f"README.md lacks the {name!r} markers"
+        assert readme.index(start) < readme.index(end)
+    assert readme.index("[start:tour]") < readme.index("## A tour on the command line") < readme.index("[end:tour]")
