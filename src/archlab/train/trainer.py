@@ -258,6 +258,7 @@ def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool, o
     tokens, train_time = 0, 0.0
     model.train()
     step, final_val = start, None  # final_val: the evaluation of the model as it ends, when one is made
+    saved = found if resume else None  # the newest checkpoint of this run
     stopper = StopOnInterrupt().__enter__()  # Ctrl-C: finish this step, save it, stop (TrainingInterrupted)
     try:
         for step in range(start + 1, stop + 1):
@@ -319,7 +320,7 @@ def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool, o
             task.report(model, out, "val", metrics=final_val)  # reuses the final evaluation when there was one
     result = {"step": step, "n_params": n_params, **last, "train_time_s": train_time,
               "tokens_per_s": tokens / train_time if train_time else 0.0, "out_dir": str(out),
-              "checkpoint": str(ckpt_mod.latest_checkpoint(out) or "")}
+              "checkpoint": str(saved or "")}
     atomic_write_text(out / "final_metrics.json", json.dumps(result, indent=1))
     return result
 
