@@ -7,7 +7,7 @@ import pkgutil
 import sys
 
 from archlab import __version__
-from archlab.config import ConfigError
+from archlab.config import ConfigError, one_line
 
 
 def _commands():
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except (ConfigError, ValueError, FileNotFoundError) as e:  # user mistakes: one clear line, no traceback
-        print(f"archlab {args.command}: error: {e}", file=sys.stderr)
+        print(f"archlab {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

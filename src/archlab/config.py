@@ -132,13 +132,21 @@ def config_diff(a: Any, b: Any) -> dict[str, Any]:
     return {k: fb.get(k) for k in keys if fa.get(k, object()) != fb.get(k, object())}
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (YAML errors span several: problem, then where)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if isinstance(error, yaml.YAMLError) and problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
 def parse_value(text: str) -> Any:
     """'2' -> 2, 'post' -> 'post', '[a, b]' -> ['a', 'b'], 'none' -> None (YAML rules)."""
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"value {text!r} is not valid YAML ({first}); quote it or fix the brackets") from None
+        raise ConfigError(f"value {text!r} is not valid YAML ({one_line(e)}); quote it or fix the brackets") from None
     return None if value in ("none", "None") else value
 
 
@@ -184,7 +192,7 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         kind = "JSON" if p.suffix == ".json" else "YAML"
-        raise ConfigError(f"config file {str(p)!r} is not valid {kind}: {e}") from None
+        raise ConfigError(f"config file {str(p)!r} is not valid {kind}: {one_line(e)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -154,6 +154,8 @@ def read_text(path: str | os.PathLike, suffixes: tuple[str, ...] = TEXT_SUFFIXES
 
 def load_corpus(name_or_path: str | os.PathLike) -> str:
     """'shakespeare' (the shipped default) or a path given to read_text."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise CorpusError(f"corpus must be 'shakespeare' or the path of a text file or folder, got {name_or_path!r}")
     if str(name_or_path) == "shakespeare":
         return shakespeare_text()
     return read_text(name_or_path)

@@ -87,8 +87,14 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model, Mapping) or not self.model:
             raise ConfigError("model must be a mapping such as {preset: char-llama} or the full model fields")
+        for key in ("preset", "arch"):
+            nested = {k: v for k, v in self.model.items() if k.startswith(key + ".")}
+            if nested or (key in self.model and not isinstance(self.model[key], str)):
+                value = self.model.get(key, nested)
+                raise ConfigError(f"model.{key}={value!r} must be a name (a string)")
         if not isinstance(self.task, Mapping) or not isinstance(self.task.get("name"), str):
             raise ConfigError("task must be a mapping with a 'name' (e.g. {name: causal_lm, corpus: shakespeare})")
+        check_task_option_types(self.task)
 
     @property
     def task_name(self) -> str:
@@ -104,14 +110,56 @@ class RunConfig:
 
         flat = flatten(self.model)
         flat.update(extra or {})
-        if "preset" in flat:
-            return model_config_from_dict(flat)
+        if "preset" in flat:  # the preset, then every other key as a dotted override (`name` included)
+            from archlab.config import apply_overrides
+            from archlab.models import preset
+
+            base = preset(flat.pop("preset"))
+            return apply_overrides(base, flat) if flat else base
         return model_config_from_dict(unflatten(flat))
 
     def to_dict(self) -> dict:
         """Plain nested data (JSON/YAML ready)."""
         return {"name": self.name, "model": copy.deepcopy(dict(self.model)), "task": copy.deepcopy(dict(self.task)),
                 "train": to_dict(self.train)}
+
+
+# The text tasks' shared options and the type each must have (a task still decides which it accepts).
+# "int" = a whole number ≥ 1 (or 0 where 0 means "none"), "fraction" = a number in [0, 1).
+TEXT_OPTION_TYPES = {
+    "corpus": "str", "tokenizer": "str", "cache_dir": "str?", "byte_fallback": "bool", "reverse": "bool",
+    "bpe_vocab": "int", "block_size": "int?", "max_len": "int", "passage_chars": "int", "min_prefix": "int0",
+    "max_train_pairs": "int0", "max_eval": "int0", "extra_ids": "int0", "val_fraction": "fraction",
+    "mask_prob": "fraction", "noise_density": "fraction", "mean_span": "number",
+}
+_WHAT = {"str": "a string", "str?": "a string or null", "bool": "true or false", "int": "a whole number ≥ 1",
+         "int?": "a whole number ≥ 1 or null", "int0": "a whole number ≥ 0", "fraction": "a number in [0, 1)",
+         "number": "a finite number > 0"}
+
+
+def _fits(kind: str, v: Any) -> bool:
+    import math
+
+    if kind.endswith("?") and v is None:
+        return True
+    kind = kind.rstrip("?")
+    if kind == "str":
+        return isinstance(v, str)
+    if kind == "bool":
+        return isinstance(v, bool)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return False
+    if kind in ("int", "int0"):
+        return float(v).is_integer() and v >= (1 if kind == "int" else 0)
+    return 0 <= v < 1 if kind == "fraction" else v > 0
+
+
+def check_task_option_types(task: Mapping[str, Any]) -> None:
+    """task.OPTION of the wrong YAML type (a list for block_size, a mapping for corpus ...) -> ConfigError."""
+    for key, value in task.items():
+        kind = TEXT_OPTION_TYPES.get(key)
+        if kind is not None and not _fits(kind, value):
+            raise ConfigError(f"task.{key}={value!r} is not allowed; expected {_WHAT[kind]}")
 
 
 def unflatten(flat: Mapping[str, Any]) -> dict:
