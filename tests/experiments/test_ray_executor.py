@@ -10,6 +10,7 @@ import time
 import pytest
 
 from archlab.cli import main
+from archlab.config import ConfigError
 from archlab.experiments.executors import RayExecutor
 from archlab.experiments.spec import resolve, spec_from_dict
 from archlab.experiments.store import Store
@@ -21,7 +22,6 @@ ray = pytest.importorskip("ray", reason="Ray is the optional 'ray' extra (the de
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     """One local Ray instance for the module; RayExecutor joins it (and leaves it running) instead of starting one."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -85,6 +85,8 @@ def test_ray_worker_killed_mid_run_is_retried(local_ray, tmp_path):
     marker = tmp_path / "crashed"
     with Store(tmp_path / "c.sqlite") as st, RayExecutor() as ex:
         assert ex.capacity() == 2 and ex.resources("full", {}) == (1.0, 0.0)  # no GPU in this cluster
+        with pytest.raises(ConfigError, match="--gpus-per-run 1: the Ray cluster has 0 GPUs"):
+            RayExecutor(gpus_per_run=1).resources("quick", {})  # refused, not left pending for ever
         sweep = run_plans(toy_plans(tmp_path, seeds=(0,), crash=marker), st, out_dir=tmp_path, executor=ex,
                           log=None)
         assert marker.exists() and sweep.retried == 1 and sweep.ran == 3 and sweep.failed == 1

@@ -56,12 +56,17 @@ def versions() -> dict[str, Any]:
     return out
 
 
-def execute_run(runner: str | RunFn, config: dict, seed: int, budget: dict, out_dir: str, threads: int) -> dict:
+def execute_run(runner: str | RunFn, config: dict, seed: int, budget: dict, out_dir: str, threads: int,
+                hide_gpus: bool = False) -> dict:
     """Body of one run, wherever it executes: time it, catch its error, report versions and host.
 
+    `hide_gpus`: the run was given no GPU (a Ray task that asked for none) and must not use one.
     Returns plain data only: {"ok", "result" | "error", "wall", "versions", "host"}.
     """
     from archlab.experiments.runner import resolve_run_fn  # the worker resolves the run function by name
+
+    if hide_gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # read when CUDA first initialises, which has not happened yet
 
     os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # torch imported later by the run uses this many
     if "torch" in sys.modules:
@@ -313,10 +318,15 @@ class RayExecutor(Executor):
         """1 CPU per run unless --cpus-per-run; a GPU per run for the full profile when the cluster has GPUs
         (and the run's train.device is not 'cpu'), or --gpus-per-run."""
         cpus = float(self.cpus_per_run) if self.cpus_per_run else 1.0
+        res = self.cluster()
         if self.gpus_per_run is not None:
-            return cpus, float(self.gpus_per_run)
-        device = str((config.get("train") or {}).get("device", "auto"))
-        gpus = 1.0 if profile == "full" and device != "cpu" and self.cluster().get("GPU", 0) > 0 else 0.0
+            gpus = float(self.gpus_per_run)
+        else:
+            device = str((config.get("train") or {}).get("device", "auto"))
+            gpus = 1.0 if profile == "full" and device != "cpu" and res.get("GPU", 0) > 0 else 0.0
+        for name, want, flag in (("CPU", cpus, "--cpus-per-run"), ("GPU", gpus, "--gpus-per-run")):
+            if want > res.get(name, 0):  # Ray would keep such a task pending for ever
+                raise ConfigError(f"{flag} {want:g}: the Ray cluster has {res.get(name, 0):g} {name}s in all")
         return cpus, gpus
 
     def capacity(self) -> int:
@@ -330,8 +340,9 @@ class RayExecutor(Executor):
         return max(1, n)
 
     def submit(self, task: Task) -> None:
-        ref = self.remote.options(num_cpus=task.num_cpus, num_gpus=task.num_gpus,
-                                  name=f"archlab-run-{task.key}").remote(*task.args())
+        # a run that asked for no GPU must not use one booked by another run
+        ref = self.remote.options(num_cpus=task.num_cpus, num_gpus=task.num_gpus, name=f"archlab-run-{task.key}"
+                                  ).remote(*task.args(), hide_gpus=not task.num_gpus)
         self.running[ref] = task.key
 
     def poll(self, timeout: float) -> list[Outcome]:

@@ -166,10 +166,10 @@ def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, 
     def record(out: Outcome) -> int:
         """Store one outcome; the number of runs it finished (0 when its worker died and it is resubmitted)."""
         rid, plan = out.key, plans[out.key]
-        in_flight.pop(rid)
         tag = f"  [{plan.experiment}] {plan.variant} seed={plan.seed}"
         if out.lost:
             if attempts[rid] <= max_retries:
+                in_flight.pop(rid)
                 sweep.retried += 1
                 bar.write(f"{tag}: {out.lost}; retrying (attempt {attempts[rid] + 1} of {max_retries + 1})")
                 queue.insert(0, rid)
@@ -183,8 +183,7 @@ def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, 
             sweep.ran += 1
             fin = res["result"].get("final", {})
             shown = ", ".join(f"{k}={v:.4g}" for k, v in list(fin.items())[:3] if isinstance(v, (int, float)))
-            host = f" on {res['host']}" if res.get("host") and not isinstance(executor, (LocalExecutor,
-                                                                                       InlineExecutor)) else ""
+            host = f" on {res['host']}" if res.get("host") and executor.name == "ray" else ""
             bar.write(f"{tag}: {shown} ({res['wall']:.1f}s{host})")
         else:
             err = str(res.get("error", "error"))
@@ -193,6 +192,7 @@ def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, 
             last = err.strip().splitlines()[-1] if err.strip() else "error"
             sweep.errors.append(f"{plan.experiment}/{plan.variant}/seed{plan.seed}: {last}")
             bar.write(f"{tag}: FAILED: {last}")
+        in_flight.pop(rid)  # only once it is stored: an abort before leaves it to be marked interrupted
         return 1
 
     def show(finished: int = 0) -> None:
