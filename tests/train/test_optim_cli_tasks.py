@@ -109,8 +109,11 @@ def test_cli_train_sample_eval_resume(tmp_path, capsys):
     # bad input: one line naming the problem, exit code 2
     assert main(["train", str(cfg), "--out", str(out), "--quiet", "--resume", "--set", "train.lr=0.5"]) == 2
     assert "train.lr: checkpoint has 0.001, config has 0.5" in capsys.readouterr().err
-    assert main(["sample", str(out), "--prompt", "t" * 40]) == 2
-    assert "longer than the model's context" in capsys.readouterr().err
+    assert main(["sample", str(out), "--top-p", "1.5"]) == 2  # sampling options are validated
+    assert "--top-p" in capsys.readouterr().err
+    # a prompt past max_seq_len=32 is not a mistake for RoPE: positions extend as in transformers
+    assert main(["sample", str(out), "--prompt", "t" * 40, "--max-new-tokens", "2", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.startswith("t" * 40)
     assert main(["sample", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
