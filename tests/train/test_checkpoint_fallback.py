@@ -139,3 +139,18 @@ def test_no_complete_checkpoint_is_one_error(run_dir, tmp_path, capsys):
     # a fresh run there must be asked for explicitly
     assert main(["train", str(cfg), "--out", str(out), "--quiet"]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_init_from_follows_the_rule(run_dir, tmp_path, capsys):
+    from archlab.models import build_model, model_config_from_dict
+    from archlab.train.trainer import init_weights
+
+    out = _copy(run_dir, tmp_path)
+    _damage_model_byte(out / "checkpoints" / STEP4)
+    doc = json.loads((out / "checkpoints" / STEP2 / "state.json").read_text())
+    model = build_model(model_config_from_dict(doc["model_config"]))
+    capsys.readouterr()
+    res = init_weights(model, str(out))
+    assert res["new"] == [] and capsys.readouterr().err.count(f"skipping checkpoint {STEP4}") == 1
+    want = load_file(str(out / "checkpoints" / STEP2 / "model.safetensors"))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in want.items())

@@ -327,8 +327,7 @@ def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool, o
 
 def init_weights(model: torch.nn.Module, path: str) -> dict:
     """Copy every same-named, same-shaped tensor of a checkpoint into model (fine-tuning from pretraining)."""
-    ck = ckpt_mod.resolve_checkpoint(path)
-    ckpt_mod.verify_checkpoint(ck)
+    ck, _ = ckpt_mod.open_checkpoint(path)  # verified; a run dir falls back to its newest complete checkpoint
     saved = ckpt_mod.read_model_tensors(ck / ckpt_mod.MODEL_FILE)
     own = model.state_dict()
     take = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
