@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    text = str(e).lower()
+    return type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -42,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except (ConfigError, ValueError, FileNotFoundError) as e:  # user mistakes: one clear line, no traceback
         print(f"archlab {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # the allocator gave up (the preflight estimate is a lower bound)
+        if not isinstance(e, MemoryError) and not _out_of_memory(e):
+            raise
+        print(f"archlab {args.command}: error: out of memory ({one_line(e)[:200] or 'MemoryError'}); use a smaller "
+              "model or batch (model.d_model, model.n_layers, train.batch_size)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

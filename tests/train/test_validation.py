@@ -198,3 +198,13 @@ def test_dry_run_checks_and_writes_nothing(tmp_path, corpus, capsys):
     line = refused(capsys, ["train", str(cfg), "--dry-run", "--set", "model.d_model=1e9"])
     assert "this run needs about" in line
 
+
+
+def test_allocator_failure_is_one_line_when_the_estimate_misses(tmp_path, corpus, capsys, monkeypatch):
+    import archlab.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "check_before_build", lambda *a, **k: None)  # as if the estimate were too low
+    cfg = write_config(tmp_path, corpus)
+    line = refused(capsys, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet",
+                            "--set", "model.d_model=1e11"])  # one table of 1e11 × vocab floats: refused at once
+    assert line.startswith("archlab train: error: out of memory (") and "train.batch_size" in line
