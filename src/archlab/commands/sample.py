@@ -109,21 +109,29 @@ def run(args) -> int:
               "in transformers", file=sys.stderr)
     stream = Streamer(tok) if args.num_samples == 1 else None
     g = torch.Generator(device=args.device).manual_seed(args.seed)
-    if stream is not None:
-        print(tok.decode(ids), end="", flush=True)
     try:
-        out = generate(model, [ids] * args.num_samples, args.max_new_tokens, temperature=args.temperature,
-                       top_k=args.top_k, top_p=args.top_p, stop_tokens=sorted(stops), use_cache=not args.no_cache,
-                       generator=g, window=args.slide_window, on_token=stream, interruptible=True)
-        interrupted = None
-    except GenerationInterrupted as e:
-        out, interrupted = e.ids, e
-    if stream is not None:
-        stream.finish()
-    else:
-        for i, row in enumerate(out.tolist()):
-            print(f"--- sample {i + 1} ---")
-            print(tok.decode(row))
+        if stream is not None:
+            print(tok.decode(ids), end="", flush=True)
+        try:
+            out = generate(model, [ids] * args.num_samples, args.max_new_tokens, temperature=args.temperature,
+                           top_k=args.top_k, top_p=args.top_p, stop_tokens=sorted(stops),
+                           use_cache=not args.no_cache, generator=g, window=args.slide_window, on_token=stream,
+                           interruptible=True)
+            interrupted = None
+        except GenerationInterrupted as e:
+            out, interrupted = e.ids, e
+        if stream is not None:
+            stream.finish()
+        else:
+            for i, row in enumerate(out.tolist()):
+                print(f"--- sample {i + 1} ---")
+                print(tok.decode(row))
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if interrupted is not None:
         print(f"interrupted: kept the {out.shape[1] - len(ids)} tokens generated so far", file=sys.stderr)
         return 130
