@@ -166,3 +166,19 @@ def test_executor_module_imports_no_ray():
         assert "ray" not in sys.modules
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_unreachable_ray_address_is_one_line_not_minutes_of_retries():
+    import socket
+
+    from archlab.experiments.executors import check_reachable
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.time()
+    with pytest.raises(ConfigError, match=f"--ray-address 127.0.0.1:{port}: no Ray head answers there"):
+        check_reachable(f"127.0.0.1:{port}")
+    assert time.time() - t0 < 6
+    check_reachable(None)  # a local Ray (or 'auto', 'ray://…') is left to Ray
+    check_reachable("auto")

@@ -19,6 +19,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -301,6 +302,7 @@ class RayExecutor(Executor):
         self.gpus_per_run = gpus_per_run
         self.started = not ray.is_initialized()
         if self.started:
+            check_reachable(self.address)
             try:
                 ray.init(address=self.address, include_dashboard=False, configure_logging=False,
                          log_to_driver=False)
@@ -383,6 +385,18 @@ class RayExecutor(Executor):
         self.cancel()
         if self.started:
             self.ray.shutdown()
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A HOST:PORT address where nothing answers is one line now, not minutes of Ray retrying to connect."""
+    m = re.fullmatch(r"([\w.\-]+):(\d+)", address or "")
+    if not m:  # None (a local Ray), 'auto', 'ray://...': left to Ray
+        return
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"--ray-address {address}: no Ray head answers there ({e.strerror or e}); start one with "
+                          f"`ray start --head --port={m.group(2)}` on that machine") from None
 
 
 def import_ray():
