@@ -55,8 +55,11 @@ def _transformers_available() -> bool:
 
 def _parity(model, hf_dir, what: str) -> None:
     """Compare `model` with transformers loading `hf_dir`; print the figure, raise when it exceeds TOL."""
+    from transformers.utils import logging as hf_logging
+
     from archlab.interop.parity import check_against_transformers
 
+    hf_logging.disable_progress_bar()  # keep the command's output to its own lines
     diff = check_against_transformers(model, hf_dir)
     print(f"transformers check ({what}): max |logit difference| = {diff:.3g} (limit {TOL:g})")
     if not diff <= TOL:  # NaN fails too
