@@ -182,3 +182,19 @@ def test_unreachable_ray_address_is_one_line_not_minutes_of_retries():
     assert time.time() - t0 < 6
     check_reachable(None)  # a local Ray (or 'auto', 'ray://…') is left to Ray
     check_reachable("auto")
+
+
+def test_progress_bar_shows_done_running_failed_left():
+    import io
+
+    from archlab.experiments.sweep import Progress
+
+    buf = io.StringIO()
+    bar = Progress(4, print, True, file=buf)
+    bar.update(done=0, running=2, failed=0, remaining=2)
+    bar.update(done=1, running=1, failed=1, remaining=0, finished=2)
+    bar.close()
+    text = buf.getvalue()
+    assert "done 0 · running 2 · failed 0 · left 2" in text and "2/4" in text
+    assert "done 1 · running 1 · failed 1 · left 0" in text
+    assert Progress(4, None, True).bar is None  # quiet sweeps (log=None) draw nothing

@@ -44,14 +44,15 @@ class Sweep:
 class Progress:
     """One progress bar for the sweep: done / running / failed / remaining, with tqdm's ETA."""
 
-    def __init__(self, total: int, log: Callable[[str], None] | None, enabled: bool) -> None:
+    def __init__(self, total: int, log: Callable[[str], None] | None, enabled: bool, file: Any = None) -> None:
         self.log = log or (lambda s: None)
         self.bar = None
         if enabled and log is not None and total:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc="sweep", unit="run", dynamic_ncols=True, mininterval=0.5,
-                            smoothing=0.1, disable=None)  # None: no bar when stderr is not a terminal
+            # disable=None: no bar when stderr is not a terminal (a given file always gets one)
+            self.bar = tqdm(total=total, desc="sweep", unit="run", dynamic_ncols=True, mininterval=0,
+                            smoothing=0.1, file=file, disable=None if file is None else False)
 
     def update(self, *, done: int, running: int, failed: int, remaining: int, finished: int = 0) -> None:
         if self.bar is not None:
