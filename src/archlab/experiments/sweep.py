@@ -211,9 +211,9 @@ def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, 
                     task = Task(rid, run_fn or plan.runner, plan.config, plan.seed, plan.budget,
                                 str(root / "runs" / plan.run_key), cpus, gpus)
                     attempts[rid] = attempts.get(rid, 0) + 1
+                    in_flight[rid] = task
                     store.mark_running(rid, task.out_dir)
                     executor.submit(task)
-                    in_flight[rid] = task
                 show()
                 finished = sum(record(out) for out in executor.poll(0.5))
                 show(finished)
@@ -222,12 +222,12 @@ def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, 
                     if not out.lost:
                         record(out)
                 raise KeyboardInterrupt
-        except KeyboardInterrupt:
+        except BaseException as e:  # Ctrl-C (or the driver failing): nothing is left 'running' in the store
             executor.cancel()
             store.mark_interrupted(in_flight)
             sweep.interrupted = len(in_flight)
             bar.close()
-            if log:
+            if log and isinstance(e, KeyboardInterrupt):
                 log(f"interrupted: {sweep.ran} run(s) recorded, {sweep.interrupted} unfinished marked 'interrupted', "
                     f"{len(queue)} not started; the same command resumes the sweep")
             raise
