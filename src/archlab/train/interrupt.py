@@ -29,8 +29,9 @@ class StopOnInterrupt:
     def _handler(self, signum, frame) -> None:
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C raises KeyboardInterrupt
-        os.write(2, b"\narchlab: interrupted: finishing this step and saving a checkpoint "
-                    b"(press Ctrl-C again to abort at once)\n")
+        lead = b"\n" if os.isatty(2) else b""  # off the progress bar's line
+        os.write(2, lead + b"archlab: interrupted: finishing this step and saving a checkpoint "
+                 b"(press Ctrl-C again to abort at once)\n")
 
     def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
