@@ -67,7 +67,7 @@ def test_second_run_refused_then_stale_lock_taken_over(tmp_path, uninterrupted, 
     """Two trainers on one folder: the second (fresh or --resume) gets one line, exit 2. After the first is
     killed before its first checkpoint, a fresh run takes the stale lock over and starts from empty metrics."""
     cfg, out = _cfg_file(tmp_path), tmp_path / "run"
-    first = _spawn(["train", str(cfg), "--out", str(out), "--quiet"], sleep=0.5)
+    first = _spawn(["train", str(cfg), "--out", str(out), "--quiet"], sleep=1.0)  # step 4 saves >= 3 s after step 1
     try:
         _wait_for_step(first, out, 1)
         holder = json.loads((out / LOCK_FILE).read_text())
