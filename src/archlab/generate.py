@@ -131,8 +131,9 @@ def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0
 
     Length rule (the one `model.forward` follows): a model without a position limit (RoPE or no positions)
     keeps extending positions past max_seq_len exactly as transformers does. A model with a position table
-    (learned, sinusoidal) refuses to go past max_seq_len unless `window=True`, which slides a
-    max_seq_len-token window (the cache is rebuilt from the last max_seq_len tokens; positions restart).
+    (learned, sinusoidal) refuses to go past max_seq_len. `window=True` (any model) instead slides a
+    max_seq_len-token window (the cache is rebuilt from the last max_seq_len tokens; positions restart) —
+    the better choice for a RoPE model trained only on max_seq_len-token windows.
     `on_token(col)` is called with each new column (B,) of tokens as it is produced (streaming). With
     `interruptible=True`, Ctrl-C raises GenerationInterrupted carrying the tokens produced so far.
     """
@@ -154,7 +155,7 @@ def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0
                          f"(pos.kind={kind!r} has no positions past it): generate at most "
                          f"{limit - ids.shape[1] + 1} tokens, or slide a {limit}-token window "
                          "(window=True; `archlab sample --slide-window`)")
-    slide = window and limit is not None
+    slide = window
     enc_dec = getattr(cfg, "shape", "decoder") == "encoder_decoder"
     if enc_dec:
         if src_ids is None:

@@ -23,8 +23,8 @@ def add_parser(sub):
         description="Generate text from an archlab checkpoint (a run directory, its checkpoints/step_N "
         "directory) or a Hugging Face model folder. Uses the KV cache unless --no-cache. The text is printed "
         "as it is produced (one sample); Ctrl-C stops and keeps what was generated. Models with RoPE (or no "
-        "positions) generate past max_seq_len as transformers does; models with a position table stop there "
-        "unless --slide-window. Example: "
+        "positions) generate past max_seq_len as transformers does; models with a position table stop there; "
+        "--slide-window slides a max_seq_len window instead (any model). Example: "
         "archlab sample runs/demo/llama --prompt 'ROMEO:' --max-new-tokens 300 --temperature 0.8 --top-k 40")
     p.add_argument("checkpoint", help="run dir, checkpoint dir, or Hugging Face folder")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
@@ -39,8 +39,9 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--no-cache", action="store_true", help="re-run the whole prefix each step (slow; for checks)")
     p.add_argument("--slide-window", action="store_true",
-                   help="past max_seq_len, a model with a position table (learned, sinusoidal) keeps going on a "
-                   "sliding max_seq_len-token window instead of stopping with an error")
+                   help="past max_seq_len, keep going on a sliding max_seq_len-token window: lets a model with a "
+                   "position table (learned, sinusoidal) continue, and keeps a RoPE model trained on short "
+                   "windows inside the context it was trained on (instead of extending positions)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     return p
 
@@ -104,9 +105,9 @@ def run(args) -> int:
             raise ValueError(f"--stop {s!r} is {len(enc)} tokens; a stop must be a single token")
         stops.add(enc[0])
     limit, ctx = position_limit(model), model.cfg.max_seq_len
-    if limit is None and len(ids) + args.max_new_tokens > ctx:
-        print(f"note: generating past max_seq_len={ctx}: positions extend (pos.kind={model.cfg.pos.kind!r}), as "
-              "in transformers", file=sys.stderr)
+    if limit is None and not args.slide_window and len(ids) + args.max_new_tokens - 1 > ctx:
+        print(f"note: generating past max_seq_len={ctx}: positions extend (pos.kind={model.cfg.pos.kind!r}) as in "
+              f"transformers; --slide-window keeps a {ctx}-token window instead", file=sys.stderr)
     stream = Streamer(tok) if args.num_samples == 1 else None
     g = torch.Generator(device=args.device).manual_seed(args.seed)
     try:
