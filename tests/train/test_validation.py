@@ -208,3 +208,17 @@ def test_allocator_failure_is_one_line_when_the_estimate_misses(tmp_path, corpus
     line = refused(capsys, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet",
                             "--set", "model.d_model=1e11"])  # one table of 1e11 × vocab floats: refused at once
     assert line.startswith("archlab train: error: out of memory (") and "train.batch_size" in line
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["train.eval_batches=1e9"], ") but only"),
+    (["task.tokenizer=bpe", "task.bpe_vocab=1e9"],
+     "task.bpe_vocab=1000000000.0 is not allowed; expected a whole number from 1 to 1,048,576"),
+])
+def test_sizes_that_would_allocate_before_training_are_refused(tmp_path, corpus, capsys, overrides, needle):
+    cfg = write_config(tmp_path, corpus)
+    line = refused(capsys, ["train", str(cfg), "--dry-run", *[f"--set={o}" for o in overrides]])
+    assert needle in line
+    if "eval_batches" in overrides[0]:  # 1e9 batches × 2 windows × (16 input + 16 label int64 + offsets)
+        assert f"evaluation windows {preflight.human_bytes(1e9 * 2 * (16 * 16 + 16))}" in line
+        assert line.endswith("use fewer train.eval_batches")

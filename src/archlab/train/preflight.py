@@ -115,17 +115,19 @@ class MemoryEstimate:
     batch: int
     seq_len: int | None
     image_size: int | None
+    eval_data: float = 0.0  # held-out windows a text task keeps in memory (train.eval_batches × batch × T)
 
     @property
     def total(self) -> float:
-        return self.weights + self.gradients + self.optimizer + self.buffers + self.activations
+        return self.weights + self.gradients + self.optimizer + self.buffers + self.activations + self.eval_data
 
     def describe(self) -> str:
         shape = f"{self.batch} × {self.seq_len} tokens" if self.seq_len else (
             f"{self.batch} images of {self.image_size}²" if self.image_size else f"batch {self.batch}")
         return (f"weights {human_bytes(self.weights)} for {self.params:,} parameters, gradients "
                 f"{human_bytes(self.gradients)}, AdamW state {human_bytes(self.optimizer)}, buffers "
-                f"{human_bytes(self.buffers)}, activations {human_bytes(self.activations)} for {shape}")
+                f"{human_bytes(self.buffers)}, activations {human_bytes(self.activations)} for {shape}"
+                + (f", evaluation windows {human_bytes(self.eval_data)}" if self.eval_data >= 2**20 else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "total": self.total}
@@ -196,6 +198,15 @@ def task_seq_len(task: Any) -> int | None:
     return None
 
 
+def eval_window_bytes(task: Any) -> float:
+    """Bytes of the evaluation windows a text task builds up front (archlab.data.lm_data.eval_batches):
+    max_eval_batches × batch_size windows of block_size int64 inputs and labels, plus their offsets."""
+    T, n = getattr(task, "block_size", None), getattr(task, "max_eval_batches", None)
+    if getattr(task, "train_ids", None) is None or not isinstance(T, int) or not isinstance(n, int):
+        return 0.0
+    return float(n) * task.batch_size * (16 * T + 16)
+
+
 def uses_bf16(device: Any, precision: str) -> bool:
     import torch
 
@@ -208,14 +219,17 @@ def check_memory(run_cfg: Any, task: Any, model_cfg: Any, device: Any = "cpu",
     tc = run_cfg.train
     act_dtype = "bf16" if uses_bf16(device, tc.precision) else "fp32"
     est = estimate_training_memory(model_cfg, tc.batch_size, task_seq_len(task), None, act_dtype)
+    est.eval_data = eval_window_bytes(task)
     where = "memory"
     if available is None:
         available, where = available_memory(device)
     if available is not None and est.total > available:
         raise PreflightError(
             f"this run needs about {human_bytes(est.total)} to train ({est.describe()}) but only "
-            f"{human_bytes(available)} of {where} is available; use a smaller model (model.d_model, "
-            "model.n_layers) or a smaller train.batch_size (train.grad_accum keeps the effective batch)")
+            f"{human_bytes(available)} of {where} is available; " + (
+                "use fewer train.eval_batches" if est.eval_data > est.total / 2 else
+                "use a smaller model (model.d_model, model.n_layers) or a smaller train.batch_size "
+                "(train.grad_accum keeps the effective batch)"))
     return est
 
 

@@ -124,17 +124,18 @@ class RunConfig:
                 "train": to_dict(self.train)}
 
 
+MAX_BPE_VOCAB = 1 << 20  # the BPE trainer reserves memory in proportion (1e9 aborted the process: 70 GB)
 # The text tasks' shared options and the type each must have (a task still decides which it accepts).
 # "int" = a whole number ≥ 1 (or 0 where 0 means "none"), "fraction" = a number in [0, 1).
 TEXT_OPTION_TYPES = {
     "corpus": "str", "tokenizer": "str", "cache_dir": "str?", "byte_fallback": "bool", "reverse": "bool",
-    "bpe_vocab": "int", "block_size": "int?", "max_len": "int", "passage_chars": "int", "min_prefix": "int0",
+    "bpe_vocab": "vocab", "block_size": "int?", "max_len": "int", "passage_chars": "int", "min_prefix": "int0",
     "max_train_pairs": "int0", "max_eval": "int0", "extra_ids": "int0", "val_fraction": "fraction",
     "mask_prob": "fraction", "noise_density": "fraction", "mean_span": "number",
 }
 _WHAT = {"str": "a string", "str?": "a string or null", "bool": "true or false", "int": "a whole number ≥ 1",
          "int?": "a whole number ≥ 1 or null", "int0": "a whole number ≥ 0", "fraction": "a number in [0, 1)",
-         "number": "a finite number > 0"}
+         "number": "a finite number > 0", "vocab": f"a whole number from 1 to {MAX_BPE_VOCAB:,}"}
 
 
 def _fits(kind: str, v: Any) -> bool:
@@ -149,8 +150,8 @@ def _fits(kind: str, v: Any) -> bool:
         return isinstance(v, bool)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return False
-    if kind in ("int", "int0"):
-        return float(v).is_integer() and v >= (1 if kind == "int" else 0)
+    if kind in ("int", "int0", "vocab"):
+        return float(v).is_integer() and (0 if kind == "int0" else 1) <= v <= (MAX_BPE_VOCAB if kind == "vocab" else v)
     return 0 <= v < 1 if kind == "fraction" else v > 0
 
 
