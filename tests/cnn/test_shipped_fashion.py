@@ -69,6 +69,8 @@ def test_fallback_to_shipped_with_one_notice(monkeypatch, capsys, tmp_path):
     with pytest.raises(ImageDataError, match="not found"):
         load_dataset("fashion_mnist", "train")
     assert len(load_dataset("fashion_mnist_shipped", "test")) == 2_000  # asked for by name: no notice
+    with pytest.raises(ImageDataError, match="task.root=.* is not used with dataset 'fashion_mnist_shipped'"):
+        load_dataset("fashion_mnist_shipped", "test", root=tmp_path)
     assert capsys.readouterr().err == ""
 
 

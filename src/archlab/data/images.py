@@ -247,6 +247,9 @@ def load_dataset(dataset: str = "fashion_mnist", split: str = "train",
     package) is used when installed, else the shipped subset with a notice; dataset="fashion_mnist_shipped"
     asks for the shipped subset even when the full set is installed."""
     if dataset.endswith("_shipped"):
+        if root:
+            raise ImageDataError(f"task.root={str(root)!r} is not used with dataset {dataset!r} (the subset shipped "
+                                 f"with archlab); drop it, or use dataset {dataset[: -len('_shipped')]!r}")
         return load_shipped(dataset[: -len("_shipped")], split)
     classes = FASHION_MNIST_CLASSES if dataset == "fashion_mnist" else MNIST_CLASSES
     try:
