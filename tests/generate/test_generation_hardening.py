@@ -183,3 +183,17 @@ def test_sample_cli_streams_huge_greedy_runs(char_run, capsys, monkeypatch):
     cap = capsys.readouterr()
     assert cap.out.startswith("ROMEO:") and len(cap.out) > len("ROMEO:") + 1
     assert "interrupted: kept the 30 tokens" in cap.err and "generating past max_seq_len=64" in cap.err
+
+
+def test_streamer_with_byte_level_bpe():
+    from archlab.commands.sample import Streamer
+    from archlab.data.tokenizers import BPETokenizer
+
+    tok = BPETokenizer.train(["the cat sat on the mat, naïve café " * 20], vocab_size=300)
+    text = "the cat 東京 🙂 sat, naïve"
+    buf = io.StringIO()
+    s = Streamer(tok, buf)
+    for i in tok.encode(text):
+        s(torch.tensor([i]))
+    s.finish()
+    assert buf.getvalue() == text + "\n"

@@ -46,6 +46,15 @@ def add_parser(sub):
     return p
 
 
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (what of `b` was already printed as `a`)."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 class Streamer:
     """Print the text of one generated row as tokens arrive (decoding a few tokens of context with each new
     piece, so multi-byte characters and tokenizers that strip leading spaces print correctly)."""
@@ -66,7 +75,7 @@ class Streamer:
         text = self.tok.decode(ctx + self.pending)
         if text.endswith("\ufffd") and len(self.pending) < 8:  # an incomplete UTF-8 character: wait for the rest
             return
-        self.out.write(text[len(before):] if text.startswith(before) else text)
+        self.out.write(text[_common_prefix(before, text):])
         self.out.flush()
         self.done += self.pending
         self.pending = []
@@ -74,7 +83,8 @@ class Streamer:
     def finish(self) -> None:
         if self.pending:
             ctx = self.done[-self.CONTEXT:]
-            self.out.write(self.tok.decode(ctx + self.pending)[len(self.tok.decode(ctx)):])
+            before, text = self.tok.decode(ctx), self.tok.decode(ctx + self.pending)
+            self.out.write(text[_common_prefix(before, text):])
         self.out.write("\n")
         self.out.flush()
 
