@@ -197,3 +197,14 @@ def test_streamer_with_byte_level_bpe():
         s(torch.tensor([i]))
     s.finish()
     assert buf.getvalue() == text + "\n"
+
+
+def test_progress_counter_for_several_samples():
+    from archlab.commands.sample import Progress
+
+    err = io.StringIO()
+    p = Progress(10**9, err)
+    for _ in range(3):
+        p(torch.tensor([1, 2]))
+    p.finish()
+    assert "1 / 1,000,000,000 tokens" in err.getvalue() and err.getvalue().endswith("\r")

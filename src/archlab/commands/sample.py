@@ -89,6 +89,28 @@ class Streamer:
         self.out.flush()
 
 
+class Progress:
+    """For several samples (printed at the end): a token counter on stderr, when it is a terminal."""
+
+    def __init__(self, total: int, err=None) -> None:
+        self.err, self.total, self.n, self.last = err or sys.stderr, total, 0, 0.0
+
+    def __call__(self, col) -> None:
+        import time
+
+        self.n += 1
+        now = time.monotonic()
+        if now - self.last > 0.5:
+            self.last = now
+            self.err.write(f"\r{self.n:,} / {self.total:,} tokens")
+            self.err.flush()
+
+    def finish(self) -> None:
+        if self.last:
+            self.err.write("\r" + " " * 40 + "\r")
+            self.err.flush()
+
+
 def run(args) -> int:
     import torch
 
@@ -119,6 +141,7 @@ def run(args) -> int:
         print(f"note: generating past max_seq_len={ctx}: positions extend (pos.kind={model.cfg.pos.kind!r}) as in "
               f"transformers; --slide-window keeps a {ctx}-token window instead", file=sys.stderr)
     stream = Streamer(tok) if args.num_samples == 1 else None
+    progress = Progress(args.max_new_tokens) if stream is None and sys.stderr.isatty() else None
     g = torch.Generator(device=args.device).manual_seed(args.seed)
     try:
         if stream is not None:
@@ -126,11 +149,13 @@ def run(args) -> int:
         try:
             out = generate(model, [ids] * args.num_samples, args.max_new_tokens, temperature=args.temperature,
                            top_k=args.top_k, top_p=args.top_p, stop_tokens=sorted(stops),
-                           use_cache=not args.no_cache, generator=g, window=args.slide_window, on_token=stream,
-                           interruptible=True)
+                           use_cache=not args.no_cache, generator=g, window=args.slide_window,
+                           on_token=stream or progress, interruptible=True)
             interrupted = None
         except GenerationInterrupted as e:
             out, interrupted = e.ids, e
+        if progress is not None:
+            progress.finish()
         if stream is not None:
             stream.finish()
         else:
