@@ -154,7 +154,10 @@ def _price(cfg: Any, batch: int, seq_len: int | None, image_size: int | None, ac
     model = meta_model(cfg)
     params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
-    rows = walk(model, record_calls(model, example_run(cfg, wl)), cfg=cfg)
+    try:
+        rows = walk(model, record_calls(model, example_run(cfg, wl)), cfg=cfg)
+    except Exception:  # noqa: BLE001 - a model the cost walk cannot run on meta: price its parameters only
+        return params, float(buffers), 0.0
     return params, float(buffers), sum(r.out_elems for r in rows) * dtype_bytes(act_dtype)
 
 
@@ -176,8 +179,8 @@ def estimate_training_memory(model_cfg: Any, batch: int, seq_len: int | None = N
     else:  # price two shallower copies and extrapolate (a homogeneous or cycled stack is linear in depth)
         k = DEEP_STACK // 2
 
-        def shallow(n: int):
-            changes = {name: n for name, v in depth.items() if v is not None}
+        def shallow(n: int):  # stacks no deeper than k keep their depth (an over-estimate when between)
+            changes = {name: n for name, v in depth.items() if v > k}
             return _price(dataclasses.replace(model_cfg, **changes), batch, seq_len, image_size, act_dtype)
 
         a, b = shallow(k), shallow(2 * k)
