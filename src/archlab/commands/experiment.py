@@ -15,6 +15,7 @@ def add_parser(sub):
     p.add_argument("spec", help="experiment spec file (YAML or JSON)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="use the spec's quick profile (default)")
+    size.add_argument("--standard", action="store_true", help="use the spec's standard profile")
     size.add_argument("--full", action="store_true", help="use the spec's full profile")
     p.add_argument("--out", default=None, help="output directory (default runs/experiments/NAME)")
     p.add_argument("--db", default=None, help="SQLite results database (default OUT/results.sqlite)")
@@ -30,7 +31,7 @@ def run(args) -> int:
     from archlab.experiments.store import Store
 
     spec = load_spec(args.spec)
-    profile = "full" if args.full else "quick"
+    profile = "full" if args.full else "standard" if args.standard else "quick"
     out = Path(args.out or f"runs/experiments/{spec.name}")
     db = args.db or str(out / "results.sqlite")
     with Store(db) as store, executor_from_args(args) as executor:

@@ -1,22 +1,26 @@
 """The built-in claims suite: run every seed claim (specs/*.yaml), decide verdicts, write the report.
 
+Calibrations (calibration/*.yaml, `archlab claims --calibrate`) reproduce published results whose direction is
+known; a claim family whose calibration was not run or did not reproduce has its verdicts shown as
+"uncalibrated (<verdict>)" (`apply_calibrations`).
+
 Also here: the special run functions some claims need (teacher forcing vs free running), the cost
 checks that verify seed 003's numbers with archlab.cost instead of training, and `quick_comparison`,
 the small live comparison `archlab demo` ends with.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from archlab.config import ConfigError
-from archlab.experiments.spec import ExperimentSpec, builtin_specs, resolve, spec_from_dict
-from archlab.experiments.stats import combine
+from archlab.experiments.spec import ExperimentSpec, builtin_specs, calibration_specs, resolve, spec_from_dict
 from archlab.experiments.store import Store
+from archlab.experiments.verdict import combine
 
 # ---------------------------------------------------------------- cost claims (no training)
 
@@ -86,18 +90,9 @@ def run_cost_checks(spec: ExperimentSpec, store: Store, profile: str = "quick"):
 # ---------------------------------------------------------------- teacher forcing vs free running
 
 
-def _reverse_batch(gen, batch: int, length: int, vocab: int):
-    """Reverse task: [BOS, x_1..x_L, SEP, x_L..x_1]; tokens 0 = BOS, 1 = SEP, content 2..vocab-1."""
-    import torch
-
-    src = torch.randint(2, vocab, (batch, length), generator=gen)
-    bos = torch.zeros(batch, 1, dtype=torch.long)
-    sep = torch.ones(batch, 1, dtype=torch.long)
-    return torch.cat([bos, src, sep, src.flip(1)], dim=1)
-
-
 def teacher_forcing_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
-    """Train a Transformer on sequence reversal; score exact-match greedy generation on held-out sequences.
+    """Sequence reversal trained by the one trainer (task `transduction`, archlab.tasks.transduction);
+    exact-match greedy generation on 256 held-out sequences, the task's evaluation.
 
     `teacher_forcing.mode` — teacher: the decoder's inputs are the gold previous tokens (seed 000/004's
     shifted targets); free: its inputs are its own greedy outputs (generated without gradient), targets gold;
@@ -105,88 +100,20 @@ def teacher_forcing_run(config: dict, seed: int, budget: dict, out_dir: str) -> 
     The model's `shape` picks how the same task is posed: decoder (one stream [BOS src SEP tgt]),
     encoder_decoder (src to the encoder, [SEP tgt] to the decoder), encoder (bidirectional over
     [BOS src SEP MASK…], every target predicted at once — BERT-style, no autoregression).
+    AdamW at a constant lr without weight decay, betas (0.9, 0.999), gradients clipped at 1, unless `train` says.
     """
-    import torch
-    import torch.nn.functional as F
+    from archlab.experiments.runner import trainer_run
 
-    from archlab.experiments.runner import count_model_params
-    from archlab.models import build_model, model_config_from_dict
-
-    task = config.get("task", {})
-    length, vocab = int(task.get("length", 8)), int(task.get("vocab", 12))
-    tr = config.get("train", {})
-    steps = int(budget.get("steps", tr.get("steps", 300)))
-    bs, lr = int(tr.get("batch_size", 32)), float(tr.get("lr", 3e-3))
-    tf = config.get("teacher_forcing", {})
-    mode = str(tf.get("mode", "teacher"))
-    if mode not in ("teacher", "free", "scheduled"):
-        raise ConfigError(f"teacher_forcing.mode={mode!r} is not allowed; expected teacher, free or scheduled")
-    p_sample = {"teacher": 0.0, "free": 1.0}.get(mode, float(tf.get("sampling_prob", 0.5)))
-    model_data = {**config.get("model", {}), "vocab_size": vocab + 1, "max_seq_len": 2 * length + 2}
-    torch.manual_seed(seed)
-    model = build_model(model_config_from_dict(model_data))
-    shape = model.cfg.shape
-    if shape == "encoder" and p_sample > 0:
-        raise ConfigError("teacher_forcing.mode must be 'teacher' for shape='encoder' (it does not generate)")
-    MASK = vocab  # an extra token id for the encoder-only formulation
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(1000 + seed)
-    tgt0 = length + 2  # first target position in the full sequence [BOS src SEP tgt]
-
-    def logits_for(seq, tgt_inputs):
-        """Logits (B, L, V) for the L target positions, given the target-side inputs (B, L-1)."""
-        if shape == "decoder":
-            return model(torch.cat([seq[:, :tgt0], tgt_inputs], 1))[:, tgt0 - 1:]
-        if shape == "encoder_decoder":
-            dec = torch.cat([seq[:, tgt0 - 1:tgt0], tgt_inputs], 1)  # [SEP, tgt...]
-            return model(seq[:, :tgt0 - 1], decoder_input_ids=dec)
-        masks = torch.full((seq.shape[0], length), MASK, dtype=torch.long)
-        return model(torch.cat([seq[:, :tgt0], masks], 1))[:, tgt0:]
-
-    @torch.no_grad()
-    def greedy(seq):
-        if shape == "encoder":
-            return logits_for(seq, None).argmax(-1)
-        out = seq[:, :0]
-        for j in range(length):
-            nxt = logits_for(seq, out)[:, j].argmax(-1, keepdim=True)
-            out = torch.cat([out, nxt], 1)
-        return out
-
-    curve = []
-    t0 = time.perf_counter()
-    loss = torch.tensor(float("nan"))
-    for step in range(1, steps + 1):
-        seq = _reverse_batch(gen, bs, length, vocab)
-        tgt = seq[:, tgt0:]
-        inp = tgt[:, :-1].clone()
-        if p_sample > 0:
-            model.eval()
-            own = greedy(seq)
-            model.train()
-            use = torch.rand(inp.shape, generator=gen) < p_sample
-            inp = torch.where(use, own[:, :-1], inp)
-        logits = logits_for(seq, inp)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % max(1, steps // 20) == 0 or step == steps:
-            curve.append({"step": step, "train_loss": float(loss.detach())})
-    model.eval()
-    seq = _reverse_batch(torch.Generator().manual_seed(999_999), 256, length, vocab)  # one held-out set for all
-    tgt = seq[:, tgt0:]
-    out = greedy(seq)
-    with torch.no_grad():
-        lg = logits_for(seq, tgt[:, :-1])
-        val_loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tgt.reshape(-1)).item()
-    final = {"gen_seq_acc": (out == tgt).all(1).float().mean().item(),
-             "gen_token_acc": (out == tgt).float().mean().item(),
-             "val_loss": val_loss, "train_loss": float(loss.detach()), "train_time_s": time.perf_counter() - t0}
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "final_metrics.json").write_text(json.dumps(final, indent=1))
-    return {"final": final, "curve": curve, "n_params": count_model_params({"model": model_data})}
+    steps = int(budget.get("steps", config.get("train", {}).get("steps", 300)))
+    run = {k: v for k, v in config.items() if k != "teacher_forcing"}
+    run["task"] = {"length": 8, "vocab": 12, **config.get("task", {}), **config.get("teacher_forcing", {}),
+                   "name": "transduction", "kind": "reversal"}
+    run["train"] = {"batch_size": 32, "lr": 3e-3, "schedule": "constant", "weight_decay": 0.0, "betas": [0.9, 0.999],
+                    "grad_clip": 1.0, "eval_every": 0, "checkpoint_every": 0, "log_every": max(1, steps // 20),
+                    "device": "cpu", **config.get("train", {}), "steps": steps}
+    out = trainer_run(run, seed, budget, out_dir)
+    out["final"] = {k.removeprefix("val_") if k.startswith("val_gen_") else k: v for k, v in out["final"].items()}
+    return out
 
 
 # ---------------------------------------------------------------- the suite
@@ -197,20 +124,31 @@ def select_specs(only: Sequence[str] | None = None, specs: list[ExperimentSpec] 
     specs = specs if specs is not None else builtin_specs()
     if not only:
         return specs
-    known = {s.name for s in specs} | {s.family for s in specs if s.family}
+    families = {f for s in specs for f in s.families}
+    known = {s.name for s in specs} | families
     for n in only:
         if n not in known:
             raise ConfigError(f"--only {n!r} names no claim; claims: {sorted(s.name for s in specs)}; "
-                              f"families: {sorted({s.family for s in specs if s.family})}")
-    return [s for s in specs if s.name in only or s.family in only]
+                              f"families: {sorted(families)}")
+    return [s for s in specs if s.name in only or set(s.families) & set(only)]
+
+
+def plans_for(spec: ExperimentSpec, profile: str):
+    """The runs of a training spec for a profile (parameter counts matched as its runner needs)."""
+    from archlab.experiments.runner import count_model_params, count_params
+
+    counter = count_params if spec.runner == "trainer" else None if spec.runner == "toy" else count_model_params
+    return resolve(spec, profile, counter)
 
 
 def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "quick", out_dir: str | Path,
               jobs: int = 2, inline: bool = False, max_new_runs: int | None = None,
-              log: Callable[[str], None] | None = print, executor=None, progress: bool = False) -> list:
-    """Run (resuming) every experiment's runs as one sweep on one executor, then decide every verdict."""
+              log: Callable[[str], None] | None = print, executor=None, progress: bool = False,
+              max_minutes: float | None = None) -> list:
+    """Run (resuming) every experiment's runs as one sweep on one executor, then decide every verdict.
+    `max_minutes`: start no run after that long; the rest stays pending for the next invocation."""
     from archlab.experiments.executors import InlineExecutor, LocalExecutor
-    from archlab.experiments.runner import analyze, count_model_params, count_params
+    from archlab.experiments.runner import analyze
     from archlab.experiments.sweep import run_plans
 
     log = log or (lambda s: None)
@@ -220,8 +158,7 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
         store.put_experiment(spec.name, spec.title, spec.spec_hash, spec.raw)
         if spec.kind == "cost":
             continue
-        counter = count_params if spec.runner == "trainer" else None if spec.runner == "toy" else count_model_params
-        plans_of[spec.name] = resolve(spec, profile, counter)
+        plans_of[spec.name] = plans_for(spec, profile)
         all_plans += plans_of[spec.name]
     n_unique = len({p.run_key for p in all_plans})
     own = executor is None
@@ -231,7 +168,7 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
     t0 = time.perf_counter()
     try:
         sweep = run_plans(all_plans, store, profile=profile, out_dir=out_dir, max_new_runs=max_new_runs, log=log,
-                          executor=executor, progress=progress)
+                          executor=executor, progress=progress, max_minutes=max_minutes)
     finally:
         if own:
             executor.close()
@@ -250,9 +187,116 @@ def print_verdicts(results: Sequence[Any], log: Callable[[str], None] = print) -
     """A plain-text verdict table, one line per claim."""
     width = max((len(r.spec.name) for r in results), default=10)
     for r in results:
-        detail = "; ".join(f"{c.label}: {c.verdict.verdict}" for c in r.comparisons) or "; ".join(
+        detail = "; ".join(f"{c.label}: {c.verdict.label}" for c in r.comparisons) or "; ".join(
             f"{c['name']}: {c['verdict']}" for c in r.checks)
-        log(f"{r.spec.name:<{width}}  {r.verdict:<13} {detail}")
+        log(f"{r.spec.name:<{width}}  {r.shown_verdict:<13} {detail}")
+
+
+# ---------------------------------------------------------------- calibration
+
+
+@dataclass
+class Calibration:
+    """One calibration spec and whether it reproduced its published result (all comparisons supported)."""
+
+    spec: ExperimentSpec
+    result: Any = None  # ExperimentResult, None when it could not even be resolved
+    status: str = "not run"  # reproduced | not reproduced | not run | incomplete | broken
+    detail: str = ""
+
+    @property
+    def reproduced(self) -> bool:
+        return self.status == "reproduced"
+
+    @property
+    def mark(self) -> str:
+        return "✔" if self.reproduced else "✗"
+
+    @property
+    def ours(self) -> str:
+        """Our figure: the spec metric per variant (mean ± sd over seeds, at its best lr)."""
+        r = self.result
+        if r is None:
+            return self.detail
+        from archlab.experiments.stats import summarize
+
+        parts = [f"{v} {summarize(r.values(v, self.spec.metric)).fmt()}" for v in self.spec.variants
+                 if r.values(v, self.spec.metric)]
+        return f"{self.spec.metric}: " + ", ".join(parts) if parts else "no finished runs"
+
+    @property
+    def paper(self) -> str:
+        ref = self.spec.reference
+        bits = [str(ref[k]) for k in ("paper", "figure", "expect") if ref.get(k)]
+        return " — ".join(bits) or self.spec.notes[:200]
+
+
+def calibration_status(result) -> tuple[str, str]:
+    """(status, detail) of an analysed calibration: reproduced only when every comparison is supported."""
+    planned = {(p.variant, p.seed) for p in result.plans}
+    done = sum(len(rs) for rs in result.runs.values())
+    if done == 0:
+        return "not run", f"0 of {len(planned)} runs finished"
+    labels = [c.verdict.label for c in result.comparisons]
+    if all(c.verdict.verdict == "supported" for c in result.comparisons):
+        return "reproduced", "; ".join(labels)
+    missing = len({(p.variant, p.seed) for p in result.plans}) - done
+    if missing > 0:
+        return "incomplete", f"{missing} run(s) not finished; " + "; ".join(labels)
+    return "not reproduced", "; ".join(labels)
+
+
+def calibrations(store: Store, profile: str, specs: Sequence[ExperimentSpec] | None = None,
+                 results: Sequence[Any] = ()) -> list[Calibration]:
+    """The state of every calibration at a profile, read from the store (nothing is run here); `results` are
+    calibration results already analysed (from a `--calibrate` sweep) and used as they are."""
+    from archlab.experiments.runner import analyze
+
+    have = {r.spec.name: r for r in results}
+    out = []
+    for spec in (calibration_specs() if specs is None else specs):
+        r = have.get(spec.name)
+        if r is None:
+            try:
+                r = analyze(spec, store, plans_for(spec, profile), profile)
+            except ConfigError as e:
+                out.append(Calibration(spec, None, "broken", str(e)))
+                continue
+        status, detail = calibration_status(r)
+        out.append(Calibration(spec, r, status, detail))
+    return out
+
+
+def apply_calibrations(results: Sequence[Any], cals: Sequence[Calibration]) -> None:
+    """Mark the verdicts of every training claim whose family has no reproduced calibration as uncalibrated
+    (`result.calibration` says why); cost claims are computations and need none."""
+    by_family: dict[str, list[Calibration]] = {}
+    for c in cals:
+        for f in c.spec.families:
+            by_family.setdefault(f, []).append(c)
+    for r in results:
+        if r.spec.kind == "cost":
+            continue
+        fams = r.spec.families
+        mine = [c for f in fams for c in by_family.get(f, [])]
+        if not mine:
+            r.calibration = f"no calibration covers family {', '.join(fams) or '(none)'}"
+        elif not all(c.reproduced for c in mine):
+            bad = [f"{c.spec.name}: {c.status}" for c in mine if not c.reproduced]
+            r.calibration = "calibration " + "; ".join(bad)
+        else:
+            r.calibration = ""
+
+
+def print_calibrations(cals: Sequence[Calibration], log: Callable[[str], None] = print) -> None:
+    """The calibration table for the terminal (shown before the verdicts)."""
+    if not cals:
+        log("calibrations: none defined")
+        return
+    log("calibrations (a family's verdicts count only when its calibrations reproduce):")
+    width = max(len(c.spec.name) for c in cals)
+    for c in cals:
+        log(f"  {c.mark} {c.spec.name:<{width}}  {c.status:<15} family {c.spec.family or '-'}; ours: {c.ours}")
 
 
 # ---------------------------------------------------------------- a small live comparison (make demo)

@@ -24,9 +24,10 @@ from typing import Any
 from archlab.config import ConfigError, flatten
 from archlab.experiments.executors import Executor, RunFn
 from archlab.experiments.spec import Comparison, ExperimentSpec, RunPlan, resolve
-from archlab.experiments.stats import Verdict, combine, decide
+from archlab.experiments.stats import Summary, summarize
 from archlab.experiments.store import Store
 from archlab.experiments.sweep import Sweep, run_plans
+from archlab.experiments.verdict import PairedVerdict, _gate_report, _label, combine, decide_paired, holm
 
 RUN_FUNCTIONS: dict[str, str] = {
     "trainer": "archlab.experiments.runner:trainer_run",
@@ -206,15 +207,25 @@ def count_model_params(config: Mapping[str, Any]) -> int:
 
 @dataclass
 class ComparisonResult:
-    """One comparison of a claim and its verdict."""
+    """One comparison of a claim, its per-seed values (each arm at its own best lr) and its verdict."""
 
     comparison: Comparison
-    verdict: Verdict
+    verdict: PairedVerdict
+    variant_values: dict[int, float] = field(default_factory=dict)
+    baseline_values: dict[int, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         c = self.comparison
         return c.label or f"{c.variant} {c.expect} than {c.baseline}"
+
+    @property
+    def variant(self) -> Summary:
+        return summarize(list(self.variant_values.values()))
+
+    @property
+    def baseline(self) -> Summary:
+        return summarize(list(self.baseline_values.values()))
 
 
 @dataclass
@@ -224,52 +235,104 @@ class ExperimentResult:
     spec: ExperimentSpec
     profile: str
     plans: list[RunPlan]
-    runs: dict[str, list[dict[str, Any]]]  # variant -> [{seed, final, curve, n_params, wall_time_s, status}]
+    runs: dict[str, list[dict[str, Any]]]  # variant -> [{seed, final, curve, n_params, wall_time_s, lr, code_hash}]
     comparisons: list[ComparisonResult]
     verdict: str
     checks: list[dict[str, Any]] = field(default_factory=list)  # cost experiments
     sweep: Sweep | None = None
+    best_lr: dict[str, float | None] = field(default_factory=dict)  # the lr each variant is judged at
+    lr_table: dict[str, dict[float, tuple[float, int]]] = field(default_factory=dict)  # variant -> lr -> (mean, n)
+    calibration: str = ""  # '' (not a calibrated family / not asked) or why the verdict is shown as uncalibrated
 
     def values(self, variant: str, metric: str) -> list[float]:
         return [r["final"][metric] for r in self.runs.get(variant, []) if metric in r["final"]]
 
+    def by_seed(self, variant: str, metric: str) -> dict[int, float]:
+        return {r["seed"]: r["final"][metric] for r in self.runs.get(variant, []) if metric in r["final"]}
+
+    @property
+    def code_hashes(self) -> list[str]:
+        return sorted({r.get("code_hash") or "?" for runs in self.runs.values() for r in runs})
+
+    @property
+    def shown_verdict(self) -> str:
+        """The verdict as a report prints it: 'uncalibrated (supported)' when the family's calibration failed."""
+        return f"uncalibrated ({self.verdict})" if self.calibration else self.verdict
+
+
+def _score(values: list[float], goal: str) -> float:
+    """Mean of a metric oriented so that larger is better (a non-finite value, a diverged run, scores -inf)."""
+    if not values or any(not math.isfinite(v) for v in values):
+        return -math.inf
+    mean = sum(values) / len(values)
+    return mean if goal == "max" else -mean
+
+
+def pick_lr(by_lr: Mapping[float | None, list[dict[str, Any]]], metric: str, goal: str) -> float | None:
+    """The learning rate a variant is judged at: among those with the most finished seeds, the best mean of
+    `metric` over seeds (ties: the smaller lr)."""
+    if not by_lr:
+        return None
+    most = max(len(runs) for runs in by_lr.values())
+    cands = [lr for lr, runs in by_lr.items() if len(runs) == most]
+    return max(cands, key=lambda lr: (_score([r["final"].get(metric, math.nan) for r in by_lr[lr]], goal),
+                                      -(lr or 0.0)))
+
 
 def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: str) -> ExperimentResult:
-    """Collect the finished runs of a plan list and decide every comparison of the spec."""
+    """Collect the finished runs of a plan list, judge each variant at its best lr (lr_sweep) and decide every
+    comparison of the spec by the paired, gated rule with Holm correction (archlab.experiments.verdict)."""
     rows = {(r["variant"], r["seed"], r["run_key"]): r for r in store.runs(spec.name)}
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in spec.variants}
+    by_lr: dict[str, dict[float | None, list[dict[str, Any]]]] = {v: {} for v in spec.variants}
     for p in plans:
         r = rows.get((p.variant, p.seed, p.run_key))
+        lrs = by_lr.setdefault(p.variant, {}).setdefault(p.lr, [])
         if r is None or r["status"] != "done":
             continue
         res = store.result(r["id"])
-        runs.setdefault(p.variant, []).append({"seed": p.seed, "final": res["final"], "curve": res["curve"],
-                                               "n_params": r["n_params"], "wall_time_s": r["wall_time_s"],
-                                               "run_id": r["id"]})
-    out = ExperimentResult(spec, profile, plans, runs, [], "inconclusive")
-    for c in spec.compare:
-        v = decide(out.values(c.variant, c.metric), out.values(c.baseline, c.metric), goal=c.goal, expect=c.expect,
-                   alpha=spec.rule.alpha, min_effect=spec.rule.min_effect, relative=spec.rule.relative)
-        not_learned = baseline_not_learned(spec.rule.learned, out.values(c.baseline, (spec.rule.learned or {}).get(
-            "metric", c.metric)))
-        if not_learned:
-            v = replace(v, verdict="inconclusive", reason=f"{not_learned}; ({v.verdict} by the CI: {v.reason})")
-        out.comparisons.append(ComparisonResult(c, v))
-        store.put_verdict(spec.name, profile, out.comparisons[-1].label, v.verdict, v.as_dict())
+        lrs.append({"seed": p.seed, "final": res["final"], "curve": res["curve"], "n_params": r["n_params"],
+                    "wall_time_s": r["wall_time_s"], "run_id": r["id"], "lr": p.lr,
+                    "code_hash": r.get("code_hash") or p.code_hash})
+    runs, best, table = {}, {}, {}
+    for v, options in by_lr.items():
+        best[v] = pick_lr({lr: rs for lr, rs in options.items() if rs}, spec.metric, spec.goal)
+        runs[v] = options.get(best[v], [])
+        if len(options) > 1 or next(iter(options), None) is not None:
+            table[v] = {lr: (_score([r["final"].get(spec.metric, math.nan) for r in rs], "max"), len(rs))
+                        for lr, rs in options.items()}
+    out = ExperimentResult(spec, profile, plans, runs, [], "inconclusive", best_lr=best, lr_table=table)
+    out.comparisons = decide_comparisons(spec, out)
+    for cr in out.comparisons:
+        store.put_verdict(spec.name, profile, cr.label, cr.verdict.verdict, cr.verdict.as_dict())
     out.verdict = combine([c.verdict.verdict for c in out.comparisons])
     return out
 
 
-def baseline_not_learned(learned: Mapping[str, Any] | None, values: list[float]) -> str:
-    """Why the baseline did not learn the task ('' when it did, or when the spec sets no threshold)."""
-    if not learned or not values:
-        return ""
-    mean = sum(values) / len(values)
-    if "at_least" in learned and mean < float(learned["at_least"]):
-        return f"baseline did not learn the task: {learned['metric']} {mean:.4g} < {learned['at_least']}"
-    if "at_most" in learned and mean > float(learned["at_most"]):
-        return f"baseline did not learn the task: {learned['metric']} {mean:.4g} > {learned['at_most']}"
-    return ""
+def decide_comparisons(spec: ExperimentSpec, result: ExperimentResult) -> list[ComparisonResult]:
+    """Every comparison of a spec: paired over seeds, the gate on the rule's gate metric per seed and per arm,
+    Holm across the claim's comparisons (verdict.decide_claim, with the gate read from its own metric)."""
+    rule, gate = spec.rule, spec.rule.gate
+    gmetric = rule.gate_metric or spec.metric
+    raw: list[tuple[ComparisonResult, str]] = []
+    for c in spec.compare:
+        vmap, bmap = result.by_seed(c.variant, c.metric), result.by_seed(c.baseline, c.metric)
+        m = rule.min_effect if c.min_effect is None else c.min_effect
+        pv = decide_paired(vmap, bmap, goal=c.goal, expect=c.expect, min_effect=m, relative=rule.relative,
+                           alpha=rule.alpha)
+        if gate is not None:
+            seeds = pv.gates["seeds"]
+            gv, gb = result.by_seed(c.variant, gmetric), result.by_seed(c.baseline, gmetric)
+            pv = replace(pv, gates={"seeds": seeds, "metric": gmetric, "goal": gate.goal,
+                                    "variant": _gate_report(gate, [gv.get(s, math.nan) for s in seeds]),
+                                    "baseline": _gate_report(gate, [gb.get(s, math.nan) for s in seeds])})
+        raw.append((ComparisonResult(c, pv, vmap, bmap), "baseline" if c.expect == "worse" else "variant"))
+    p_adj = holm([cr.verdict.p for cr, _ in raw])
+    t_adj = holm([cr.verdict.p_tost for cr, _ in raw])
+    out = []
+    for (cr, better), pa, ta in zip(raw, p_adj, t_adj):
+        cr.verdict = _label(replace(cr.verdict, p_adj=pa, p_tost_adj=ta), rule.alpha, better)
+        out.append(cr)
+    return out
 
 
 def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick", out_dir: str | Path = "runs/claims",

@@ -1,27 +1,36 @@
 """Experiment specs: a base config, named variants as dotted-key diffs, seeds, an equal budget, the verdict rule.
 
-A spec is YAML (see docs/claims.md). Resolving a spec for a profile (`quick` or `full`) gives one
-`RunPlan` per variant × seed: the full nested config that run will train, with the budget and any
-parameter-count matching already applied, and a `run_key` — the hash of everything that determines
-the result — so identical runs are never trained twice (across experiments too).
+A spec is YAML (see docs/claims.md). Resolving a spec for a profile (`quick`, `standard` or `full`) gives
+one `RunPlan` per variant × learning rate (`lr_sweep`) × seed: the full nested config that run will train, with
+the budget and any parameter-count matching already applied, and a `run_key` — the hash of everything that
+determines the result, including the code that runs it (`code_hash`) — so identical runs are never trained
+twice (across experiments too), and runs of other code are never reused.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import importlib.metadata
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from archlab.config import ConfigError, flatten, read_mapping
+from archlab.experiments.verdict import Gate
 
 SPECS_DIR = Path(__file__).with_name("specs")
+CALIBRATION_DIR = Path(__file__).with_name("calibration")
 GOALS = ("min", "max")
 EXPECTS = ("better", "worse")
 KINDS = ("train", "cost")
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "standard", "full")
+PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep")
+RULE_KEYS = ("alpha", "min_effect", "relative", "reason", "gate", "learned")
+GATE_KEYS = ("chance", "plateau", "ceiling", "margin", "metric", "goal")
 
 
 @dataclass(frozen=True)
@@ -42,17 +51,21 @@ class Comparison:
     metric: str
     goal: str
     label: str = ""
+    min_effect: float | None = None  # overrides rule.min_effect for this comparison (another metric's units)
 
 
 @dataclass(frozen=True)
 class Rule:
-    """The verdict rule: a (1-alpha) Welch CI of the difference against a minimum effect size."""
+    """The pre-registered verdict rule (archlab.experiments.verdict): paired test, TOST at ±min_effect, gates."""
 
     alpha: float = 0.05
     min_effect: float = 0.0  # smallest difference that counts, in metric units (or relative, see below)
     relative: bool = False  # min_effect is a fraction of |baseline mean|
-    # the baseline must have learned the task, or no comparison is decided: {metric: NAME, at_least: X}
-    # (or at_most); "both at chance" is not evidence that a component does not matter
+    reason: str = ""  # one line: why this minimum effect (fixed before the results are seen)
+    # the task's levels of `gate_metric`: an arm learned when past chance and plateau by the margin (per seed);
+    # the old `learned: {metric, at_least|at_most}` form maps to a gate with chance = that level
+    gate: Gate | None = None
+    gate_metric: str = ""
     learned: dict | None = None
 
 
@@ -79,6 +92,9 @@ class ExperimentSpec:
     checks: list[dict[str, Any]] = field(default_factory=list)
     family: str = ""
     notes: str = ""
+    task_reason: str = ""  # one line: why this task lets the claimed mechanism show
+    lr_sweep: list[float] = field(default_factory=list)  # every variant at each lr; judged at its own best
+    reference: dict[str, Any] = field(default_factory=dict)  # calibrations: {paper, figure, expect}
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -101,6 +117,15 @@ class ExperimentSpec:
         """The (equal for every variant) budget a profile runs."""
         return {**self.budget, **self.profile(profile).get("budget", {})}
 
+    def lrs_for(self, profile: str) -> list[float]:
+        """The learning rates every variant is trained at ([] = no sweep: the config's own lr)."""
+        return [float(x) for x in self.profile(profile).get("lr_sweep", self.lr_sweep) or []]
+
+    @property
+    def families(self) -> list[str]:
+        """The claim families a spec belongs to (a calibration may name several: 'mixers, mamba')."""
+        return [f.strip() for f in self.family.split(",") if f.strip()]
+
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -115,6 +140,8 @@ class RunPlan:
     run_key: str
     n_params: int | None = None
     spec_hash: str = ""
+    lr: float | None = None  # the swept learning rate (None: no lr_sweep)
+    code_hash: str = ""
 
 
 # ---------------------------------------------------------------- dotted keys on plain dicts
@@ -159,9 +186,54 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_key(config: Mapping[str, Any], seed: int, budget: Mapping[str, Any], runner: str) -> str:
-    """The identity of a run: same key ⇒ same result (deterministic training), so it is reused."""
-    return _hash({"config": config, "seed": seed, "budget": budget, "runner": runner})[:24]
+# What a run executes: every module of the package except those that only drive, store or report a sweep
+# (they cannot change a number a run produces). Their source, with the package version, is the code hash.
+CODE_EXCLUDE = ("commands/", "cli.py", "__main__.py", "interop/", "experiments/report.py", "experiments/stats.py",
+                "experiments/verdict.py", "experiments/store.py", "experiments/sweep.py",
+                "experiments/executors.py", "experiments/spec.py")
+
+
+def code_files(root: Path | None = None) -> list[Path]:
+    """The source files whose content is part of every run's identity (see CODE_EXCLUDE)."""
+    root = root or Path(__file__).resolve().parents[1]
+    out = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root).as_posix()
+        if not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in CODE_EXCLUDE):
+            out.append(p)
+    return out
+
+
+CODE_HASH_ENV = "ARCHLAB_CODE_HASH"  # pins the hash for child processes (tests: files may change meanwhile)
+
+
+@functools.lru_cache(maxsize=1)
+def code_hash() -> str:
+    """Hash of the package version plus the source of every module a run executes (code_files), computed once
+    per process; the environment variable ARCHLAB_CODE_HASH, when set, is used instead (the test suite pins it
+    so that a sweep split across processes agrees while other files are being edited — not for users)."""
+    return os.environ.get(CODE_HASH_ENV) or compute_code_hash()
+
+
+def compute_code_hash(root: Path | None = None) -> str:
+    """The code hash of the package source under `root` (default: this installed package)."""
+    try:
+        version = importlib.metadata.version("archlab")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    h = hashlib.sha256(f"archlab {version}\n".encode())
+    root = root or Path(__file__).resolve().parents[1]
+    for p in code_files(root):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def run_key(config: Mapping[str, Any], seed: int, budget: Mapping[str, Any], runner: str,
+            code: str | None = None) -> str:
+    """The identity of a run: same key ⇒ same result (deterministic training, same code), so it is reused.
+    `code` defaults to `code_hash()`: after a change to the code a run executes, nothing finished before is reused."""
+    return _hash({"config": config, "seed": seed, "budget": budget, "runner": runner,
+                  "code": code_hash() if code is None else code})[:24]
 
 
 # ---------------------------------------------------------------- parsing
@@ -177,7 +249,8 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
     """Validate and build an ExperimentSpec; every error names the file and the field."""
     where = path or "experiment spec"
     known = {"name", "title", "seed", "quote", "quotes", "kind", "runner", "base", "variants", "seeds", "budget",
-             "profiles", "match_params", "metric", "goal", "metrics", "compare", "rule", "checks", "family", "notes"}
+             "profiles", "match_params", "metric", "goal", "metrics", "compare", "rule", "checks", "family", "notes",
+             "task_reason", "lr_sweep", "reference"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
@@ -217,30 +290,35 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         cgoal = c.get("goal", goal if "metric" not in c else c.get("goal", goal))
         if cgoal not in GOALS:
             raise ConfigError(f"{where}: compare[{i}].goal={cgoal!r} is not allowed; expected one of {list(GOALS)}")
-        compare.append(Comparison(v, b, expect, str(c.get("metric", metric)), cgoal, str(c.get("label", ""))))
+        bad_c = sorted(set(c) - {"variant", "baseline", "expect", "metric", "goal", "label", "min_effect"})
+        if bad_c:
+            raise ConfigError(f"{where}: compare[{i}] has unknown key(s) {bad_c}; allowed: variant, baseline, "
+                              "expect, metric, goal, label, min_effect")
+        cm = c.get("min_effect")
+        compare.append(Comparison(v, b, expect, str(c.get("metric", metric)), cgoal, str(c.get("label", "")),
+                                  None if cm is None else _number(cm, f"{where}: compare[{i}].min_effect")))
     if kind == "train":
         if not variants:
             raise ConfigError(f"{where}: a training experiment needs at least one variant")
         if not compare:
             raise ConfigError(f"{where}: a training experiment needs a 'compare' list (what the claim predicts)")
-    rule_d = dict(data.get("rule") or {})
-    bad = sorted(set(rule_d) - {"alpha", "min_effect", "relative", "learned"})
-    if bad:
-        raise ConfigError(f"{where}: rule has unknown key(s) {bad}; allowed: alpha, min_effect, relative, learned")
-    learned = rule_d.get("learned")
-    if learned is not None and (not isinstance(learned, dict) or "metric" not in learned
-                                or len(set(learned) & {"at_least", "at_most"}) != 1):
-        raise ConfigError(f"{where}: rule.learned={learned!r} must be {{metric: NAME, at_least: X}} or "
-                          "{metric: NAME, at_most: X}")
-    rule = Rule(float(rule_d.get("alpha", 0.05)), float(rule_d.get("min_effect", 0.0)),
-                bool(rule_d.get("relative", False)), dict(learned) if learned else None)
-    if not 0 < rule.alpha < 1:
-        raise ConfigError(f"{where}: rule.alpha={rule.alpha} must be in (0, 1)")
+    rule = parse_rule(data.get("rule"), where, metric, goal)
     seeds = [int(s) for s in data.get("seeds", [0, 1, 2])]
     profiles = {str(k): dict(v or {}) for k, v in (data.get("profiles") or {}).items()}
-    for p in profiles:
+    for p, section in profiles.items():
         if p not in PROFILES:
             raise ConfigError(f"{where}: profiles.{p} is not allowed; expected one of {list(PROFILES)}")
+        bad_p = sorted(set(section) - set(PROFILE_KEYS))
+        if bad_p:
+            raise ConfigError(f"{where}: profiles.{p} has unknown key(s) {bad_p}; allowed: {list(PROFILE_KEYS)}")
+        if "lr_sweep" in section:
+            _lr_list(section["lr_sweep"], f"{where}: profiles.{p}.lr_sweep")
+    lr_sweep = _lr_list(data.get("lr_sweep") or [], f"{where}: lr_sweep")
+    reference = data.get("reference") or {}
+    if not isinstance(reference, Mapping):
+        raise ConfigError(f"{where}: reference must be a mapping {{paper, figure, expect}}")
+    family = data.get("family", "")
+    family = ", ".join(str(f) for f in family) if isinstance(family, (list, tuple)) else str(family)
     mp = data.get("match_params")
     if mp is not None:
         if not isinstance(mp, Mapping) or "key" not in mp:
@@ -256,9 +334,69 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         "cost" if kind == "cost" else "trainer")), base=dict(data.get("base") or {}), variants=variants,
         seeds=seeds, budget=dict(data.get("budget") or {}), profiles=profiles, match_params=dict(mp) if mp else None,
         metric=metric, goal=goal, metrics=[str(m) for m in data.get("metrics", [])], compare=compare, rule=rule,
-        checks=checks, family=str(data.get("family", "")), notes=str(data.get("notes", "")).strip(), path=path,
-        raw=json.loads(json.dumps(dict(data), default=str)),
+        checks=checks, family=family, notes=str(data.get("notes", "")).strip(), path=path,
+        task_reason=" ".join(str(data.get("task_reason", "")).split()), lr_sweep=lr_sweep,
+        reference=dict(reference), raw=json.loads(json.dumps(dict(data), default=str)),
     )
+
+
+def _number(x: Any, where: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ConfigError(f"{where}={x!r} must be a number")
+    return float(x)
+
+
+def _lr_list(x: Any, where: str) -> list[float]:
+    if not isinstance(x, (list, tuple)) or any(_number(v, where) <= 0 for v in x):
+        raise ConfigError(f"{where}={x!r} must be a list of positive learning rates")
+    if len(set(x)) != len(x):
+        raise ConfigError(f"{where}={x!r} lists a learning rate twice")
+    return [float(v) for v in x]
+
+
+def parse_rule(rule: Any, where: str, metric: str, goal: str) -> Rule:
+    """The `rule` section: alpha, min_effect, relative, reason, gate (or the old `learned` form)."""
+    if rule is None:
+        rule = {}
+    if not isinstance(rule, Mapping):
+        raise ConfigError(f"{where}: rule must be a mapping with keys {list(RULE_KEYS)}")
+    bad = sorted(set(rule) - set(RULE_KEYS))
+    if bad:
+        raise ConfigError(f"{where}: rule has unknown key(s) {bad}; allowed: {', '.join(RULE_KEYS)}")
+    alpha = _number(rule.get("alpha", 0.05), f"{where}: rule.alpha")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"{where}: rule.alpha={alpha} must be in (0, 1)")
+    min_effect = _number(rule.get("min_effect", 0.0), f"{where}: rule.min_effect")
+    learned, gate_d = rule.get("learned"), rule.get("gate")
+    if learned is not None and gate_d is not None:
+        raise ConfigError(f"{where}: rule has both 'gate' and the older 'learned'; keep only 'gate'")
+    gate, gate_metric = None, ""
+    if learned is not None:
+        ok_keys = {"metric", "at_least", "at_most"}
+        if (not isinstance(learned, Mapping) or "metric" not in learned or set(learned) - ok_keys
+                or len(set(learned) & {"at_least", "at_most"}) != 1):
+            raise ConfigError(f"{where}: rule.learned={learned!r} must be {{metric: NAME, at_least: X}} or "
+                              "{metric: NAME, at_most: X}")
+        lgoal = "max" if "at_least" in learned else "min"
+        level = _number(learned.get("at_least", learned.get("at_most")), f"{where}: rule.learned")
+        gate, gate_metric = Gate(goal=lgoal, chance=level), str(learned["metric"])
+    elif gate_d is not None:
+        if not isinstance(gate_d, Mapping):
+            raise ConfigError(f"{where}: rule.gate must be a mapping {{chance, plateau, ceiling, margin}}")
+        bad = sorted(set(gate_d) - set(GATE_KEYS))
+        if bad:
+            raise ConfigError(f"{where}: rule.gate has unknown key(s) {bad}; allowed: {', '.join(GATE_KEYS)}")
+        levels = {k: (None if gate_d.get(k) is None else _number(gate_d[k], f"{where}: rule.gate.{k}"))
+                  for k in ("chance", "plateau", "ceiling")}
+        ggoal = str(gate_d.get("goal", goal))
+        if ggoal not in GOALS:
+            raise ConfigError(f"{where}: rule.gate.goal={ggoal!r} is not allowed; expected one of {list(GOALS)}")
+        margin = _number(gate_d.get("margin", 0.0) or 0.0, f"{where}: rule.gate.margin")
+        if margin < 0:
+            raise ConfigError(f"{where}: rule.gate.margin={margin} must be >= 0")
+        gate, gate_metric = Gate(goal=ggoal, margin=margin, **levels), str(gate_d.get("metric", metric))
+    return Rule(alpha, min_effect, bool(rule.get("relative", False)), " ".join(str(rule.get("reason", "")).split()),
+                gate, gate_metric, dict(learned) if learned else None)
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -269,6 +407,11 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 def builtin_specs() -> list[ExperimentSpec]:
     """Every spec shipped in archlab/experiments/specs, in file order."""
     return [load_spec(p) for p in sorted(SPECS_DIR.glob("*.yaml"))]
+
+
+def calibration_specs(directory: str | Path | None = None) -> list[ExperimentSpec]:
+    """Every calibration spec (archlab/experiments/calibration, or `directory`), in file order."""
+    return [load_spec(p) for p in sorted(Path(directory or CALIBRATION_DIR).glob("*.yaml"))]
 
 
 # ---------------------------------------------------------------- resolving a spec into runs
@@ -367,8 +510,15 @@ def resolve(spec: ExperimentSpec, profile: str = "quick", count_params: ParamCou
                     raise ConfigError(f"{spec.name}: variant {v!r} cannot be matched to {target:,} parameters by "
                                       f"adjusting {key} (closest {n_params[v]:,}, tolerance {tol:.0%})")
     plans = []
+    code = code_hash()
     for v in names:
-        for s in seeds:
-            plans.append(RunPlan(spec.name, v, s, configs[v], budget, spec.runner,
-                                 run_key(configs[v], s, budget, spec.runner), n_params[v], spec.spec_hash))
+        for lr in spec.lrs_for(profile) or [None]:
+            cfg = configs[v]
+            if lr is not None:
+                cfg = copy.deepcopy(cfg)
+                set_dotted(cfg, "train.lr", lr)
+            for s in seeds:
+                plans.append(RunPlan(spec.name, v, s, cfg, budget, spec.runner,
+                                     run_key(cfg, s, budget, spec.runner, code), n_params[v], spec.spec_hash, lr,
+                                     code))
     return plans

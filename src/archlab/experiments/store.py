@@ -5,13 +5,15 @@ Schema (everything a user may load is JSON text, never pickle):
     experiments(name PK, title, spec_hash, spec_json, updated)
     runs(id PK, experiment, spec_hash, variant, seed, run_key, profile, runner, config_json, budget_json,
          n_params, status[pending|running|done|failed|interrupted], wall_time_s, versions_json, error, out_dir,
-         reused_from, started, finished, host, attempts)   UNIQUE(experiment, variant, seed, run_key)
+         reused_from, started, finished, host, attempts, code_hash, lr)   UNIQUE(experiment, variant, seed, run_key)
     curves(run_id, step, name, value)             one row per logged point
     finals(run_id, name, value)                   final metrics of a run
     verdicts(experiment, profile, comparison, verdict, detail_json, updated)
 
 `host` is the machine a run executed on, `attempts` how many times it was started (a worker that died is
-retried). A file that is not a readable SQLite database is refused with one line and never written to.
+retried), `code_hash` the hash of the code that produced it (spec.code_hash; part of the run key), `lr` the
+learning rate of an lr sweep. A file that is not a readable SQLite database is refused with one line and never
+written to.
 
 Example: `sqlite3 runs/claims/claims.sqlite "select variant, seed, name, value from runs join finals
 on finals.run_id = runs.id where experiment = 'no_positional_encoding' and name = 'val_loss'"`.
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS runs (
     experiment TEXT NOT NULL, spec_hash TEXT, variant TEXT NOT NULL, seed INTEGER NOT NULL,
     run_key TEXT NOT NULL, profile TEXT, runner TEXT, config_json TEXT, budget_json TEXT, n_params INTEGER,
     status TEXT NOT NULL DEFAULT 'pending', wall_time_s REAL, versions_json TEXT, error TEXT, out_dir TEXT,
-    reused_from INTEGER, started REAL, finished REAL, host TEXT, attempts INTEGER,
+    reused_from INTEGER, started REAL, finished REAL, host TEXT, attempts INTEGER, code_hash TEXT, lr REAL,
     UNIQUE(experiment, variant, seed, run_key));
 CREATE INDEX IF NOT EXISTS runs_key ON runs(run_key, status);
 CREATE TABLE IF NOT EXISTS curves (run_id INTEGER NOT NULL, step INTEGER, name TEXT, value REAL);
@@ -69,7 +71,8 @@ class Store:
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
             have = {r["name"] for r in self.db.execute("PRAGMA table_info(runs)")}
-            for col, kind in (("host", "TEXT"), ("attempts", "INTEGER")):  # databases written before these columns
+            # databases written before these columns
+            for col, kind in (("host", "TEXT"), ("attempts", "INTEGER"), ("code_hash", "TEXT"), ("lr", "REAL")):
                 if col not in have:
                     self.db.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
             self.db.commit()
@@ -97,14 +100,16 @@ class Store:
                 (name, title, spec_hash, json.dumps(spec, sort_keys=True, default=str), time.time()))
 
     def ensure_run(self, *, experiment: str, spec_hash: str, variant: str, seed: int, run_key: str, profile: str,
-                   runner: str, config: Mapping[str, Any], budget: Mapping[str, Any], n_params: int | None) -> int:
+                   runner: str, config: Mapping[str, Any], budget: Mapping[str, Any], n_params: int | None,
+                   code_hash: str | None = None, lr: float | None = None) -> int:
         """The id of the run row for (experiment, variant, seed, run_key), creating it as pending."""
         with self.db:
             self.db.execute(
                 "INSERT OR IGNORE INTO runs(experiment, spec_hash, variant, seed, run_key, profile, runner, "
-                "config_json, budget_json, n_params, status) VALUES (?,?,?,?,?,?,?,?,?,?, 'pending')",
+                "config_json, budget_json, n_params, status, code_hash, lr) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?, 'pending',?,?)",
                 (experiment, spec_hash, variant, seed, run_key, profile, runner,
-                 json.dumps(config, sort_keys=True), json.dumps(budget, sort_keys=True), n_params))
+                 json.dumps(config, sort_keys=True), json.dumps(budget, sort_keys=True), n_params, code_hash, lr))
             row = self.db.execute("SELECT id FROM runs WHERE experiment=? AND variant=? AND seed=? AND run_key=?",
                                   (experiment, variant, seed, run_key)).fetchone()
         return int(row["id"])

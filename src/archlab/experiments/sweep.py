@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,13 @@ class Sweep:
     failed: int = 0
     retried: int = 0  # restarts of runs whose worker died
     interrupted: int = 0
+    left: int = 0  # not started because the time limit (max_minutes) was reached: the next sweep runs them
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        left = f", {self.left} left for the next invocation (time limit)" if self.left else ""
         return (f"ran {self.ran}, reused {self.reused}, already done {self.skipped}, failed {self.failed}, "
-                f"retried {self.retried} (worker lost; at most {MAX_RETRIES} retries per run)")
+                f"retried {self.retried} (worker lost; at most {MAX_RETRIES} retries per run){left}")
 
 
 class Progress:
@@ -103,10 +106,13 @@ def _reuse(store: Store, rid: int, prev: dict[str, Any]) -> None:
 def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profile: str = "quick", out_dir: str | Path,
               jobs: int = 2, run_fn: str | RunFn | None = None, inline: bool = False,
               max_new_runs: int | None = None, log: Callable[[str], None] | None = print,
-              executor: Executor | None = None, max_retries: int = MAX_RETRIES, progress: bool = False) -> Sweep:
+              executor: Executor | None = None, max_retries: int = MAX_RETRIES, progress: bool = False,
+              max_minutes: float | None = None) -> Sweep:
     """Execute every plan not already done (resume), reusing finished runs with the same run key.
 
     `executor` runs them (default: `jobs` local processes, or this process when `inline` or jobs <= 0).
+    `max_minutes`: no run is started after that many minutes; the runs in progress finish, the rest stay
+    pending (`Sweep.left`) and the next call with the same plans continues with them.
     Raises KeyboardInterrupt after recording what finished when the sweep is interrupted.
     """
     sweep = Sweep()
@@ -115,7 +121,8 @@ def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profil
         rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash or spec_hash,
                                variant=plan.variant, seed=plan.seed,
                                run_key=plan.run_key, profile=profile, runner=str(plan.runner), config=plan.config,
-                               budget=plan.budget, n_params=plan.n_params)
+                               budget=plan.budget, n_params=plan.n_params, code_hash=plan.code_hash or None,
+                               lr=plan.lr)
         row = store.run(rid)
         if row["status"] == "done":
             sweep.skipped += 1
@@ -141,8 +148,9 @@ def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profil
     if executor is None:
         executor = InlineExecutor() if inline or jobs <= 0 else LocalExecutor(jobs)
     try:
+        deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
         _drive(unique, store, executor, root=Path(out_dir).resolve(), profile=profile, run_fn=run_fn, sweep=sweep,
-               log=log, max_retries=max_retries, progress=progress)
+               log=log, max_retries=max_retries, progress=progress, deadline=deadline)
     finally:
         if own:
             executor.close()
@@ -156,8 +164,9 @@ def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profil
 
 def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, *, root: Path, profile: str,
            run_fn: str | RunFn | None, sweep: Sweep, log: Callable[[str], None] | None, max_retries: int,
-           progress: bool) -> None:
-    """Submit runs up to the executor's capacity, record outcomes as they arrive, retry lost workers."""
+           progress: bool, deadline: float | None = None) -> None:
+    """Submit runs up to the executor's capacity, record outcomes as they arrive, retry lost workers; after
+    `deadline` (time.monotonic) start nothing new and return once the runs in progress have finished."""
     plans = {rid: plan for rid, plan in unique}
     queue = [rid for rid, _ in unique]
     in_flight: dict[int, Task] = {}
@@ -203,6 +212,13 @@ def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, 
     with _CtrlC(executor.background) as ctrl_c:
         try:
             while (queue or in_flight) and not ctrl_c.hit:
+                if deadline is not None and queue and time.monotonic() >= deadline:
+                    sweep.left = len(queue)
+                    bar.write(f"time limit reached: {len(queue)} run(s) left pending, waiting for {len(in_flight)} "
+                              "in progress; run the same command again to continue")
+                    queue.clear()
+                    if not in_flight:
+                        break
                 cap = executor.capacity()
                 while queue and len(in_flight) < cap:
                     rid = queue.pop(0)
