@@ -24,6 +24,11 @@ from archlab.models.cnn_config import CNNConfig  # noqa: E402
 
 register_config("cnn", CNNConfig)
 
+from archlab.models import rnn_seq2seq  # noqa: E402,F401  (the RNN encoder-decoder of seed 003 and its presets)
+from archlab.models.rnn_seq2seq import RNNSeq2SeqConfig  # noqa: E402
+
+register_config("rnn_seq2seq", RNNSeq2SeqConfig)
+
 
 def model_config_from_dict(data: Mapping[str, Any]):
     """A model config from a mapping: {'preset': name, ...overrides} or {'arch': ..., fields...}."""
