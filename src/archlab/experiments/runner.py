@@ -58,11 +58,17 @@ def resolve_run_fn(ref: str | RunFn) -> RunFn:
 def toy_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     """A deterministic stand-in for training (tests, dry runs): loss = toy.quality + 1/(1+step/10) + noise.
 
+    `toy.seed_effect: S` adds S·g(seed), the same for every variant of a seed (what pairing by seed removes);
+    `toy.lr_optimum: LR` adds (log10(train.lr / LR))² · 0.1 (so an lr sweep has a best point per variant).
     `toy.sleep` seconds make it slow; `toy.crash_once: PATH` kills its own process mid-run unless PATH exists
     (creating it), as a worker killed by the system would die. Neither changes a number.
     """
     toy = config.get("toy", {})
     quality, noise = float(toy.get("quality", 1.0)), float(toy.get("noise", 0.01))
+    quality += float(toy.get("seed_effect", 0.0)) * random.Random(f"seed-effect|{seed}").gauss(0.0, 1.0)
+    if toy.get("lr_optimum"):
+        lr = float(config.get("train", {}).get("lr", toy["lr_optimum"]))
+        quality += 0.1 * math.log10(lr / float(toy["lr_optimum"])) ** 2
     steps = int(budget.get("steps", config.get("train", {}).get("steps", 50)))
     ident = {**config, "toy": {k: v for k, v in toy.items() if k not in ("sleep", "crash_once")}}
     rng = random.Random(f"{seed}|{json.dumps(ident, sort_keys=True)}")
