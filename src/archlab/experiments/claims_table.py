@@ -1,0 +1,128 @@
+"""The claim → task table of docs/claims.md, generated from the built-in specs (one row per claim).
+
+`python -m archlab.experiments.claims_table` prints it; `--write` replaces the text between the markers in
+docs/claims.md. tests/experiments/test_claim_specs.py checks the page's table equals `claims_table()`.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from archlab.experiments.spec import ExperimentSpec, builtin_specs
+
+START, END = "<!-- claims-table:start (generated: python -m archlab.experiments.claims_table --write) -->", \
+    "<!-- claims-table:end -->"
+POOL_PAIRS = (("max", "relu"), ("max", "tanh"), ("max", "leaky_relu"), ("avg", "relu"), ("max", "gelu"))
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def task_of(spec: ExperimentSpec) -> str:
+    """A short description of what a spec runs on, read from its base config and runner."""
+    if spec.kind == "cost":
+        return "computation (archlab.cost)"
+    task = spec.base.get("task", {})
+    model = spec.base.get("model", {})
+    runner = spec.runner.rsplit(":", 1)[-1]
+    if runner == "step_throughput_run":
+        return f"training-step throughput, T = {task.get('seq_len')}"
+    if "kind" in task and "name" not in task:  # the teacher-forcing run functions pose their own task
+        what = {"addition": f"{task.get('digits', 4)}-digit addition (LSB first)",
+                "reversal": f"sequence reversal ({task.get('length', 12)} tokens)"}.get(task["kind"], task["kind"])
+        return f"{what}, {model.get('n_layers', '?')}-layer decoder"
+    if runner == "teacher_forcing" or "length" in task:
+        return f"sequence reversal ({task.get('length', 8)} tokens)"
+    name = task.get("name", "?")
+    if name == "causal_lm":
+        return f"char-level {task.get('corpus', 'shakespeare').capitalize()}, {model.get('n_layers', '?')} layers, " \
+               f"d {model.get('d_model', '?')}"
+    if name == "synthetic":
+        extra = {"mqar": f"P={task.get('n_pairs')}, T={task.get('seq_len')}",
+                 "selective_copy": f"{task.get('n_tokens')} tokens, T={task.get('seq_len')}",
+                 "kth_order": f"k={task.get('k', 3)}, T={task.get('seq_len')}",
+                 "program_log": f"T={task.get('seq_len')}"}.get(task.get("kind", ""), "")
+        return f"{task.get('kind', 'mqar')} ({extra})" if extra else str(task.get("kind", "mqar"))
+    if name == "image_classification":
+        return str(task.get("dataset", "images")).replace("_", "-").title().replace("Mnist", "MNIST")
+    return str(name)
+
+
+def _metric(spec: ExperimentSpec) -> str:
+    if spec.kind == "cost":
+        return "MACs"
+    metrics = []
+    for c in spec.compare:
+        m = f"{c.metric} ({c.goal})"
+        if m not in metrics:
+            metrics.append(m)
+    return ", ".join(metrics)
+
+
+def _min_effect(spec: ExperimentSpec) -> str:
+    if spec.kind == "cost":
+        return "exact"
+    m = spec.rule.min_effect
+    return f"{m:g}" + (" (relative)" if spec.rule.relative else "")
+
+
+def _gate(spec: ExperimentSpec) -> str:
+    g = spec.rule.gate
+    if g is None:
+        return "—"
+    metric = spec.rule.gate_metric or spec.metric
+    fmt = lambda v: "—" if v is None else f"{v:g}"  # noqa: E731
+    return f"{metric}: {fmt(g.chance)} / {fmt(g.plateau)}"
+
+
+def claims_table(specs: Sequence[ExperimentSpec] | None = None) -> str:
+    """The markdown table: claim, seed, task, metric, min effect, gate levels, lr sweep, why this task."""
+    specs = builtin_specs() if specs is None else specs
+    rows = ["| claim | seed | task | metric | min effect | gate: chance / plateau | lr sweep | why this task |",
+            "|---|---|---|---|---|---|---|---|"]
+    for s in specs:
+        seeds = ", ".join(dict.fromkeys(q.seed for q in s.quotes if q.seed))
+        lrs = ", ".join(f"{x:g}" for x in s.lr_sweep) or "—"
+        rows.append(f"| {s.name} | {seeds} | {_cell(task_of(s))} | {_cell(_metric(s))} | {_min_effect(s)} | "
+                    f"{_gate(s)} | {lrs} | {_cell(s.task_reason)} |")
+    return "\n".join(rows)
+
+
+def pool_identity_table() -> str:
+    """max |pool(act(x)) − act(pool(x))| for pooling/activation pairs (0: the two orders are the same function)."""
+    from archlab.experiments.claim_runs import pool_commute_gap
+
+    rows = ["| pooling | activation | max \\|pool(act(x)) − act(pool(x))\\| | the two orders |", "|---|---|---|---|"]
+    for pool, act in POOL_PAIRS:
+        gap = pool_commute_gap(pool, act)
+        rows.append(f"| {pool} | {act} | {gap:.3g} | {'identical (commute)' if gap == 0 else 'differ'} |")
+    return "\n".join(rows)
+
+
+def section() -> str:
+    """Everything between the markers in docs/claims.md."""
+    return f"{START}\n{claims_table()}\n\nPooling and activation order, computed (`claim_runs.pool_commute_gap`, 8 " \
+           f"standard-normal 4×8×12×12 tensors, 2×2 windows):\n\n{pool_identity_table()}\n{END}"
+
+
+def replace_section(text: str, new: str) -> str:
+    """`text` with the block from START to END replaced by `new` (which includes both markers)."""
+    i, j = text.index(START), text.index(END) + len(END)
+    return text[:i] + new + text[j:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--write" in argv:
+        page = Path(__file__).resolve().parents[3] / "docs" / "claims.md"
+        page.write_text(replace_section(page.read_text(encoding="utf-8"), section()), encoding="utf-8")
+        print(f"wrote the claim → task table into {page}")
+    else:
+        print(section())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
