@@ -222,3 +222,10 @@ def test_sizes_that_would_allocate_before_training_are_refused(tmp_path, corpus,
     if "eval_batches" in overrides[0]:  # 1e9 batches × 2 windows × (16 input + 16 label int64 + offsets)
         assert f"evaluation windows {preflight.human_bytes(1e9 * 2 * (16 * 16 + 16))}" in line
         assert line.endswith("use fewer train.eval_batches")
+
+
+def test_a_model_too_large_to_describe_is_refused(tmp_path, corpus, capsys):
+    cfg = write_config(tmp_path, corpus)  # gpt-tiny's FFN at width 1e9: a 4e9 × 1e9 weight overflows int64 bytes
+    line = refused(capsys, ["train", str(cfg), "--dry-run", "--set", "model.preset=gpt-tiny",
+                            "--set", "model.d_model=1e9"])
+    assert "the model is too large to build: Storage size calculation overflowed" in line and "model.d_model" in line

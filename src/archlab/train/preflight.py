@@ -151,7 +151,13 @@ def _price(cfg: Any, batch: int, seq_len: int | None, image_size: int | None, ac
     from archlab.cost.walk import record_calls, walk
 
     wl = workload_for(cfg, batch, seq_len, image_size)
-    model = meta_model(cfg)
+    try:
+        model = meta_model(cfg)
+    except (RuntimeError, OverflowError) as e:  # a tensor of more than 2^63 bytes cannot even be described
+        if isinstance(e, RuntimeError) and "overflow" not in str(e).lower():
+            raise
+        raise PreflightError(f"the model is too large to build: {str(e).splitlines()[0]}; use a smaller model "
+                             "(model.d_model, model.n_layers, ffn.d_ff, vocabulary)") from None
     params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     try:
