@@ -26,7 +26,7 @@ from archlab.experiments.verdict import RULE_TEXT
 from archlab.fileio import atomic_write_bytes, atomic_write_text
 
 SMOKE = "smoke test — indicative only"
-SMOKE_TEXT = (f"{SMOKE}: the quick profile uses tiny models, short budgets and few seeds so that the whole suite "
+SMOKE_TEXT = ("The quick profile uses tiny models, short budgets and few seeds so that the whole suite "
               "runs in about 20 minutes on 2 CPU cores; its verdicts are not findings (run --standard for those).")
 CALIBRATION_TEXT = ("A calibration reproduces, at small scale, a published result whose direction is known; it "
                     "'reproduces' when every one of its comparisons is supported. A claim family whose calibration "
@@ -222,7 +222,8 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
                          "baseline": _arm(r, c.baseline, cr.baseline), "variant": _arm(r, c.variant, cr.variant),
                          "diff": f"{_fmt(v.d)} [{_fmt(v.ci_lo)}, {_fmt(v.ci_hi)}]", "p": _fmt(v.p, 2),
                          "p_adj": _fmt(v.p_adj, 2), "p_tost": _fmt(v.p_tost_adj, 2),
-                         "mde": f"{_fmt(v.mde, 3)} (m {_fmt(v.min_effect, 3)}){' underpowered' * v.underpowered}",
+                         "mde": f"{_fmt(v.mde, 3)} (m {_fmt(v.min_effect, 3)})"
+                                + (" underpowered" if v.underpowered and v.verdict == "inconclusive" else ""),
                          "gate": _gate_text(v.gates), "flags": _flags_text(v.gates),
                          "verdict": label, "claim_verdict": r.shown_verdict, "n": str(v.n),
                          "code": ",".join(r.code_hashes)})
