@@ -1,0 +1,92 @@
+"""archlab.experiments.claim_runs: the run functions and the pooling/activation identity some claims use."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from archlab.config import ConfigError
+from archlab.experiments import claim_runs as cr
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "leaky_relu"])
+def test_max_pool_commutes_with_monotone_activations(act):
+    assert cr.pool_commute_gap("max", act) == 0.0
+
+
+@pytest.mark.parametrize("pool,act", [("avg", "relu"), ("max", "gelu"), ("max", "silu")])
+def test_non_commuting_pairs_differ(pool, act):
+    assert cr.pool_commute_gap(pool, act) > 0.05
+
+
+def test_pool_commute_gap_matches_a_hand_window():
+    """One 2×2 window [-1, 3; -3, 1]: relu(avg) = 0, avg(relu) = 1; relu(max) = max(relu) = 3."""
+    x = torch.tensor([[[[-1.0, 3.0], [-3.0, 1.0]]]], dtype=torch.float64)
+    f = torch.nn.functional
+    assert float(f.avg_pool2d(torch.relu(x), 2) - torch.relu(f.avg_pool2d(x, 2))) == 1.0
+    assert float(f.max_pool2d(torch.relu(x), 2) - torch.relu(f.max_pool2d(x, 2))) == 0.0
+    with pytest.raises(ConfigError, match="pool="):
+        cr.pool_commute_gap("median", "relu")
+
+
+def test_addition_batch_is_the_sum_least_significant_digit_first():
+    src, out = cr.addition_batch(torch.Generator().manual_seed(0), 64, 3)
+    assert src.shape == (64, 9) and out.shape == (64, 4)
+    assert (src[:, 0] == cr.BOS).all() and (src[:, 4] == cr.PLUS).all() and (src[:, 8] == cr.EQ).all()
+    for row, ans in zip(src.tolist(), out.tolist()):
+        a = int("".join(map(str, row[1:4])))
+        b = int("".join(map(str, row[5:8])))
+        assert int("".join(map(str, ans[::-1]))) == a + b
+
+
+def test_curve_summaries():
+    curve = [{"step": 50, "acc": 0.2}, {"step": 100, "acc": 0.95}, {"step": 150, "acc": 0.5}]
+    assert cr.steps_to_reach(curve, "acc", 0.9, never=999) == 100
+    assert cr.steps_to_reach(curve, "acc", 0.99, never=999) == 999
+    assert cr.upticks([3.0, 2.0, 2.5, 1.0, 1.2]) == pytest.approx(0.7)
+    assert cr.upticks([3.0, 2.0, 1.0]) == 0.0
+
+
+@pytest.mark.parametrize("mode", ["teacher", "free"])
+def test_teacher_forcing_curve_run_tiny(tmp_path, mode):
+    cfg = {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "attn.n_heads": 2, "ffn.d_ff": 32},
+           "task": {"kind": "addition", "digits": 2, "threshold": 0.9},
+           "train": {"batch_size": 8, "lr": 0.003, "eval_every": 5, "threads": 1},
+           "teacher_forcing": {"mode": mode}}
+    out = cr.teacher_forcing_curve_run(cfg, 0, {"steps": 10}, str(tmp_path))
+    f = out["final"]
+    assert [p["step"] for p in out["curve"]] == [5, 10]
+    assert 0.0 <= f["gen_token_acc"] <= 1.0 and 0.0 <= f["gen_seq_acc"] <= f["gen_token_acc"] + 1e-9
+    assert f["steps_to_threshold"] in (5.0, 10.0, 15.0) and f["val_loss_upticks"] >= 0
+    assert math.isfinite(f["val_loss"]) and out["n_params"] > 0
+    with pytest.raises(ConfigError, match="teacher_forcing.mode"):
+        cr.teacher_forcing_curve_run({**cfg, "teacher_forcing": {"mode": "x"}}, 0, {"steps": 1}, str(tmp_path))
+
+
+def test_teacher_forcing_curve_run_is_deterministic(tmp_path):
+    cfg = {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "attn.n_heads": 2, "ffn.d_ff": 32},
+           "task": {"kind": "reversal", "length": 4, "vocab": 8}, "train": {"batch_size": 8, "eval_every": 4}}
+    a = cr.teacher_forcing_curve_run(cfg, 1, {"steps": 4}, str(tmp_path / "a"))["final"]
+    b = cr.teacher_forcing_curve_run(cfg, 1, {"steps": 4}, str(tmp_path / "b"))["final"]
+    assert a["val_loss"] == b["val_loss"] and a["gen_token_acc"] == b["gen_token_acc"]
+
+
+def test_step_throughput_run_tiny(tmp_path):
+    cfg = {"model": {"preset": "mixer-lstm-tiny", "d_model": 16, "n_layers": 1},
+           "task": {"seq_len": 16, "short_len": 4, "tokens": 64, "warmup": 1}, "train": {"threads": 1}}
+    f = cr.step_throughput_run(cfg, 0, {"steps": 2}, str(tmp_path))["final"]
+    assert f["tokens_per_s"] > 0 and f["tokens_per_s_short"] > 0
+    assert f["long_over_short"] == pytest.approx(f["tokens_per_s"] / f["tokens_per_s_short"])
+
+
+def test_trainer_train_split_run_scores_the_training_split(tmp_path):
+    """The trained weights are scored on the training split too; error = 1 - accuracy there."""
+    cfg = {"model": {"preset": "cnn-small", "layers": ["conv:4:3", "relu", "maxpool:2", "flatten", "fc"]},
+           "task": {"name": "image_classification", "dataset": "fashion_mnist", "val_size": 64,
+                    "max_eval_images": 64},
+           "train": {"batch_size": 16, "lr": 0.003, "eval_every": 0, "log_every": 1, "threads": 1}}
+    f = cr.trainer_train_split_run(cfg, 0, {"steps": 3}, str(tmp_path / "img"))["final"]
+    assert 0.0 <= f["trainsplit_accuracy"] <= 1.0 and "val_accuracy" in f
+    assert f["trainsplit_error"] == pytest.approx(1.0 - f["trainsplit_accuracy"])
+    assert math.isfinite(f["trainsplit_loss"])
