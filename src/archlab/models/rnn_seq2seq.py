@@ -404,4 +404,11 @@ def _register_cost_handler() -> None:
                                "vᵀtanh(·) is the v Linear)")]
 
 
+    @handles("RNNSeq2Seq", descend=True)
+    def _rnn_seq2seq(name, m, calls, ctx):  # the model's own parameter: the output bias (children walked on)
+        adds = sum(numel(c.out) for c in calls if isinstance(c.out, tuple))
+        return [LayerCost("out_bias", "bias", ctx.take_params(m, recurse=False), 0, 0, ops=adds,
+                          note="output bias b of softmax(W_out s + b): adds, not MACs")]
+
+
 _register_cost_handler()
