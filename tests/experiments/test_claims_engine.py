@@ -221,3 +221,17 @@ def test_spec_format_errors_and_old_learned_form():
                                                                                    "ceiling": None, "margin": 0.02}}})
     assert new.rule.gate.learned_level == pytest.approx(1.88) and new.rule.reason == "why m"
     assert new.task_reason == "because" and new.reference == {"paper": "P"}
+
+
+def test_builtin_specs_preregister_their_rule_and_task():
+    """Every built-in training claim states why its minimum effect and why its task (pre-registration), and its
+    gate (if any) is a valid one; calibrations load and quote the paper they reproduce."""
+    from archlab.experiments.spec import builtin_specs, calibration_specs
+
+    for s in builtin_specs():
+        if s.kind != "train":
+            continue
+        assert s.rule.reason, f"{s.path}: rule.reason (why this minimum effect) is required for a built-in claim"
+        assert s.task_reason, f"{s.path}: task_reason (why this task) is required for a built-in claim"
+    for c in calibration_specs():
+        assert c.kind == "train" and c.compare and c.families, f"{c.path}: a calibration needs comparisons and a family"

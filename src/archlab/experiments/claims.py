@@ -295,8 +295,11 @@ def print_calibrations(cals: Sequence[Calibration], log: Callable[[str], None] =
         return
     log("calibrations (a family's verdicts count only when its calibrations reproduce):")
     width = max(len(c.spec.name) for c in cals)
+    known = {f for s in builtin_specs() for f in s.families}
     for c in cals:
         log(f"  {c.mark} {c.spec.name:<{width}}  {c.status:<15} family {c.spec.family or '-'}; ours: {c.ours}")
+        if not set(c.spec.families) & known:
+            log(f"    (family {c.spec.family!r} names no claim family {sorted(known)}: it calibrates nothing)")
 
 
 # ---------------------------------------------------------------- a small live comparison (make demo)
