@@ -8,10 +8,14 @@ function of (seed, i)) and keeps rows [r·B/W, (r+1)·B/W). DDP all-reduces the 
 FSDP2 reduce-scatters it; when every shard holds the same number of loss tokens (causal LM and the
 fixed-length synthetic tasks) that mean is the gradient of the global-batch mean loss, so the loss
 curve equals single-process training on the same global batch (tests/perf/test_distributed.py).
+The loop itself is the single-process trainer's (archlab.train.trainer.train with the DataParallel strategy of
+archlab.train.strategy): the same evaluation, metrics.jsonl records, checkpoint cadence, resume seeding
+(the RNG state saved with each checkpoint) and run folder (rank 0 holds OUT/run.lock) — this module holds only
+the torch.distributed specifics.
 
 Checkpoints use torch.distributed.checkpoint (DCP): every rank writes its own shard in parallel, and
 a resume may use another world size or strategy (DCP reshards on load). `OUT/dcp/step_N/` holds the
-DCP files; `OUT/dcp/step_N/state.json` (step, configs) is written by rank 0 after all shards are done,
+DCP files; `OUT/dcp/step_N/state.json` (step, configs, RNG state) is written by rank 0 after all shards are done,
 and `OUT/dcp/LATEST` names the newest complete one. Note: DCP's own `.metadata` file is a torch pickle,
 so load DCP checkpoints only from sources you trust; `export_safetensors` writes a consolidated
 safetensors copy of the weights for sharing.
@@ -22,8 +26,8 @@ import argparse
 import contextlib
 import datetime
 import json
-import math
 import os
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -35,9 +39,7 @@ import torch.distributed as dist
 from torch import nn
 
 from archlab.fileio import atomic_write_text
-from archlab.train.optim import build_optimizer, lr_at, set_lr
 from archlab.train.run_config import RunConfig, load_run_config, run_config_from_dict
-from archlab.train.trainer import autocast_context, build_run, seed_everything
 
 STRATEGIES = ("ddp", "fsdp", "none")
 
@@ -122,15 +124,16 @@ def shard_batch(batch: dict, info: DistInfo) -> dict:
     return out
 
 
-def _all_mean(x: float, info: DistInfo) -> float:
+def all_reduce(values: list[float], info: DistInfo, op: str = "sum") -> list[float]:
+    """Sum (or max) of each value over the ranks, in float64; a world of one returns values."""
     if info.world_size == 1:
-        return x
-    t = torch.tensor([x], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)  # SUM (gloo has no AVG)
-    return float(t) / info.world_size
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)  # gloo has no AVG
+    return t.tolist()
 
 
-def _no_grad_sync(model: nn.Module, strategy: str):
+def no_grad_sync(model: nn.Module, strategy: str):
     """Skip the gradient all-reduce for a micro-batch that is not the last of its step."""
     if strategy == "ddp" and hasattr(model, "no_sync"):
         return model.no_sync()
@@ -149,8 +152,9 @@ def _no_grad_sync(model: nn.Module, strategy: str):
 
 # ------------------------------------------------------------------------------------------ checkpoints
 def save_distributed(root: str | Path, step: int, model: nn.Module, optimizer, info: DistInfo,
-                     meta: dict | None = None) -> Path:
-    """All ranks: write model + optimizer shards with DCP into root/step_N; rank 0 then publishes it as LATEST."""
+                     meta: dict | None = None, keep: int = 0) -> Path:
+    """All ranks: write model + optimizer shards with DCP into root/step_N; rank 0 then publishes it as LATEST
+    and keeps only the newest `keep` complete checkpoints (0 = all)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
@@ -164,6 +168,10 @@ def save_distributed(root: str | Path, step: int, model: nn.Module, optimizer, i
         atomic_write_text(path / "state.json", json.dumps({"step": step, "world_size": info.world_size,
                                                            **(meta or {})}, indent=1))
         atomic_write_text(root / "LATEST", path.name)
+        if keep:
+            done = sorted(p for p in root.glob("step_*") if (p / "state.json").is_file())
+            for old in done[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
     if info.world_size > 1:
         dist.barrier()
     return path
@@ -212,72 +220,21 @@ def export_safetensors(model: nn.Module, path: str | Path, info: DistInfo) -> No
 
 # --------------------------------------------------------------------------------------------- training
 def train_distributed(run_cfg: RunConfig, strategy: str, out_dir: str | Path, *, resume: bool = False,
-                      info: DistInfo | None = None, progress: bool = True,
+                      info: DistInfo | None = None, progress: bool = True, overwrite: bool = False,
                       export: str | Path | None = None) -> list[float]:
-    """Train run_cfg on this job (any world size) with DDP / FSDP2; returns the per-step global-batch losses."""
-    tc = run_cfg.train
-    info = info or init_distributed(device=tc.device)
-    out = Path(out_dir)
-    task, model_cfg, model = build_run(run_cfg, info.device)
-    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and info.device.type == "cuda")
-    inner = model
-    model = wrap_model(model, strategy, info, bf16_params=bf16 and info.device.type == "cuda")
-    optimizer = build_optimizer(inner, tc, info.device)
-    root = out / "dcp"
-    start = 0
-    if resume:
-        found = latest_distributed(root)
-        if found is None:
-            raise FileNotFoundError(f"nothing to resume: no complete checkpoint under {str(root)!r}")
-        start = int(load_distributed(found, model, optimizer)["step"])
-    seed_everything(tc.seed + 1 + start)
-    fwd = torch.compile(model) if tc.compile else model
-    stop = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
-    losses: list[float] = []
-    log = None
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        log = open(out / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-    from archlab.tasks import to_device
+    """Train run_cfg on this job (any world size) with DDP / FSDP2 through the one trainer
+    (archlab.train.trainer.train with a DataParallel strategy: the same evaluation, metrics.jsonl records,
+    checkpoint cadence, resume seeding and run-folder lock as single-process training). Returns the per-step
+    global-batch losses of this invocation."""
+    from archlab.train.strategy import DataParallel
+    from archlab.train.trainer import train
 
-    model.train()
-    try:
-        for step in range(start + 1, stop + 1):
-            lr = lr_at(step - 1, tc)
-            set_lr(optimizer, lr)
-            total = 0.0
-            for micro in range(tc.grad_accum):
-                batch = shard_batch(task.train_batch((step - 1) * tc.grad_accum + micro), info)
-                batch = to_device(batch, info.device)
-                sync = micro == tc.grad_accum - 1
-                with (contextlib.nullcontext() if sync else _no_grad_sync(model, strategy)):
-                    with autocast_context(info.device, tc.precision):
-                        loss, _ = task.loss(fwd, batch)
-                    (loss / tc.grad_accum).backward()
-                total += float(loss.detach()) / tc.grad_accum
-            if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            total = _all_mean(total, info)
-            if not math.isfinite(total):
-                raise FloatingPointError(f"training loss became {total} at step {step}")
-            losses.append(total)
-            if log is not None and (step % max(tc.log_every, 1) == 0 or step == stop):
-                log.write(json.dumps({"kind": "train", "step": step, "loss": total, "lr": lr,
-                                      "world_size": info.world_size, "strategy": strategy}) + "\n")
-                log.flush()
-                if progress:
-                    print(f"step {step}/{stop} loss {total:.4f}", flush=True)
-            if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == stop:
-                save_distributed(root, step, model, optimizer, info,
-                                 {"strategy": strategy, "run_config": run_cfg.to_dict()})
-    finally:
-        if log is not None:
-            log.close()
+    info = info or init_distributed(device=run_cfg.train.device)
+    plan = DataParallel(strategy, info)
+    train(run_cfg, out_dir, resume=resume, progress=progress and info.is_main, overwrite=overwrite, strategy=plan)
     if export:
-        export_safetensors(model, export, info)
-    return losses
+        export_safetensors(plan.model, export, info)
+    return plan.losses
 
 
 # ------------------------------------------------------------------------------ local multi-process launcher
@@ -325,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp")
     ap.add_argument("--out", default=None, help="run directory (default runs/<name>-<strategy>)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/dcp/LATEST (any world size)")
+    ap.add_argument("--overwrite", action="store_true", help="discard the run already in --out and start afresh")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--export", default=None, metavar="FILE.safetensors", help="write consolidated weights at the end")
     args = ap.parse_args(argv)
@@ -332,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     info = init_distributed(device=run_cfg.train.device)
     out = Path(args.out or f"runs/{run_cfg.name}-{args.strategy}")
     try:
-        losses = train_distributed(run_cfg, args.strategy, out, resume=args.resume, info=info, export=args.export)
+        losses = train_distributed(run_cfg, args.strategy, out, resume=args.resume, info=info,
+                                   overwrite=args.overwrite, export=args.export)
         if info.is_main and losses:
             print(json.dumps({"final_loss": losses[-1], "steps": len(losses), "world_size": info.world_size,
                               "strategy": args.strategy, "out": str(out)}))
