@@ -19,6 +19,39 @@ def add_parser(sub):
     return p
 
 
+CONFIG = "configs/shakespeare_char_llama.yaml"
+# CONFIG as data, so that the demo runs outside a checkout too (tests/train/test_demo_command.py keeps them equal)
+CHAR_LLAMA = {
+    "name": "char-llama",
+    "model": {"preset": "char-llama"},
+    "task": {"name": "causal_lm", "corpus": "shakespeare", "tokenizer": "char"},
+    "train": {"steps": 2000, "batch_size": 12, "lr": 1.0e-3, "min_lr": 1.0e-4, "warmup_steps": 100,
+              "weight_decay": 0.1, "grad_clip": 1.0, "eval_every": 250, "eval_batches": 50, "checkpoint_every": 500},
+}
+
+
+def demo_runs(steps: int, threads: int, out: str, ablation: bool = True) -> list[tuple[object, str]]:
+    """(run config, the `archlab train` command that trains exactly it) for the demo's model and its ablation:
+    CONFIG with a shorter run (a higher lr, a shorter warm-up) and the demo's evaluation and logging cadence."""
+    import shlex
+
+    from archlab.train import apply_run_overrides, run_config_from_dict
+
+    sets = [f"train.steps={steps}", "train.lr=2e-3", "train.min_lr=2e-4", "train.warmup_steps=20",
+            f"train.eval_every={max(steps // 2, 1)}", "train.eval_batches=20", "train.checkpoint_every=0",
+            f"train.threads={threads}", "train.log_every=10"]
+    variants = [("llama", sets)]
+    if ablation:
+        variants.append(("llama-nopos", [*sets, "name=char-llama-nopos", "model.pos.kind=none"]))
+    runs = []
+    for sub, overrides in variants:
+        cfg = apply_run_overrides(run_config_from_dict(CHAR_LLAMA), overrides)
+        cmd = ["archlab", "train", CONFIG, *(a for o in overrides for a in ("--set", o)), "--out", f"{out}/{sub}",
+               "--overwrite"]
+        runs.append((cfg, shlex.join(cmd)))
+    return runs
+
+
 def _sample(model, tok, prompt: str, n: int = 200, seed: int = 0) -> str:
     import torch
 
@@ -30,22 +63,15 @@ def _sample(model, tok, prompt: str, n: int = 200, seed: int = 0) -> str:
 
 
 def run(args) -> int:
-    from archlab.train import load_checkpoint, run_config_from_dict, train
+    from archlab.train import load_checkpoint, train
     from archlab.train.trainer import build_run
 
     out = Path(args.out)
     t_start = time.perf_counter()
-    base = {
-        "name": "char-llama",
-        "model": {"preset": "char-llama"},
-        "task": {"name": "causal_lm", "corpus": "shakespeare", "tokenizer": "char"},
-        "train": {"steps": args.steps, "batch_size": 12, "lr": 2e-3, "min_lr": 2e-4, "warmup_steps": 20,
-                  "eval_every": max(args.steps // 2, 1), "eval_batches": 20, "checkpoint_every": 0,
-                  "threads": args.threads, "log_every": 10},
-    }
-    cfg = run_config_from_dict(base)
+    runs = demo_runs(args.steps, args.threads, str(out), ablation=not args.no_ablation)
+    cfg, command = runs[0]
     print("== archlab demo: a LLaMA-style character model on Shakespeare ==")
-    print(f"(like: archlab train configs/shakespeare_char_llama.yaml --set train.steps={args.steps} --out {out}/llama)")
+    print(f"(the same as: {command})")
     task, model_cfg, model = build_run(cfg)
     tok = task.tokenizer
     print(f"corpus: {len(task.train_ids):,} training / {len(task.val_ids):,} validation characters, "
@@ -77,8 +103,8 @@ def run(args) -> int:
 
     if not args.no_ablation:
         print(f"\n-- ablation: the same model without positional encoding (pos.kind=none), {args.steps} steps --")
-        ab = run_config_from_dict({**base, "name": "char-llama-nopos",
-                                   "model": {"preset": "char-llama", "pos.kind": "none"}})
+        ab, command = runs[1]
+        print(f"(the same as: {command})")
         res2 = train(ab, out / "llama-nopos", progress=True, overwrite=True)
         print(f"\n{'variant':<32} {'val loss':>9} {'val ppl':>9}")
         print(f"{'char-llama (RoPE)':<32} {res['val_loss']:>9.3f} {res['val_ppl']:>9.2f}")
