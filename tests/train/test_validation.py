@@ -229,3 +229,11 @@ def test_a_model_too_large_to_describe_is_refused(tmp_path, corpus, capsys):
     line = refused(capsys, ["train", str(cfg), "--dry-run", "--set", "model.preset=gpt-tiny",
                             "--set", "model.d_model=1e9"])
     assert "the model is too large to build: Storage size calculation overflowed" in line and "model.d_model" in line
+
+
+def test_text_task_on_an_image_model_is_refused(tmp_path, corpus, capsys):
+    cfg = write_config(tmp_path, corpus, model={"preset": "googlenet-small"})
+    line = refused(capsys, ["train", str(cfg), "--dry-run"])
+    assert "task 'causal_lm' needs a sequence model" in line and "image model" in line
+    line = refused(capsys, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet"])
+    assert "task 'causal_lm' needs a sequence model" in line

@@ -261,6 +261,23 @@ def check_split(task: Any) -> None:
         f"{T + 1} in each; use a longer corpus or {hint}")
 
 
+IMAGE_TASKS = ("image_classification",)
+
+
+def check_task_model(run_cfg: Any) -> None:
+    """A text task needs a sequence model (vocab_size, max_seq_len), an image task an image model."""
+    from archlab.cost.model_cost import is_image_config, is_sequence_config
+
+    cfg = run_cfg.model_config()
+    name, arch = run_cfg.task_name, getattr(cfg, "arch", type(cfg).__name__)
+    if name in IMAGE_TASKS and not is_image_config(cfg):
+        raise PreflightError(f"task {name!r} needs an image model (a CNN preset such as resnet-small) but the "
+                             f"model is a {arch} sequence model")
+    if name not in IMAGE_TASKS and not is_sequence_config(cfg) and is_image_config(cfg):
+        raise PreflightError(f"task {name!r} needs a sequence model (a preset such as char-llama) but the model "
+                             f"is a {arch} image model")
+
+
 def check_before_build(run_cfg: Any, task: Any, model_cfg: Any, device: Any = "cpu") -> MemoryEstimate:
     """Every check that needs the task and the model config but not the model: the split, then memory."""
     check_split(task)
@@ -289,6 +306,7 @@ def dry_run(run_cfg: Any) -> dict[str, Any]:
     tc = run_cfg.train
     check_threads(tc.threads)
     device = pick_device(tc.device)
+    check_task_model(run_cfg)
     seed_everything(tc.seed)
     task = build_task(run_cfg)
     overrides = task.model_overrides() if hasattr(task, "model_overrides") else {}

@@ -18,7 +18,7 @@ from archlab.train import checkpoint as ckpt_mod
 from archlab.train.interrupt import StopOnInterrupt, TrainingInterrupted
 from archlab.train.metrics_log import MetricsLog, plot_losses, read_metrics  # noqa: F401 - re-exported
 from archlab.train.optim import build_optimizer, lr_at, set_lr
-from archlab.train.preflight import check_before_build, check_finite_loss, check_threads
+from archlab.train.preflight import check_before_build, check_finite_loss, check_task_model, check_threads
 from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig
 from archlab.train.run_folder import RunLock, check_writable, set_aside_damaged, start_fresh
 from archlab.train.strategy import SingleProcess, pick_device  # noqa: F401 - pick_device re-exported
@@ -44,6 +44,7 @@ def build_run(run_cfg: RunConfig, device: torch.device | str = "cpu"):
     from archlab.models import build_model
     from archlab.tasks import build_task
 
+    check_task_model(run_cfg)  # a text task on a CNN (or the reverse) is refused before the data is read
     seed_everything(run_cfg.train.seed)
     task = build_task(run_cfg)
     overrides = task.model_overrides() if hasattr(task, "model_overrides") else {}
