@@ -6,7 +6,8 @@ The CLI runs in-process with --dry-run: every check made before training (config
 task and its data, the model config, the memory estimate) runs, and no model is built. Keys come from the
 real schema (the char-llama preset's dotted fields, TrainConfig, the text tasks' options) plus garbage;
 values are every YAML type (null, booleans, integers from 0 to 10^12 and negative, floats with nan/inf,
-strings, lists, mappings). FUZZ_EXAMPLES = 120 examples in CI (≈ 15 s on one CPU core).
+strings, lists, mappings). FUZZ_EXAMPLES = 120 documents plus 40 preset + typed `--set model.*` examples
+in CI (≈ 15 s on one CPU core); ARCHLAB_FUZZ_EXAMPLES=N runs a longer, randomised hunt.
 """
 from __future__ import annotations
 
@@ -179,3 +180,32 @@ def test_cli_config_path_never_raises(fuzz_dir, monkeypatch):
     check()
     print(f"fuzz: {seen[0]} accepted, {seen[2]} refused with one line")
     assert seen[2] > 0 and seen[0] > 0, seen  # the generator reaches both outcomes
+
+
+def test_cli_model_overrides_never_raise(fuzz_dir, monkeypatch):
+    """Every small preset with 1-4 `--set model.KEY=VALUE` of the field's own type (so validation gets past
+    the type check into the model's own rules, the cost walk and the memory estimate)."""
+    monkeypatch.setenv("ARCHLAB_CACHE", str(fuzz_dir / "cache"))
+    names = [n for n in preset_names() if preset(n).__class__.__name__ != "CNNConfig" or n.endswith("small")]
+    keys = sorted(k for k in DEFAULTS if k.startswith("model."))
+
+    def dump(v) -> str:
+        return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+    sets = st.lists(st.sampled_from(keys).flatmap(lambda k: typed(k).map(lambda v: f"{k}={dump(v)}")),
+                    min_size=1, max_size=4)
+    path = fuzz_dir / "model_run.yaml"
+
+    @settings(max_examples=FUZZ_EXAMPLES // 3, deadline=None, derandomize="ARCHLAB_FUZZ_EXAMPLES" not in os.environ,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(name=st.sampled_from(names), items=sets)
+    def check(name, items):
+        path.write_text(yaml.safe_dump({"model": {"preset": name}, "train": {"batch_size": 2, "eval_batches": 1},
+                                        "task": {"name": "causal_lm", "corpus": str(fuzz_dir / "corpus.txt")}}))
+        argv = ["train", str(path), "--dry-run", *[f"--set={s}" for s in items]]
+        code, out, err = run_cli(argv)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 0 or (code == 2 and len(lines) == 1 and lines[0].startswith("archlab train: error: ")), \
+            (argv, err)
+
+    check()
