@@ -197,3 +197,14 @@ def test_two_step_train_translate_and_preflight(tmp_path, monkeypatch, capsys):
     assert main(["translate", "mt", "--score", "test", "--limit", "2", "--beam", "2", "--max-new-tokens", "4"]) == 0
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scored["n"] == 2 and "bleu" in scored
+
+
+def test_preflight_prices_activations_and_cost_walk_matches_the_counter():
+    from archlab.cost.crosscheck import crosscheck
+    from archlab.train.preflight import estimate_training_memory
+
+    cfg = model_config_from_dict({"preset": "lstm-attn-seq2seq-tiny"})
+    est = estimate_training_memory(cfg, batch=4, seq_len=16)
+    assert est.params == count_parameters(cfg) and est.activations > 0  # the meta walk ran, not the fallback
+    cc = crosscheck("rnn-attn-seq2seq-tiny", batch=2, seq_len=8)  # additive score: v Linear + context matmul
+    assert cc.ok() and cc.counted_macs == cc.analytic_macs and not cc.invisible
