@@ -237,3 +237,12 @@ def test_text_task_on_an_image_model_is_refused(tmp_path, corpus, capsys):
     assert "task 'causal_lm' needs a sequence model" in line and "image model" in line
     line = refused(capsys, ["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet"])
     assert "task 'causal_lm' needs a sequence model" in line
+
+
+def test_distributed_estimate_is_a_lower_bound_per_process():
+    est = preflight.MemoryEstimate(params=10, weights=40.0, gradients=40.0, optimizer=80.0, buffers=8.0,
+                                   activations=100.0, batch=4, seq_len=8, image_size=None, eval_data=2.0)
+    assert est.total == 40 + 40 + 80 + 8 + 100 + 2
+    est.shards = 4  # each process builds the whole model; its share of gradients, AdamW state and batch
+    assert est.total == 40 + 8 + 2 + (40 + 80 + 100) / 4
+    assert preflight._world() == (1, 1)  # no process group in this test

@@ -116,10 +116,14 @@ class MemoryEstimate:
     seq_len: int | None
     image_size: int | None
     eval_data: float = 0.0  # held-out windows a text task keeps in memory (train.eval_batches × batch × T)
+    shards: int = 1  # processes of a distributed run: each holds its share of the batch (and, with FSDP, state)
 
     @property
     def total(self) -> float:
-        return self.weights + self.gradients + self.optimizer + self.buffers + self.activations + self.eval_data
+        """Bytes per process. Distributed: a lower bound that holds for DDP and FSDP alike (every process
+        builds the whole model; gradients, AdamW state and activations are counted at 1/shards)."""
+        shared = (self.gradients + self.optimizer + self.activations) / self.shards
+        return self.weights + self.buffers + self.eval_data + shared
 
     def describe(self) -> str:
         shape = f"{self.batch} × {self.seq_len} tokens" if self.seq_len else (
@@ -222,6 +226,16 @@ def uses_bf16(device: Any, precision: str) -> bool:
     return precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda")
 
 
+def _world() -> tuple[int, int]:
+    """(processes in the run, processes on this host): (1, 1) unless torch.distributed is initialised."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1, 1
+    world = dist.get_world_size()
+    return world, int(os.environ.get("LOCAL_WORLD_SIZE", world))
+
+
 def check_memory(run_cfg: Any, task: Any, model_cfg: Any, device: Any = "cpu",
                  available: int | None = None) -> MemoryEstimate:
     """Refuse a run whose estimated training memory exceeds the memory available (None: cannot tell)."""
@@ -229,12 +243,17 @@ def check_memory(run_cfg: Any, task: Any, model_cfg: Any, device: Any = "cpu",
     act_dtype = "bf16" if uses_bf16(device, tc.precision) else "fp32"
     est = estimate_training_memory(model_cfg, tc.batch_size, task_seq_len(task), None, act_dtype)
     est.eval_data = eval_window_bytes(task)
+    est.shards, local = _world()
     where = "memory"
     if available is None:
         available, where = available_memory(device)
-    if available is not None and est.total > available:
+    import torch
+
+    need = est.total * (local if torch.device(device).type == "cpu" else 1)  # CPU processes share one host
+    if available is not None and need > available:
+        per = f" ({local} processes on this host)" if need != est.total else ""
         raise PreflightError(
-            f"this run needs about {human_bytes(est.total)} to train ({est.describe()}) but only "
+            f"this run needs about {human_bytes(need)}{per} to train ({est.describe()}) but only "
             f"{human_bytes(available)} of {where} is available; " + (
                 "use fewer train.eval_batches" if est.eval_data > est.total / 2 else
                 "use a smaller model (model.d_model, model.n_layers) or a smaller train.batch_size "
