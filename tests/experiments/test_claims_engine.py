@@ -235,3 +235,20 @@ def test_builtin_specs_preregister_their_rule_and_task():
         assert s.task_reason, f"{s.path}: task_reason (why this task) is required for a built-in claim"
     for c in calibration_specs():
         assert c.kind == "train" and c.compare and c.families, f"{c.path}: a calibration needs comparisons and a family"
+
+
+def test_adaptive_seeds_grow_an_underpowered_comparison_up_to_the_cap(tmp_path):
+    raw = toy("toy_grow", rule={"min_effect": 0.2}, seeds=(0, 1, 2)).raw
+    spec = spec_from_dict({**raw, "base": {"toy": {"quality": 1.0, "noise": 0.15}},
+                           "variants": {"base": {}, "worse": {"toy.quality": 1.4}},
+                           "compare": [{"variant": "worse", "expect": "worse"}],
+                           "profiles": {"quick": {"max_seeds": 8}}})
+    with Store(tmp_path / "db.sqlite") as st:
+        (res,) = run_suite([spec], st, out_dir=tmp_path / "out", inline=True, log=None)
+        v = res.comparisons[0].verdict
+        assert v.n == 8 and sorted(r["seed"] for r in res.runs["base"]) == list(range(8))
+        assert res.sweep.ran == 16
+        again = run_suite([spec], st, out_dir=tmp_path / "out", inline=True, log=None)[0]  # resumes to the same
+        assert again.sweep.ran == 0 and again.comparisons[0].verdict.as_dict() == v.as_dict()
+    with pytest.raises(ConfigError, match="max_seeds"):
+        spec_from_dict({**raw, "profiles": {"quick": {"max_seeds": 1}}})

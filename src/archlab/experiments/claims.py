@@ -166,9 +166,30 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
     log(f"archlab claims ({profile}): {len(specs)} experiments, {len(all_plans)} runs ({n_unique} distinct), "
         f"on {executor.describe()}")
     t0 = time.perf_counter()
+    deadline = None if max_minutes is None else t0 + 60.0 * max_minutes
+    specs = list(specs)
     try:
         sweep = run_plans(all_plans, store, profile=profile, out_dir=out_dir, max_new_runs=max_new_runs, log=log,
                           executor=executor, progress=progress, max_minutes=max_minutes)
+        analysed = {s.name: analyze(s, store, plans_of[s.name], profile) for s in specs if s.kind != "cost"}
+        while not sweep.left and not sweep.interrupted and max_new_runs is None:  # adaptive seeds
+            grown = {}
+            for i, s in enumerate(specs):
+                more = more_seeds(s, analysed.get(s.name), profile)
+                if more:
+                    specs[i] = grown[s.name] = with_seeds(s, profile, more)
+            if not grown:
+                break
+            left = None if deadline is None else max(1e-3, (deadline - time.perf_counter()) / 60.0)
+            for name, s in grown.items():
+                log(f"  [{name}] underpowered: adding seeds up to {s.seeds_for(profile)} (profile max_seeds)")
+                plans_of[name] = plans_for(s, profile)
+            more_sweep = run_plans([p for n in grown for p in plans_of[n]], store, profile=profile, out_dir=out_dir,
+                                   log=log, executor=executor, progress=progress, max_minutes=left)
+            for k in ("ran", "reused", "failed", "retried", "interrupted", "left"):
+                setattr(sweep, k, getattr(sweep, k) + getattr(more_sweep, k))
+            sweep.errors += more_sweep.errors
+            analysed.update({n: analyze(s, store, plans_of[n], profile) for n, s in grown.items()})
     finally:
         if own:
             executor.close()
@@ -177,10 +198,42 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
         if spec.kind == "cost":
             results.append(run_cost_checks(spec, store, profile))
         else:
-            r = analyze(spec, store, plans_of[spec.name], profile)
+            r = analysed[spec.name]
             r.sweep = sweep
             results.append(r)
     return results
+
+
+def more_seeds(spec: ExperimentSpec, result, profile: str) -> list[int] | None:
+    """Adaptive seeds: when a comparison is 'inconclusive (underpowered)' and the profile sets `max_seeds`, the
+    seeds that bring its minimum detectable effect (at the measured sd of the paired differences) down to m,
+    capped at max_seeds; None when nothing is to be added. The decision looks at the spread, never at the
+    effect, so adding seeds does not chase a verdict."""
+    from archlab.experiments.verdict import mde_paired
+
+    cap = int(spec.profile(profile).get("max_seeds", 0) or 0)
+    seeds = spec.seeds_for(profile)
+    if result is None or cap <= len(seeds):
+        return None
+    want = len(seeds)
+    for c in result.comparisons:
+        v = c.verdict
+        if not (v.verdict == "inconclusive" and v.underpowered and v.n == len(seeds)):
+            continue  # only a fully finished, underpowered comparison asks for more seeds
+        n = next((k for k in range(len(seeds) + 1, cap + 1) if mde_paired(v.sd, k, spec.rule.alpha) <= v.min_effect),
+                 cap)
+        want = max(want, n)
+    if want <= len(seeds):
+        return None
+    extra = [s for s in range(max(seeds) + 1, max(seeds) + 1 + 10 * cap) if s not in seeds][:want - len(seeds)]
+    return seeds + extra
+
+
+def with_seeds(spec: ExperimentSpec, profile: str, seeds: list[int]) -> ExperimentSpec:
+    """The spec with a profile's seeds replaced (its hash and runs of the other seeds unchanged)."""
+    import dataclasses
+
+    return dataclasses.replace(spec, profiles={**spec.profiles, profile: {**spec.profile(profile), "seeds": seeds}})
 
 
 def print_verdicts(results: Sequence[Any], log: Callable[[str], None] = print) -> None:

@@ -28,7 +28,7 @@ GOALS = ("min", "max")
 EXPECTS = ("better", "worse")
 KINDS = ("train", "cost")
 PROFILES = ("quick", "standard", "full")
-PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep")
+PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep", "max_seeds")
 RULE_KEYS = ("alpha", "min_effect", "relative", "reason", "gate", "learned")
 GATE_KEYS = ("chance", "plateau", "ceiling", "margin", "metric", "goal")
 
@@ -313,6 +313,9 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
             raise ConfigError(f"{where}: profiles.{p} has unknown key(s) {bad_p}; allowed: {list(PROFILE_KEYS)}")
         if "lr_sweep" in section:
             _lr_list(section["lr_sweep"], f"{where}: profiles.{p}.lr_sweep")
+        ms = section.get("max_seeds")
+        if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or ms < 2):
+            raise ConfigError(f"{where}: profiles.{p}.max_seeds={ms!r} must be an integer >= 2 (the seed cap)")
     lr_sweep = _lr_list(data.get("lr_sweep") or [], f"{where}: lr_sweep")
     reference = data.get("reference") or {}
     if not isinstance(reference, Mapping):
