@@ -239,10 +239,11 @@ def with_seeds(spec: ExperimentSpec, profile: str, seeds: list[int]) -> Experime
 def print_verdicts(results: Sequence[Any], log: Callable[[str], None] = print) -> None:
     """A plain-text verdict table, one line per claim."""
     width = max((len(r.spec.name) for r in results), default=10)
+    vwidth = max((len(r.shown_verdict) for r in results), default=13)
     for r in results:
         detail = "; ".join(f"{c.label}: {c.verdict.label}" for c in r.comparisons) or "; ".join(
             f"{c['name']}: {c['verdict']}" for c in r.checks)
-        log(f"{r.spec.name:<{width}}  {r.shown_verdict:<13} {detail}")
+        log(f"{r.spec.name:<{width}}  {r.shown_verdict:<{vwidth}} {detail}")
 
 
 # ---------------------------------------------------------------- calibration
@@ -286,16 +287,14 @@ class Calibration:
 
 def calibration_status(result) -> tuple[str, str]:
     """(status, detail) of an analysed calibration: reproduced only when every comparison is supported."""
-    planned = {(p.variant, p.seed) for p in result.plans}
-    done = sum(len(rs) for rs in result.runs.values())
-    if done == 0:
-        return "not run", f"0 of {len(planned)} runs finished"
+    if result.n_done == 0:
+        return "not run", f"0 of {len(result.plans)} runs finished"
     labels = [c.verdict.label for c in result.comparisons]
     if all(c.verdict.verdict == "supported" for c in result.comparisons):
         return "reproduced", "; ".join(labels)
-    missing = len({(p.variant, p.seed) for p in result.plans}) - done
+    missing = len(result.plans) - result.n_done
     if missing > 0:
-        return "incomplete", f"{missing} run(s) not finished; " + "; ".join(labels)
+        return "incomplete", f"{missing} of {len(result.plans)} run(s) not finished; " + "; ".join(labels)
     return "not reproduced", "; ".join(labels)
 
 

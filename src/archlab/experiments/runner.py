@@ -249,6 +249,7 @@ class ExperimentResult:
     best_lr: dict[str, float | None] = field(default_factory=dict)  # the lr each variant is judged at
     lr_table: dict[str, dict[float, tuple[float, int]]] = field(default_factory=dict)  # variant -> lr -> (mean, n)
     calibration: str = ""  # '' (not a calibrated family / not asked) or why the verdict is shown as uncalibrated
+    n_done: int = 0  # finished runs among `plans` (every lr of a sweep)
 
     def values(self, variant: str, metric: str) -> list[float]:
         return [r["final"][metric] for r in self.runs.get(variant, []) if metric in r["final"]]
@@ -306,7 +307,8 @@ def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: s
         if len(options) > 1 or next(iter(options), None) is not None:
             table[v] = {lr: (_score([r["final"].get(spec.metric, math.nan) for r in rs], "max"), len(rs))
                         for lr, rs in options.items()}
-    out = ExperimentResult(spec, profile, plans, runs, [], "inconclusive", best_lr=best, lr_table=table)
+    n_done = sum(len(rs) for options in by_lr.values() for rs in options.values())
+    out = ExperimentResult(spec, profile, plans, runs, [], "inconclusive", best_lr=best, lr_table=table, n_done=n_done)
     out.comparisons = decide_comparisons(spec, out)
     for cr in out.comparisons:
         store.put_verdict(spec.name, profile, cr.label, cr.verdict.verdict, cr.verdict.as_dict())
