@@ -151,6 +151,9 @@ def test_failed_calibration_marks_its_family_uncalibrated(tmp_path):
     with Store(tmp_path / "db.sqlite") as st:
         before = calibrations(st, "quick", cals)
         assert [c.status for c in before] == ["not run", "not run"]
+        run_suite(cals[:1], st, out_dir=tmp_path / "out", inline=True, log=None, max_new_runs=2)
+        part = calibrations(st, "quick", cals[:1])[0]
+        assert part.status == "incomplete" and "4 of 6 run(s) not finished" in part.detail and not part.reproduced
         cal_results = run_suite(cals, st, out_dir=tmp_path / "out", inline=True, log=None)
         state = calibrations(st, "quick", cals, cal_results)
         assert [c.status for c in state] == ["reproduced", "not reproduced"] and [c.mark for c in state] == ["✔", "✗"]
