@@ -40,14 +40,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from archlab.experiments.claims import (
-        apply_calibrations,
-        calibrations,
-        print_calibrations,
-        print_verdicts,
-        run_suite,
-        select_specs,
-    )
+    from archlab.experiments.claims import print_calibrations, print_verdicts, select_specs
     from archlab.experiments.report import SMOKE, write_report
     from archlab.experiments.spec import calibration_specs
 
@@ -73,8 +66,7 @@ def run(args) -> int:
     if args.steps is not None:
         label += f", {args.steps} steps per run: verdicts meaningless"
     print(f"archlab claims: {what}, profile {label}")
-    results = _run(args, specs, cal_specs, profile, out, db, run_suite, calibrations, apply_calibrations)
-    results, cals, sweep = results
+    results, cals, sweep = _run(args, specs, cal_specs, profile, out, db)
     print()
     print_calibrations(cals)
     print()
@@ -95,8 +87,9 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def _run(args, specs, cal_specs, profile, out, db, run_suite, calibrations, apply_calibrations):
+def _run(args, specs, cal_specs, profile, out, db):
     """Run the claims (or, with --calibrate, the calibrations); read every calibration's state from the store."""
+    from archlab.experiments.claims import apply_calibrations, calibrations, run_suite
     from archlab.experiments.store import Store
 
     with Store(db) as store:
