@@ -1,8 +1,11 @@
-"""Frozen dataclass configs: YAML/JSON load, dotted overrides, diffs and validation."""
+"""Frozen dataclass configs: YAML/JSON load, dotted overrides, diffs and validation.
+
+Dotted keys (flatten, parse_value, apply_overrides) use archlab.dotted, the one implementation; `from_dict` applies
+its rule for "no value": `none`, `None`, `null` and `~` are None in a field that may be None, and the choice "none"
+in a string field."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import typing
@@ -12,9 +15,11 @@ from typing import Any
 
 import yaml
 
+from archlab.dotted import flatten, is_none_word, parse_assignments, parse_value, set_dotted, suggest
+from archlab.errors import ConfigError, one_line
 
-class ConfigError(ValueError):
-    """A config names an unknown field, holds a bad value, or combines values that cannot work."""
+__all__ = ["ConfigError", "apply_overrides", "check_choice", "check_positive", "check_probability", "config_diff",
+           "dumps", "flatten", "from_dict", "one_line", "parse_value", "read_mapping", "replace", "to_dict"]
 
 
 def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
@@ -38,11 +43,6 @@ def check_probability(field: str, value: float) -> None:
         raise ConfigError(f"{field}={value!r} is not allowed; expected a probability in [0, 1)")
 
 
-def _suggest(name: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {sorted(options)}"
-
-
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -51,6 +51,11 @@ def _coerce(field: str, hint: Any, value: Any) -> Any:
     """Turn plain YAML/JSON data into the type a field declares (nested configs, tuples)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if value is None or is_none_word(value):  # the one rule for "no value" (see archlab.dotted)
+        if type(None) in args:
+            return None
+        if hint is str:
+            return "none"
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
@@ -58,8 +63,6 @@ def _coerce(field: str, hint: Any, value: Any) -> Any:
             raise ConfigError(f"{field} must be a mapping of {hint.__name__} fields, got {value!r}")
         return from_dict(hint, value, prefix=field + ".")
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if value is None and type(None) in args:
-            return None
         for a in args:
             if a is type(None):
                 continue
@@ -93,7 +96,7 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            raise ConfigError(f"unknown config key {prefix + key!r}{_suggest(key, fields)}")
+            raise ConfigError(f"unknown config key {prefix + key!r}{suggest(key, fields)}")
         kwargs[key] = _coerce(prefix + key, hints[key], value)
     try:
         return cls(**kwargs)
@@ -114,17 +117,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(cfg)
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "", *, keep_empty: bool = False) -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; with keep_empty an empty mapping stays a value ({'a': {}} -> {'a': {}})."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and (v or not keep_empty):
-            out.update(flatten(v, f"{prefix}{k}.", keep_empty=keep_empty))
-        else:
-            out[prefix + k] = v
-    return out
-
-
 def config_diff(a: Any, b: Any) -> dict[str, Any]:
     """The ablation that turns config a into config b, as {dotted.key: new_value}."""
     fa, fb = flatten(to_dict(a)), flatten(to_dict(b))
@@ -132,47 +124,11 @@ def config_diff(a: Any, b: Any) -> dict[str, Any]:
     return {k: fb.get(k) for k in keys if fa.get(k, object()) != fb.get(k, object())}
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line (YAML errors span several: problem, then where)."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None)
-    if isinstance(error, yaml.YAMLError) and problem and mark is not None:
-        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
-
-
-def parse_value(text: str) -> Any:
-    """'2' -> 2, 'post' -> 'post', '[a, b]' -> ['a', 'b'], 'none' -> None (YAML rules)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"value {text!r} is not valid YAML ({one_line(e)}); quote it or fix the brackets") from None
-    return None if value in ("none", "None") else value
-
-
 def apply_overrides(cfg: Any, overrides: Mapping[str, Any] | Iterable[str]) -> Any:
     """Return cfg with dotted-key overrides applied ({'block.norm': 'post'} or ['block.norm=post'])."""
-    if not isinstance(overrides, Mapping):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like key=value (e.g. block.norm=post)")
-            k, v = item.split("=", 1)
-            pairs[k.strip()] = parse_value(v)
-        overrides = pairs
     data = to_dict(cfg)
-    for key, value in overrides.items():
-        node = data
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            if not isinstance(node, dict) or part not in node:
-                options = node.keys() if isinstance(node, dict) else []
-                where = ".".join(parts[:i]) or "<root>"
-                raise ConfigError(f"unknown config key {key!r} (no {part!r} under {where}){_suggest(part, options)}")
-            if i == len(parts) - 1:
-                node[part] = value
-            else:
-                node = node[part]
+    for key, value in parse_assignments(overrides).items():
+        set_dotted(data, key, value, strict=True)
     return from_dict(type(cfg), data)
 
 

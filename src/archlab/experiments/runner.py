@@ -199,7 +199,7 @@ def count_model_params(config: Mapping[str, Any]) -> int:
     import torch
 
     from archlab.models import build_model, model_config_from_dict
-    from archlab.train.run_config import unflatten
+    from archlab.dotted import unflatten
 
     flat = flatten(dict(config.get("model", {})), keep_empty=True)
     cfg = model_config_from_dict(flat if "preset" in flat else unflatten(flat))

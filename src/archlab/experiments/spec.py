@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archlab.config import ConfigError, flatten, read_mapping
+from archlab.config import ConfigError, read_mapping
+from archlab.dotted import apply_diff, expand, expand_values, get_dotted, set_dotted
 from archlab.experiments.verdict import Gate
 
 SPECS_DIR = Path(__file__).with_name("specs")
@@ -144,42 +145,7 @@ class RunPlan:
     code_hash: str = ""
 
 
-# ---------------------------------------------------------------- dotted keys on plain dicts
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """data['a']['b'] = value for key 'a.b', creating intermediate mappings."""
-    parts = key.split(".")
-    node = data
-    for p in parts[:-1]:
-        nxt = node.get(p)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            node[p] = nxt
-        node = nxt
-    node[parts[-1]] = copy.deepcopy(value)
-
-
-def get_dotted(data: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """data['a']['b'] for key 'a.b', or default."""
-    node: Any = data
-    for p in key.split("."):
-        if not isinstance(node, Mapping) or p not in node:
-            return default
-        node = node[p]
-    return node
-
-
-def apply_diff(base: Mapping[str, Any], diff: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of base with dotted-key diff applied (a nested mapping value is merged key by key)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in diff.items():
-        if isinstance(value, Mapping) and isinstance(get_dotted(out, key), Mapping):
-            for k2, v2 in flatten(value, keep_empty=True).items():
-                set_dotted(out, f"{key}.{k2}", v2)
-        else:
-            set_dotted(out, key, value)
-    return out
+# dotted keys on plain dicts: set_dotted, get_dotted, apply_diff, expand, expand_values live in archlab.dotted
 
 
 def _hash(obj: Any) -> str:
@@ -287,7 +253,7 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         if expect not in EXPECTS:
             raise ConfigError(f"{where}: compare[{i}].expect={expect!r} is not allowed; "
                               f"expected one of {list(EXPECTS)}")
-        cgoal = c.get("goal", goal if "metric" not in c else c.get("goal", goal))
+        cgoal = c.get("goal", goal)
         if cgoal not in GOALS:
             raise ConfigError(f"{where}: compare[{i}].goal={cgoal!r} is not allowed; expected one of {list(GOALS)}")
         bad_c = sorted(set(c) - {"variant", "baseline", "expect", "metric", "goal", "label", "min_effect"})
@@ -423,35 +389,11 @@ def calibration_specs(directory: str | Path | None = None) -> list[ExperimentSpe
 ParamCounter = Callable[[Mapping[str, Any]], int]
 
 
-def expand(data: Any) -> Any:
-    """Nested form of a config: {'model': {'attn.n_heads': 4}} -> {'model': {'attn': {'n_heads': 4}}}."""
-    if not isinstance(data, Mapping):
-        return copy.deepcopy(data)
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        v = expand(v)
-        if "." in str(k):
-            cur = get_dotted(out, str(k))
-            if isinstance(cur, dict) and isinstance(v, dict):
-                v = {**cur, **v}
-            set_dotted(out, str(k), v)
-        elif isinstance(out.get(k), dict) and isinstance(v, dict):
-            out[k] = {**out[k], **v}
-        else:
-            out[k] = v
-    return out
-
-
 def variant_config(spec: ExperimentSpec, variant: str, profile: str) -> dict[str, Any]:
     """Base config + profile overrides + variant diff (before budget and parameter matching), in nested form."""
     cfg = apply_diff(expand(spec.base), spec.profile(profile).get("overrides", {}))
     cfg = apply_diff(cfg, expand_values(spec.variants[variant]))
     return apply_diff(cfg, spec.profile(profile).get("variant_overrides", {}).get(variant, {}))
-
-
-def expand_values(diff: Mapping[str, Any]) -> dict[str, Any]:
-    """A variant diff whose mapping values are put in nested form too."""
-    return {k: expand(v) if isinstance(v, Mapping) else v for k, v in diff.items()}
 
 
 def match_parameters(cfg: dict[str, Any], target: int, key: str, count: ParamCounter, *,

@@ -9,7 +9,8 @@ from archlab.registry import get, names, register
 
 
 def preset(name: str, **overrides: Any):
-    """The config registered as `name`, with optional dotted-key overrides."""
+    """The config registered as `name`, with optional dotted-key overrides in keyword form (`attn__n_heads=2` is
+    `attn.n_heads=2`), applied by archlab.config.apply_overrides (archlab.dotted's rules)."""
     cfg = get("preset", name)()
     return apply_overrides(cfg, {k.replace("__", "."): v for k, v in overrides.items()}) if overrides else cfg
 

@@ -16,6 +16,7 @@ from archlab.config import (
     read_mapping,
     to_dict,
 )
+from archlab.dotted import parse_assignments, unflatten
 
 # Fields that may change when resuming without breaking bit-exact continuation (they steer logging,
 # evaluation and when to stop, never the arithmetic of a training step).
@@ -163,20 +164,6 @@ def check_task_option_types(task: Mapping[str, Any]) -> None:
             raise ConfigError(f"task.{key}={value!r} is not allowed; expected {_WHAT[kind]}")
 
 
-def unflatten(flat: Mapping[str, Any]) -> dict:
-    """{'a.b': 1} -> {'a': {'b': 1}}."""
-    out: dict = {}
-    for key, value in flat.items():
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"config key {key!r} conflicts with a value set at {p!r}")
-        node[parts[-1]] = value
-    return out
-
-
 def run_config_from_dict(data: Mapping[str, Any]) -> RunConfig:
     """Validate a plain mapping into a RunConfig (unknown top-level or train keys are errors)."""
     data = dict(data)
@@ -197,7 +184,7 @@ def run_config_from_dict(data: Mapping[str, Any]) -> RunConfig:
     name = data.get("name", "run")
     if isinstance(name, (dict, list)) or name is None:
         raise ConfigError(f"name must be a string, got a {_kind(name)}")
-    train_data = {_key("train", k): (_parse(v) if isinstance(v, str) else v)
+    train_data = {_key("train", k): (parse_value(v) if isinstance(v, str) else v)
                   for k, v in (data.get("train") or {}).items()}
     train = from_dict(TrainConfig, train_data, prefix="train.")
     _check_keys("model", data.get("model") or {})
@@ -229,18 +216,7 @@ def _key(section: str, key: Any) -> str:
 
 def apply_run_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]) -> RunConfig:
     """`train.lr=3e-4`, `model.pos.kind=none`, `task.corpus=FILE`: model/task keys are free-form, train checked."""
-    if not isinstance(overrides, Mapping):
-        pairs: dict[str, Any] = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=3e-4)")
-            k, v = item.split("=", 1)
-            k = k.strip()
-            # 'none' is a real choice for many model fields (pos.kind=none, block.norm=none): keep it a string
-            # there; 'null' is always None
-            keep = k.startswith(("model.", "task.")) and v.strip() in ("none", "None")
-            pairs[k] = v.strip() if keep else _parse(v)
-        overrides = pairs
+    overrides = parse_assignments(overrides, example="train.lr=3e-4")  # `none` stays a word (archlab.dotted)
     model, task, train, name = dict(cfg.model), dict(cfg.task), cfg.train, cfg.name
     train_over: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -263,17 +239,6 @@ def apply_run_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[
             data[k] = v
         train = from_dict(TrainConfig, data, prefix="train.")
     return RunConfig(model=model, task=task, train=train, name=name)
-
-
-def _parse(text: str) -> Any:
-    """YAML value, except that '1e-3' (a string in YAML 1.1) is read as the number it looks like."""
-    value = parse_value(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def load_run_config(path, overrides: Mapping[str, Any] | Iterable[str] = ()) -> RunConfig:
