@@ -8,9 +8,9 @@ import yaml
 from archlab.cli import main
 from archlab.config import ConfigError
 from archlab.experiments import spec as spec_mod
+from archlab.experiments.analysis import run_experiment
 from archlab.experiments.claims import apply_calibrations, calibrations, run_suite
 from archlab.experiments.report import SMOKE, render_html, render_markdown
-from archlab.experiments.runner import run_experiment
 from archlab.experiments.spec import code_files, compute_code_hash, load_spec, resolve, spec_from_dict
 from archlab.experiments.store import Store
 

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
+from archlab.experiments.analysis import run_experiment
 from archlab.experiments.claims import run_cost_checks, select_specs
 from archlab.experiments.report import figures, render_markdown, write_report
-from archlab.experiments.runner import run_experiment
 from archlab.experiments.spec import spec_from_dict
 from archlab.experiments.store import Store
 

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from archlab.config import ConfigError
-from archlab.experiments.runner import run_experiment, toy_run
+from archlab.experiments.analysis import run_experiment
+from archlab.experiments.runner import toy_run
 from archlab.experiments.spec import apply_diff, load_spec, match_parameters, resolve, spec_from_dict
 from archlab.experiments.store import Store
 
@@ -69,7 +70,7 @@ def test_killed_parallel_sweep_resumes(tmp_path):
         import sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_claims_runner import toy_spec
-        from archlab.experiments.runner import run_experiment
+        from archlab.experiments.analysis import run_experiment
         from archlab.experiments.store import Store
         if __name__ == "__main__":
             with Store({str(db)!r}) as st:

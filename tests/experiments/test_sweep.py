@@ -12,8 +12,8 @@ import pytest
 
 from archlab.cli import main
 from archlab.config import ConfigError
+from archlab.experiments.analysis import run_experiment
 from archlab.experiments.executors import LocalExecutor, make_executor
-from archlab.experiments.runner import run_experiment
 from archlab.experiments.spec import resolve, spec_from_dict
 from archlab.experiments.store import Store
 from archlab.experiments.sweep import run_plans

@@ -24,9 +24,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from archlab.experiments.analysis import run_experiment
     from archlab.experiments.claims import print_verdicts
     from archlab.experiments.report import write_report
-    from archlab.experiments.runner import run_experiment
     from archlab.experiments.spec import load_spec
     from archlab.experiments.store import Store
 

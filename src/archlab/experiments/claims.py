@@ -4,13 +4,12 @@ Calibrations (calibration/*.yaml, `archlab claims --calibrate`) reproduce publis
 known; a claim family whose calibration was not run or did not reproduce has its verdicts shown as
 "uncalibrated (<verdict>)" (`apply_calibrations`).
 
-Also here: the special run functions some claims need (teacher forcing vs free running), the cost
-checks that verify seed 003's numbers with archlab.cost instead of training, and `quick_comparison`,
-the small live comparison `archlab demo` ends with.
+Also here: `quick_comparison`, the small live comparison `archlab demo` ends with. The run functions some
+claims need are in archlab.experiments.runner (teacher forcing vs free running) and claim_runs; the cost checks
+that verify seed 003's numbers with archlab.cost instead of training are in archlab.experiments.cost_checks.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,103 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from archlab.config import ConfigError
+from archlab.experiments.cost_checks import run_cost_checks
+from archlab.experiments.runner import teacher_forcing_run  # noqa: F401  (re-exported)
 from archlab.experiments.spec import ExperimentSpec, builtin_specs, calibration_specs, resolve, spec_from_dict
 from archlab.experiments.store import Store
-from archlab.experiments.verdict import combine
-
-# ---------------------------------------------------------------- cost claims (no training)
-
-
-def _conv_macs(layer: Mapping[str, Any]) -> int:
-    """MACs of one conv layer given as {H, W, C, M, R[, S, U, padding, groups]} via archlab.cost."""
-    from archlab.cost.analytic import conv2d_macs, conv_out_size
-
-    h, w, c, m = int(layer["H"]), int(layer.get("W", layer["H"])), int(layer["C"]), int(layer["M"])
-    r = int(layer["R"])
-    s = int(layer.get("S", r))
-    u = int(layer.get("U", 1))
-    pad = int(layer.get("padding", r // 2))
-    e, f = conv_out_size(h, r, u, pad), conv_out_size(w, s, u, pad)
-    return conv2d_macs(int(layer.get("N", 1)), c, m, r, s, e, f, int(layer.get("groups", 1)))
-
-
-def _check_value(check: Mapping[str, Any]) -> float:
-    """The figure a cost check computes: the MACs of a layer list, a ratio of two lists, or a formula."""
-    if "layers" in check:
-        return float(sum(_conv_macs(layer) for layer in check["layers"]))
-    if "ratio" in check:
-        num = sum(_conv_macs(layer) for layer in check["ratio"]["numerator"])
-        den = sum(_conv_macs(layer) for layer in check["ratio"]["denominator"])
-        return num / den
-    if "formula" in check:
-        from archlab.cost import analytic
-
-        fn = getattr(analytic, str(check["formula"]), None)
-        if fn is None:
-            raise ConfigError(f"cost check {check.get('name')!r}: archlab.cost.analytic has no {check['formula']!r}")
-        return float(fn(**check.get("args", {})))
-    raise ConfigError(f"cost check {check.get('name')!r} needs 'layers', 'ratio' or 'formula'")
-
-
-def run_cost_checks(spec: ExperimentSpec, store: Store, profile: str = "quick"):
-    """Verify a cost claim: each check's computed figure against the seed's number (within tolerance),
-    or against another check (`less_than: NAME`). The claim's verdict combines the checks marked primary."""
-    from archlab.experiments.runner import ExperimentResult
-
-    values: dict[str, float] = {}
-    checks: list[dict[str, Any]] = []
-    for chk in spec.checks:
-        name = str(chk["name"])
-        v = _check_value(chk)
-        values[name] = v
-        row: dict[str, Any] = {"name": name, "computed": v, "unit": chk.get("unit", "MACs"),
-                               "primary": bool(chk.get("primary", True)), "explain": chk.get("explain", "")}
-        if "claimed" in chk:
-            claimed = float(chk["claimed"])
-            rel = abs(v - claimed) / abs(claimed) if claimed else abs(v)
-            row.update(claimed=claimed, rel_error=rel,
-                       verdict="supported" if rel <= float(chk.get("tolerance", 0.005)) else "contradicted")
-        elif "less_than" in chk:
-            other = values[str(chk["less_than"])]
-            row.update(claimed=other, rel_error=v / other if other else math.nan,
-                       verdict="supported" if v < other else "contradicted")
-            row["explain"] = row["explain"] or f"{v:.4g} < {other:.4g} ({chk['less_than']})"
-        else:
-            raise ConfigError(f"{spec.name}: cost check {name!r} needs 'claimed' or 'less_than'")
-        checks.append(row)
-        store.put_verdict(spec.name, profile, name, row["verdict"], row)
-    verdict = combine([c["verdict"] for c in checks if c["primary"]])
-    return ExperimentResult(spec, profile, [], {}, [], verdict, checks=checks)
-
-
-# ---------------------------------------------------------------- teacher forcing vs free running
-
-
-def teacher_forcing_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
-    """Sequence reversal trained by the one trainer (task `transduction`, archlab.tasks.transduction);
-    exact-match greedy generation on 256 held-out sequences, the task's evaluation.
-
-    `teacher_forcing.mode` — teacher: the decoder's inputs are the gold previous tokens (seed 000/004's
-    shifted targets); free: its inputs are its own greedy outputs (generated without gradient), targets gold;
-    scheduled: each input token is its own output with probability `sampling_prob`.
-    The model's `shape` picks how the same task is posed: decoder (one stream [BOS src SEP tgt]),
-    encoder_decoder (src to the encoder, [SEP tgt] to the decoder), encoder (bidirectional over
-    [BOS src SEP MASK…], every target predicted at once — BERT-style, no autoregression).
-    AdamW at a constant lr without weight decay, betas (0.9, 0.999), gradients clipped at 1, unless `train` says.
-    """
-    from archlab.experiments.runner import trainer_run
-
-    steps = int(budget.get("steps", config.get("train", {}).get("steps", 300)))
-    run = {k: v for k, v in config.items() if k != "teacher_forcing"}
-    run["task"] = {"length": 8, "vocab": 12, **config.get("task", {}), **config.get("teacher_forcing", {}),
-                   "name": "transduction", "kind": "reversal"}
-    run["train"] = {"batch_size": 32, "lr": 3e-3, "schedule": "constant", "weight_decay": 0.0, "betas": [0.9, 0.999],
-                    "grad_clip": 1.0, "eval_every": 0, "checkpoint_every": 0, "log_every": max(1, steps // 20),
-                    "device": "cpu", **config.get("train", {}), "steps": steps}
-    out = trainer_run(run, seed, budget, out_dir)
-    out["final"] = {k.removeprefix("val_") if k.startswith("val_gen_") else k: v for k, v in out["final"].items()}
-    return out
-
 
 # ---------------------------------------------------------------- the suite
 
@@ -147,8 +53,8 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
               max_minutes: float | None = None) -> list:
     """Run (resuming) every experiment's runs as one sweep on one executor, then decide every verdict.
     `max_minutes`: start no run after that long; the rest stays pending for the next invocation."""
+    from archlab.experiments.analysis import analyze
     from archlab.experiments.executors import InlineExecutor, LocalExecutor
-    from archlab.experiments.runner import analyze
     from archlab.experiments.sweep import run_plans
 
     log = log or (lambda s: None)
@@ -302,7 +208,7 @@ def calibrations(store: Store, profile: str, specs: Sequence[ExperimentSpec] | N
                  results: Sequence[Any] = ()) -> list[Calibration]:
     """The state of every calibration at a profile, read from the store (nothing is run here); `results` are
     calibration results already analysed (from a `--calibrate` sweep) and used as they are."""
-    from archlab.experiments.runner import analyze
+    from archlab.experiments.analysis import analyze
 
     have = {r.spec.name: r for r in results}
     out = []
@@ -365,7 +271,7 @@ def quick_comparison(base: Mapping[str, Any], variants: Mapping[str, Mapping[str
 
     Runs in this process when jobs=0. Returns the ExperimentResult (with verdicts, inconclusive for 1 seed).
     """
-    from archlab.experiments.runner import run_experiment
+    from archlab.experiments.analysis import run_experiment
 
     spec = spec_from_dict({
         "name": name, "title": f"{name}: " + ", ".join(variants), "seed": seed_ref,

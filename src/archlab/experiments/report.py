@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from archlab.experiments.runner import ExperimentResult
+from archlab.experiments.results import ExperimentResult
 from archlab.experiments.stats import summarize
 from archlab.experiments.verdict import RULE_TEXT
 from archlab.fileio import atomic_write_bytes, atomic_write_text

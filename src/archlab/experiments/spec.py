@@ -156,7 +156,7 @@ def _hash(obj: Any) -> str:
 # (they cannot change a number a run produces). Their source, with the package version, is the code hash.
 CODE_EXCLUDE = ("commands/", "cli.py", "__main__.py", "interop/", "experiments/report.py", "experiments/stats.py",
                 "experiments/verdict.py", "experiments/store.py", "experiments/sweep.py",
-                "experiments/executors.py", "experiments/spec.py")
+                "experiments/executors.py", "experiments/spec.py", "experiments/analysis.py", "experiments/results.py")
 
 
 def code_files(root: Path | None = None) -> list[Path]:

@@ -328,7 +328,7 @@ def dry_run(run_cfg: Any) -> dict[str, Any]:
     check_task_model(run_cfg)
     seed_everything(tc.seed)
     task = build_task(run_cfg)
-    overrides = task.model_overrides() if hasattr(task, "model_overrides") else {}
+    overrides = task.model_overrides()
     model_cfg = run_cfg.model_config(overrides)
     est = check_before_build(run_cfg, task, model_cfg, device)
     available, _ = available_memory(device)

@@ -47,7 +47,7 @@ def build_run(run_cfg: RunConfig, device: torch.device | str = "cpu"):
     check_task_model(run_cfg)  # a text task on a CNN (or the reverse) is refused before the data is read
     seed_everything(run_cfg.train.seed)
     task = build_task(run_cfg)
-    overrides = task.model_overrides() if hasattr(task, "model_overrides") else {}
+    overrides = task.model_overrides()
     model_cfg = run_cfg.model_config(overrides)
     check_before_build(run_cfg, task, model_cfg, device)  # split and memory estimate, before any allocation
     seed_everything(run_cfg.train.seed)  # model init does not depend on how much RNG the task used
