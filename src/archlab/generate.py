@@ -117,6 +117,42 @@ class _Tokens:
         return self.buf[:, :self.n]
 
 
+def _generation_inputs(model, prompt_ids, src_ids, max_new_tokens: int, window: bool):
+    """generate's checked inputs: (prompt ids (B, T), source ids or None, encoder-decoder?) on the model's device;
+    a ValueError names what is wrong (a bad length, a token outside the vocabulary, too long for the model)."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a non-negative integer")
+    cfg = model.cfg
+    device = next(model.parameters()).device
+    ids = _as_batch(prompt_ids, device, "prompt")
+    ctx, limit = cfg.max_seq_len, position_limit(model)
+    _check_vocab(ids, cfg.vocab_size, "prompt")
+    kind = getattr(getattr(cfg, "pos", None), "kind", "?")
+    if limit is not None and ids.shape[1] > limit:
+        raise ValueError(f"prompt has {ids.shape[1]} tokens, longer than the model's context max_seq_len={limit}")
+    # the last new token is never fed back, so T + n - 1 positions are read
+    if limit is not None and not window and ids.shape[1] + max_new_tokens - 1 > limit:
+        raise ValueError(f"a {ids.shape[1]}-token prompt + max_new_tokens={max_new_tokens} needs "
+                         f"{ids.shape[1] + max_new_tokens - 1} positions, beyond max_seq_len={limit} of this model "
+                         f"(pos.kind={kind!r} has no positions past it): generate at most "
+                         f"{limit - ids.shape[1] + 1} tokens, or slide a {limit}-token window "
+                         "(window=True; `archlab sample --slide-window`)")
+    src = None
+    enc_dec = getattr(cfg, "shape", "decoder") == "encoder_decoder"
+    if enc_dec:
+        if src_ids is None:
+            raise ValueError("an encoder-decoder model needs src_ids (the source sentence) to generate")
+        src = _as_batch(src_ids, device, "source")
+        _check_vocab(src, cfg.vocab_size, "source")
+        if limit is not None and src.shape[1] > limit:
+            raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+        if src.shape[0] != ids.shape[0]:
+            ids = ids.expand(src.shape[0], -1).contiguous()
+    elif getattr(cfg, "shape", "decoder") != "decoder":
+        raise ValueError(f"a shape={cfg.shape!r} model cannot generate text; use a decoder or encoder-decoder")
+    return ids, src, enc_dec
+
+
 @torch.no_grad()
 def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, stop_tokens: Sequence[int] = (), use_cache: bool = True,
@@ -138,36 +174,9 @@ def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0
     `interruptible=True`, Ctrl-C raises GenerationInterrupted carrying the tokens produced so far.
     """
     check_sampling(temperature, top_k, top_p)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a non-negative integer")
-    cfg = model.cfg
-    device = next(model.parameters()).device
-    ids = _as_batch(prompt_ids, device, "prompt")
-    ctx, limit = cfg.max_seq_len, position_limit(model)
-    _check_vocab(ids, cfg.vocab_size, "prompt")
-    kind = getattr(getattr(cfg, "pos", None), "kind", "?")
-    if limit is not None and ids.shape[1] > limit:
-        raise ValueError(f"prompt has {ids.shape[1]} tokens, longer than the model's context max_seq_len={limit}")
-    # the last new token is never fed back, so T + n - 1 positions are read
-    if limit is not None and not window and ids.shape[1] + max_new_tokens - 1 > limit:
-        raise ValueError(f"a {ids.shape[1]}-token prompt + max_new_tokens={max_new_tokens} needs "
-                         f"{ids.shape[1] + max_new_tokens - 1} positions, beyond max_seq_len={limit} of this model "
-                         f"(pos.kind={kind!r} has no positions past it): generate at most "
-                         f"{limit - ids.shape[1] + 1} tokens, or slide a {limit}-token window "
-                         "(window=True; `archlab sample --slide-window`)")
-    slide = window
-    enc_dec = getattr(cfg, "shape", "decoder") == "encoder_decoder"
-    if enc_dec:
-        if src_ids is None:
-            raise ValueError("an encoder-decoder model needs src_ids (the source sentence) to generate")
-        src = _as_batch(src_ids, device, "source")
-        _check_vocab(src, cfg.vocab_size, "source")
-        if limit is not None and src.shape[1] > limit:
-            raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
-        if src.shape[0] != ids.shape[0]:
-            ids = ids.expand(src.shape[0], -1).contiguous()
-    elif getattr(cfg, "shape", "decoder") != "decoder":
-        raise ValueError(f"a shape={cfg.shape!r} model cannot generate text; use a decoder or encoder-decoder")
+    ids, src, enc_dec = _generation_inputs(model, prompt_ids, src_ids, max_new_tokens, window)
+    cfg, device, slide = model.cfg, ids.device, window
+    ctx = cfg.max_seq_len
     was_training = model.training
     model.eval()
     b = ids.shape[0]
@@ -282,34 +291,8 @@ def beam_search(model, src_ids, *, bos_id: int, eos_id: int, beam_size: int = 4,
             V = logp.shape[-1]
             cand = (scores[:, :, None] + logp).view(B, K * V)
             top_scores, top_idx = cand.topk(2 * K, dim=-1)
-            new_beam = torch.zeros(B, K, dtype=torch.long, device=device)
-            new_tok = torch.full((B, K), eos_id, dtype=torch.long, device=device)
-            new_scores = torch.full((B, K), float("-inf"), device=device)
-            length = t + 1
-            ts, ti = top_scores.tolist(), top_idx.tolist()
-            for b in range(B):
-                if done[b]:
-                    continue
-                j = 0
-                for s, idx in zip(ts[b], ti[b]):
-                    beam, tok = divmod(idx, V)
-                    if s == float("-inf"):
-                        break
-                    if tok == eos_id:
-                        hyp = seqs[b * K + beam, n_prefix:].tolist()
-                        finished[b].append((s / (length ** length_penalty), hyp))
-                        continue
-                    new_beam[b, j], new_tok[b, j], new_scores[b, j] = beam, tok, s
-                    j += 1
-                    if j == K:
-                        break
-                # stop this row once K hypotheses are finished and no live beam can still beat the worst of them
-                if len(finished[b]) >= K:
-                    finished[b] = sorted(finished[b], key=lambda x: -x[0])[:K]
-                    best_live = float(new_scores[b].max())
-                    bound = best_live / (length ** length_penalty) if length_penalty >= 0 else best_live
-                    if bound <= finished[b][-1][0]:
-                        done[b] = True
+            new_beam, new_tok, new_scores = _select_beams(top_scores, top_idx, V, K, eos_id, seqs, n_prefix, t + 1,
+                                                          length_penalty, finished, done)
             if all(done):
                 break
             index = (torch.arange(B, device=device)[:, None] * K + new_beam).view(-1)
@@ -320,16 +303,60 @@ def beam_search(model, src_ids, *, bos_id: int, eos_id: int, beam_size: int = 4,
                 step_in = new_tok.view(-1, 1)
                 logits = (model(src_k, decoder_input_ids=step_in, state=state) if enc_dec
                           else model(step_in, state=state))[:, -1]
-        out = []
-        for b in range(B):
-            hyps = list(finished[b])
-            if not done[b]:  # out of length: live beams compete too
-                for k in range(K):
-                    s = float(scores[b, k])
-                    if s > float("-inf"):
-                        hyps.append((s / (max(seqs.shape[1] - n_prefix, 1) ** length_penalty),
-                                     seqs[b * K + k, n_prefix:].tolist()))
-            out.append(max(hyps, key=lambda x: x[0])[1] if hyps else [])
-        return out
+        return _best_hypotheses(finished, done, scores, seqs, n_prefix, length_penalty)
     finally:
         model.train(was_training)
+
+
+def _select_beams(top_scores: torch.Tensor, top_idx: torch.Tensor, V: int, K: int, eos_id: int, seqs: torch.Tensor,
+                  n_prefix: int, length: int, length_penalty: float, finished: list[list[tuple[float, list[int]]]],
+                  done: list[bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One beam-search step's choice per source row from its 2K best candidates (beam, token): a candidate ending
+    in eos becomes a finished hypothesis (score / length**length_penalty), the K best others live on. Updates
+    `finished` and `done` in place; returns (source beam, new token, score) of the K live beams, (B, K) each."""
+    B, device = top_scores.shape[0], top_scores.device
+    new_beam = torch.zeros(B, K, dtype=torch.long, device=device)
+    new_tok = torch.full((B, K), eos_id, dtype=torch.long, device=device)
+    new_scores = torch.full((B, K), float("-inf"), device=device)
+    ts, ti = top_scores.tolist(), top_idx.tolist()
+    for b in range(B):
+        if done[b]:
+            continue
+        j = 0
+        for s, idx in zip(ts[b], ti[b]):
+            beam, tok = divmod(idx, V)
+            if s == float("-inf"):
+                break
+            if tok == eos_id:
+                hyp = seqs[b * K + beam, n_prefix:].tolist()
+                finished[b].append((s / (length ** length_penalty), hyp))
+                continue
+            new_beam[b, j], new_tok[b, j], new_scores[b, j] = beam, tok, s
+            j += 1
+            if j == K:
+                break
+        # stop this row once K hypotheses are finished and no live beam can still beat the worst of them
+        if len(finished[b]) >= K:
+            finished[b] = sorted(finished[b], key=lambda x: -x[0])[:K]
+            best_live = float(new_scores[b].max())
+            bound = best_live / (length ** length_penalty) if length_penalty >= 0 else best_live
+            if bound <= finished[b][-1][0]:
+                done[b] = True
+    return new_beam, new_tok, new_scores
+
+
+def _best_hypotheses(finished: list[list[tuple[float, list[int]]]], done: list[bool], scores: torch.Tensor,
+                     seqs: torch.Tensor, n_prefix: int, length_penalty: float) -> list[list[int]]:
+    """The best hypothesis of each row: its finished ones, plus its live beams where the row ran out of length."""
+    B, K = scores.shape
+    out = []
+    for b in range(B):
+        hyps = list(finished[b])
+        if not done[b]:  # out of length: live beams compete too
+            for k in range(K):
+                s = float(scores[b, k])
+                if s > float("-inf"):
+                    hyps.append((s / (max(seqs.shape[1] - n_prefix, 1) ** length_penalty),
+                                 seqs[b * K + k, n_prefix:].tolist()))
+        out.append(max(hyps, key=lambda x: x[0])[1] if hyps else [])
+    return out
