@@ -14,13 +14,13 @@ import hashlib
 import importlib.metadata
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from archlab.config import ConfigError, read_mapping
-from archlab.dotted import apply_diff, expand, expand_values, get_dotted, set_dotted
+from archlab.dotted import apply_diff, expand, expand_values, get_dotted, set_dotted, suggest
 from archlab.experiments.verdict import Gate
 
 SPECS_DIR = Path(__file__).with_name("specs")
@@ -211,16 +211,69 @@ def _req(data: Mapping[str, Any], key: str, where: str) -> Any:
     return data[key]
 
 
+TOP_KEYS = ("name", "title", "seed", "quote", "quotes", "kind", "runner", "base", "variants", "seeds", "budget",
+            "profiles", "match_params", "metric", "goal", "metrics", "compare", "rule", "checks", "family", "notes",
+            "task_reason", "lr_sweep", "reference")
+COMPARE_KEYS = ("variant", "baseline", "expect", "metric", "goal", "label", "min_effect")
+
+
+def _check_keys(where: str, section: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """ConfigError naming the unknown keys of a spec section, the allowed ones and the closest match."""
+    bad = sorted(str(k) for k in set(data) - set(allowed))
+    if bad:
+        what = f"{section} has unknown key(s)" if section else "unknown key(s)"
+        hint = suggest(bad[0], allowed)
+        hint = hint if "did you mean" in hint else ""
+        raise ConfigError(f"{where}: {what} {bad}; allowed: {', '.join(allowed)}{hint}")
+
+
+def _choice(where: str, field: str, value: Any, allowed: Sequence[str]) -> Any:
+    if value not in allowed:
+        raise ConfigError(f"{where}: {field}={value!r} is not allowed; expected one of {list(allowed)}")
+    return value
+
+
 def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
     """Validate and build an ExperimentSpec; every error names the file and the field."""
     where = path or "experiment spec"
-    known = {"name", "title", "seed", "quote", "quotes", "kind", "runner", "base", "variants", "seeds", "budget",
-             "profiles", "match_params", "metric", "goal", "metrics", "compare", "rule", "checks", "family", "notes",
-             "task_reason", "lr_sweep", "reference"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    _check_keys(where, "", data, TOP_KEYS)
     name = str(_req(data, "name", where))
+    quotes = _quotes(data, where)
+    kind = _choice(where, "kind", data.get("kind", "train"), KINDS)
+    goal = _choice(where, "goal", data.get("goal", "min"), GOALS)
+    metric = str(data.get("metric", "val_loss"))
+    variants = {str(k): dict(v or {}) for k, v in (data.get("variants") or {}).items()}
+    compare = _comparisons(data.get("compare", []) or [], where, variants, metric, goal)
+    if kind == "train":
+        if not variants:
+            raise ConfigError(f"{where}: a training experiment needs at least one variant")
+        if not compare:
+            raise ConfigError(f"{where}: a training experiment needs a 'compare' list (what the claim predicts)")
+    reference = data.get("reference") or {}
+    if not isinstance(reference, Mapping):
+        raise ConfigError(f"{where}: reference must be a mapping {{paper, figure, expect}}")
+    family = data.get("family", "")
+    family = ", ".join(str(f) for f in family) if isinstance(family, (list, tuple)) else str(family)
+    mp = _match_params(data.get("match_params"), where, variants)
+    checks = list(data.get("checks") or [])
+    if kind == "cost" and not checks:
+        raise ConfigError(f"{where}: a cost experiment needs a 'checks' list")
+    return ExperimentSpec(
+        name=name, title=str(data.get("title", name)), quotes=quotes, kind=kind,
+        runner=str(data.get("runner", "cost" if kind == "cost" else "trainer")), base=dict(data.get("base") or {}),
+        variants=variants, seeds=[int(s) for s in data.get("seeds", [0, 1, 2])], budget=dict(data.get("budget") or {}),
+        profiles=_profiles(data.get("profiles") or {}, where), match_params=mp, metric=metric, goal=goal,
+        metrics=[str(m) for m in data.get("metrics", [])], compare=compare,
+        rule=parse_rule(data.get("rule"), where, metric, goal), checks=checks, family=family,
+        notes=str(data.get("notes", "")).strip(), path=path,
+        task_reason=" ".join(str(data.get("task_reason", "")).split()),
+        lr_sweep=_lr_list(data.get("lr_sweep") or [], f"{where}: lr_sweep"), reference=dict(reference),
+        raw=json.loads(json.dumps(dict(data), default=str)),
+    )
+
+
+def _quotes(data: Mapping[str, Any], where: str) -> list[Quote]:
+    """`quote` + `seed`, and/or a `quotes` list of {seed, text}: at least one."""
     quotes: list[Quote] = []
     if "quote" in data:
         quotes.append(Quote(str(data.get("seed", "")), str(data["quote"]).strip()))
@@ -230,83 +283,57 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         quotes.append(Quote(str(q.get("seed", "")), str(q["text"]).strip()))
     if not quotes:
         raise ConfigError(f"{where}: an experiment must quote the seed sentence it tests ('quote' + 'seed')")
-    kind = data.get("kind", "train")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: kind={kind!r} is not allowed; expected one of {list(KINDS)}")
-    goal = data.get("goal", "min")
-    if goal not in GOALS:
-        raise ConfigError(f"{where}: goal={goal!r} is not allowed; expected one of {list(GOALS)}")
-    metric = str(data.get("metric", "val_loss"))
-    variants = {str(k): dict(v or {}) for k, v in (data.get("variants") or {}).items()}
+    return quotes
+
+
+def _comparisons(items: Sequence[Any], where: str, variants: Mapping[str, Any], metric: str,
+                 goal: str) -> list[Comparison]:
+    """The `compare` list: each names variants of the spec (baseline: the first variant)."""
     base_variant = next(iter(variants), None)
-    compare: list[Comparison] = []
-    for i, c in enumerate(data.get("compare", []) or []):
+    out: list[Comparison] = []
+    for i, c in enumerate(items):
+        at = f"compare[{i}]"
         if not isinstance(c, Mapping):
-            raise ConfigError(f"{where}: compare[{i}] must be a mapping")
-        v = str(_req(c, "variant", f"{where}: compare[{i}]"))
+            raise ConfigError(f"{where}: {at} must be a mapping")
+        v = str(_req(c, "variant", f"{where}: {at}"))
         b = str(c.get("baseline", base_variant))
         for role, vname in (("variant", v), ("baseline", b)):
             if vname not in variants:
-                raise ConfigError(f"{where}: compare[{i}].{role}={vname!r} is not a variant; "
-                                  f"variants: {sorted(variants)}")
-        expect = c.get("expect", "worse")
-        if expect not in EXPECTS:
-            raise ConfigError(f"{where}: compare[{i}].expect={expect!r} is not allowed; "
-                              f"expected one of {list(EXPECTS)}")
-        cgoal = c.get("goal", goal)
-        if cgoal not in GOALS:
-            raise ConfigError(f"{where}: compare[{i}].goal={cgoal!r} is not allowed; expected one of {list(GOALS)}")
-        bad_c = sorted(set(c) - {"variant", "baseline", "expect", "metric", "goal", "label", "min_effect"})
-        if bad_c:
-            raise ConfigError(f"{where}: compare[{i}] has unknown key(s) {bad_c}; allowed: variant, baseline, "
-                              "expect, metric, goal, label, min_effect")
+                raise ConfigError(f"{where}: {at}.{role}={vname!r} is not a variant; variants: {sorted(variants)}")
+        expect = _choice(where, f"{at}.expect", c.get("expect", "worse"), EXPECTS)
+        cgoal = _choice(where, f"{at}.goal", c.get("goal", goal), GOALS)
+        _check_keys(where, at, c, COMPARE_KEYS)
         cm = c.get("min_effect")
-        compare.append(Comparison(v, b, expect, str(c.get("metric", metric)), cgoal, str(c.get("label", "")),
-                                  None if cm is None else _number(cm, f"{where}: compare[{i}].min_effect")))
-    if kind == "train":
-        if not variants:
-            raise ConfigError(f"{where}: a training experiment needs at least one variant")
-        if not compare:
-            raise ConfigError(f"{where}: a training experiment needs a 'compare' list (what the claim predicts)")
-    rule = parse_rule(data.get("rule"), where, metric, goal)
-    seeds = [int(s) for s in data.get("seeds", [0, 1, 2])]
-    profiles = {str(k): dict(v or {}) for k, v in (data.get("profiles") or {}).items()}
+        out.append(Comparison(v, b, expect, str(c.get("metric", metric)), cgoal, str(c.get("label", "")),
+                              None if cm is None else _number(cm, f"{where}: {at}.min_effect")))
+    return out
+
+
+def _profiles(data: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """The `profiles` section: quick / standard / full, each a PROFILE_KEYS mapping."""
+    profiles = {str(k): dict(v or {}) for k, v in data.items()}
     for p, section in profiles.items():
         if p not in PROFILES:
             raise ConfigError(f"{where}: profiles.{p} is not allowed; expected one of {list(PROFILES)}")
-        bad_p = sorted(set(section) - set(PROFILE_KEYS))
-        if bad_p:
-            raise ConfigError(f"{where}: profiles.{p} has unknown key(s) {bad_p}; allowed: {list(PROFILE_KEYS)}")
+        _check_keys(where, f"profiles.{p}", section, PROFILE_KEYS)
         if "lr_sweep" in section:
             _lr_list(section["lr_sweep"], f"{where}: profiles.{p}.lr_sweep")
         ms = section.get("max_seeds")
         if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or ms < 2):
             raise ConfigError(f"{where}: profiles.{p}.max_seeds={ms!r} must be an integer >= 2 (the seed cap)")
-    lr_sweep = _lr_list(data.get("lr_sweep") or [], f"{where}: lr_sweep")
-    reference = data.get("reference") or {}
-    if not isinstance(reference, Mapping):
-        raise ConfigError(f"{where}: reference must be a mapping {{paper, figure, expect}}")
-    family = data.get("family", "")
-    family = ", ".join(str(f) for f in family) if isinstance(family, (list, tuple)) else str(family)
-    mp = data.get("match_params")
-    if mp is not None:
-        if not isinstance(mp, Mapping) or "key" not in mp:
-            raise ConfigError(f"{where}: match_params must be a mapping with 'key' (the dotted field to adjust)")
-        for v in mp.get("variants", []):
-            if v not in variants:
-                raise ConfigError(f"{where}: match_params.variants names {v!r}, not a variant")
-    checks = list(data.get("checks") or [])
-    if kind == "cost" and not checks:
-        raise ConfigError(f"{where}: a cost experiment needs a 'checks' list")
-    return ExperimentSpec(
-        name=name, title=str(data.get("title", name)), quotes=quotes, kind=kind, runner=str(data.get("runner",
-        "cost" if kind == "cost" else "trainer")), base=dict(data.get("base") or {}), variants=variants,
-        seeds=seeds, budget=dict(data.get("budget") or {}), profiles=profiles, match_params=dict(mp) if mp else None,
-        metric=metric, goal=goal, metrics=[str(m) for m in data.get("metrics", [])], compare=compare, rule=rule,
-        checks=checks, family=family, notes=str(data.get("notes", "")).strip(), path=path,
-        task_reason=" ".join(str(data.get("task_reason", "")).split()), lr_sweep=lr_sweep,
-        reference=dict(reference), raw=json.loads(json.dumps(dict(data), default=str)),
-    )
+    return profiles
+
+
+def _match_params(mp: Any, where: str, variants: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `match_params` section: {key, [variants], ...}, naming variants of the spec."""
+    if mp is None:
+        return None
+    if not isinstance(mp, Mapping) or "key" not in mp:
+        raise ConfigError(f"{where}: match_params must be a mapping with 'key' (the dotted field to adjust)")
+    for v in mp.get("variants", []):
+        if v not in variants:
+            raise ConfigError(f"{where}: match_params.variants names {v!r}, not a variant")
+    return dict(mp) or None
 
 
 def _number(x: Any, where: str) -> float:
@@ -329,9 +356,7 @@ def parse_rule(rule: Any, where: str, metric: str, goal: str) -> Rule:
         rule = {}
     if not isinstance(rule, Mapping):
         raise ConfigError(f"{where}: rule must be a mapping with keys {list(RULE_KEYS)}")
-    bad = sorted(set(rule) - set(RULE_KEYS))
-    if bad:
-        raise ConfigError(f"{where}: rule has unknown key(s) {bad}; allowed: {', '.join(RULE_KEYS)}")
+    _check_keys(where, "rule", rule, RULE_KEYS)
     alpha = _number(rule.get("alpha", 0.05), f"{where}: rule.alpha")
     if not 0 < alpha < 1:
         raise ConfigError(f"{where}: rule.alpha={alpha} must be in (0, 1)")
@@ -352,9 +377,7 @@ def parse_rule(rule: Any, where: str, metric: str, goal: str) -> Rule:
     elif gate_d is not None:
         if not isinstance(gate_d, Mapping):
             raise ConfigError(f"{where}: rule.gate must be a mapping {{chance, plateau, ceiling, margin}}")
-        bad = sorted(set(gate_d) - set(GATE_KEYS))
-        if bad:
-            raise ConfigError(f"{where}: rule.gate has unknown key(s) {bad}; allowed: {', '.join(GATE_KEYS)}")
+        _check_keys(where, "rule.gate", gate_d, GATE_KEYS)
         levels = {k: (None if gate_d.get(k) is None else _number(gate_d[k], f"{where}: rule.gate.{k}"))
                   for k in ("chance", "plateau", "ceiling")}
         ggoal = str(gate_d.get("goal", goal))
