@@ -167,85 +167,107 @@ def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, 
            progress: bool, deadline: float | None = None) -> None:
     """Submit runs up to the executor's capacity, record outcomes as they arrive, retry lost workers; after
     `deadline` (time.monotonic) start nothing new and return once the runs in progress have finished."""
-    plans = {rid: plan for rid, plan in unique}
-    queue = [rid for rid, _ in unique]
-    in_flight: dict[int, Task] = {}
-    attempts: dict[int, int] = {}
-    bar = Progress(len(unique), log, progress)
+    _Driver(unique, store, executor, root=root, profile=profile, run_fn=run_fn, sweep=sweep, log=log,
+            max_retries=max_retries, progress=progress).run(deadline)
 
-    def record(out: Outcome) -> int:
+
+class _Driver:
+    """One sweep's submission loop: the queue of runs, those in flight, their attempts and the progress bar."""
+
+    def __init__(self, unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, *, root: Path,
+                 profile: str, run_fn: str | RunFn | None, sweep: Sweep, log: Callable[[str], None] | None,
+                 max_retries: int, progress: bool) -> None:
+        self.store, self.executor, self.root, self.profile, self.run_fn = store, executor, root, profile, run_fn
+        self.sweep, self.log, self.max_retries = sweep, log, max_retries
+        self.plans = {rid: plan for rid, plan in unique}
+        self.queue = [rid for rid, _ in unique]
+        self.in_flight: dict[int, Task] = {}
+        self.attempts: dict[int, int] = {}
+        self.bar = Progress(len(unique), log, progress)
+
+    def record(self, out: Outcome) -> int:
         """Store one outcome; the number of runs it finished (0 when its worker died and it is resubmitted)."""
-        rid, plan = out.key, plans[out.key]
+        rid, plan, sweep, attempts = out.key, self.plans[out.key], self.sweep, self.attempts
         tag = f"  [{plan.experiment}] {plan.variant} seed={plan.seed}"
         if out.lost:
-            if attempts[rid] <= max_retries:
-                in_flight.pop(rid)
+            if attempts[rid] <= self.max_retries:
+                self.in_flight.pop(rid)
                 sweep.retried += 1
-                bar.write(f"{tag}: {out.lost}; retrying (attempt {attempts[rid] + 1} of {max_retries + 1})")
-                queue.insert(0, rid)
+                self.bar.write(f"{tag}: {out.lost}; retrying (attempt {attempts[rid] + 1} of {self.max_retries + 1})")
+                self.queue.insert(0, rid)
                 return 0
             res = {"ok": False, "error": f"{out.lost}, {attempts[rid]} times; not retried again", "wall": 0.0}
         else:
             res = out.result or {}
         if res.get("ok"):
-            store.finish_run(rid, res["result"], res["wall"], res["versions"], host=res.get("host"),
-                             attempts=attempts[rid])
+            self.store.finish_run(rid, res["result"], res["wall"], res["versions"], host=res.get("host"),
+                                  attempts=attempts[rid])
             sweep.ran += 1
             fin = res["result"].get("final", {})
             shown = ", ".join(f"{k}={v:.4g}" for k, v in list(fin.items())[:3] if isinstance(v, (int, float)))
-            host = f" on {res['host']}" if res.get("host") and executor.name == "ray" else ""
-            bar.write(f"{tag}: {shown} ({res['wall']:.1f}s{host})")
+            host = f" on {res['host']}" if res.get("host") and self.executor.name == "ray" else ""
+            self.bar.write(f"{tag}: {shown} ({res['wall']:.1f}s{host})")
         else:
             err = str(res.get("error", "error"))
-            store.fail_run(rid, err, res.get("wall"), host=res.get("host"), attempts=attempts[rid])
+            self.store.fail_run(rid, err, res.get("wall"), host=res.get("host"), attempts=attempts[rid])
             sweep.failed += 1
             last = err.strip().splitlines()[-1] if err.strip() else "error"
             sweep.errors.append(f"{plan.experiment}/{plan.variant}/seed{plan.seed}: {last}")
-            bar.write(f"{tag}: FAILED: {last}")
-        in_flight.pop(rid)  # only once it is stored: an abort before leaves it to be marked interrupted
+            self.bar.write(f"{tag}: FAILED: {last}")
+        self.in_flight.pop(rid)  # only once it is stored: an abort before leaves it to be marked interrupted
         return 1
 
-    def show(finished: int = 0) -> None:
-        bar.update(done=sweep.ran, running=len(in_flight), failed=sweep.failed, remaining=len(queue),
-                   finished=finished)
+    def show(self, finished: int = 0) -> None:
+        self.bar.update(done=self.sweep.ran, running=len(self.in_flight), failed=self.sweep.failed,
+                        remaining=len(self.queue), finished=finished)
 
-    with _CtrlC(executor.background) as ctrl_c:
-        try:
-            while (queue or in_flight) and not ctrl_c.hit:
-                if deadline is not None and queue and time.monotonic() >= deadline:
-                    sweep.left = len(queue)
-                    bar.write(f"time limit reached: {len(queue)} run(s) left pending, waiting for {len(in_flight)} "
-                              "in progress; run the same command again to continue")
-                    queue.clear()
-                    if not in_flight:
-                        break
-                cap = executor.capacity()
-                while queue and len(in_flight) < cap:
-                    rid = queue.pop(0)
-                    plan = plans[rid]
-                    cpus, gpus = executor.resources(profile, plan.config)
-                    task = Task(rid, run_fn or plan.runner, plan.config, plan.seed, plan.budget,
-                                str(root / "runs" / plan.run_key), cpus, gpus)
-                    attempts[rid] = attempts.get(rid, 0) + 1
-                    in_flight[rid] = task
-                    store.mark_running(rid, task.out_dir)
-                    executor.submit(task)
-                show()
-                finished = sum(record(out) for out in executor.poll(0.5))
-                show(finished)
-            if ctrl_c.hit:  # record what finished meanwhile, stop the rest
-                for out in executor.poll(0.0):
-                    if not out.lost:
-                        record(out)
-                raise KeyboardInterrupt
-        except BaseException as e:  # Ctrl-C (or the driver failing): nothing is left 'running' in the store
-            executor.cancel()
-            store.mark_interrupted(in_flight)
-            sweep.interrupted = len(in_flight)
-            bar.close()
-            if log and isinstance(e, KeyboardInterrupt):
-                log(f"interrupted: {sweep.ran} run(s) recorded, {sweep.interrupted} unfinished marked 'interrupted', "
-                    f"{len(queue)} not started; the same command resumes the sweep")
-            raise
-        finally:
-            bar.close()
+    def stop_starting(self) -> None:
+        """The time limit is reached: what is queued stays pending for the next call."""
+        self.sweep.left = len(self.queue)
+        self.bar.write(f"time limit reached: {len(self.queue)} run(s) left pending, waiting for "
+                       f"{len(self.in_flight)} in progress; run the same command again to continue")
+        self.queue.clear()
+
+    def submit(self) -> None:
+        """Start queued runs while the executor has room."""
+        cap = self.executor.capacity()
+        while self.queue and len(self.in_flight) < cap:
+            rid = self.queue.pop(0)
+            plan = self.plans[rid]
+            cpus, gpus = self.executor.resources(self.profile, plan.config)
+            task = Task(rid, self.run_fn or plan.runner, plan.config, plan.seed, plan.budget,
+                        str(self.root / "runs" / plan.run_key), cpus, gpus)
+            self.attempts[rid] = self.attempts.get(rid, 0) + 1
+            self.in_flight[rid] = task
+            self.store.mark_running(rid, task.out_dir)
+            self.executor.submit(task)
+
+    def run(self, deadline: float | None) -> None:
+        executor = self.executor
+        with _CtrlC(executor.background) as ctrl_c:
+            try:
+                while (self.queue or self.in_flight) and not ctrl_c.hit:
+                    if deadline is not None and self.queue and time.monotonic() >= deadline:
+                        self.stop_starting()
+                        if not self.in_flight:
+                            break
+                    self.submit()
+                    self.show()
+                    finished = sum(self.record(out) for out in executor.poll(0.5))
+                    self.show(finished)
+                if ctrl_c.hit:  # record what finished meanwhile, stop the rest
+                    for out in executor.poll(0.0):
+                        if not out.lost:
+                            self.record(out)
+                    raise KeyboardInterrupt
+            except BaseException as e:  # Ctrl-C (or the driver failing): nothing is left 'running' in the store
+                executor.cancel()
+                self.store.mark_interrupted(self.in_flight)
+                self.sweep.interrupted = len(self.in_flight)
+                self.bar.close()
+                if self.log and isinstance(e, KeyboardInterrupt):
+                    self.log(f"interrupted: {self.sweep.ran} run(s) recorded, {self.sweep.interrupted} unfinished "
+                             f"marked 'interrupted', {len(self.queue)} not started; the same command resumes the sweep")
+                raise
+            finally:
+                self.bar.close()
