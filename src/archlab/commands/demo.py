@@ -58,7 +58,9 @@ def _sample(model, tok, prompt: str, n: int = 200, seed: int = 0) -> str:
     from archlab.generate import generate
 
     g = torch.Generator().manual_seed(seed)
-    ids = generate(model, [tok.encode(prompt)], n, temperature=0.8, top_k=40, generator=g)
+    # slide a max_seq_len window: the demo's model never saw positions past its context, and RoPE's
+    # extension past it (transformers' behaviour, the default) reads worse text there
+    ids = generate(model, [tok.encode(prompt)], n, temperature=0.8, top_k=40, generator=g, window=True)
     return tok.decode(ids[0].tolist())
 
 

@@ -45,3 +45,33 @@ def block_size(task, run_cfg) -> int:
     if bs > ctx:
         raise ConfigError(f"task.block_size={bs} exceeds the model's max_seq_len={ctx}")
     return bs
+
+
+class WindowBatchTask:
+    """Mixin for tasks whose batches are windows of a token stream turned into examples by
+    `make_batch(window, key)` (masking, span corruption): training batch i uses key (seed, i) and evaluation
+    fixed keys, so a resumed run sees exactly the batches of an uninterrupted one."""
+
+    def setup_windows(self, text: str) -> None:
+        """Tokenize `text` (cached), split it 90/10 (task.val_fraction) and prepare the training windows."""
+        from archlab.data.lm_data import LMBatches, token_ids_cached, train_val_split
+
+        ids = token_ids_cached(text, self.tokenizer, self.option("cache_dir"))
+        self.train_ids, self.val_ids = train_val_split(ids, float(self.option("val_fraction", 0.1)))
+        self.batches = LMBatches(self.train_ids, self.block_size, self.batch_size, self.seed)
+        self._eval: dict[str, list] = {}
+
+    def make_batch(self, window: dict, key: int) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def train_batch(self, step: int) -> dict:
+        return self.make_batch(self.batches.get(step), self.seed * 1_000_003 + step)
+
+    def eval_batches(self, split: str):
+        from archlab.data.lm_data import eval_batches
+
+        if split not in self._eval:
+            ids = self.train_ids if split == "train" else self.val_ids
+            wins = eval_batches(ids, self.block_size, self.batch_size, self.max_eval_batches)
+            self._eval[split] = [self.make_batch(w, 10_007 + i) for i, w in enumerate(wins)]
+        return self._eval[split]

@@ -12,18 +12,17 @@ import torch
 
 from archlab.registry import register
 from archlab.tasks import Task
-from archlab.tasks._text import block_size, check_options, make_tokenizer
+from archlab.tasks._text import WindowBatchTask, block_size, check_options, make_tokenizer
 
 OPTIONS = ("corpus", "tokenizer", "bpe_vocab", "block_size", "val_fraction", "cache_dir", "mask_prob")
 
 
-class MLMTask(Task):
+class MLMTask(WindowBatchTask, Task):
     """Predict masked tokens from both sides (objectives.mlm_loss)."""
 
     def __init__(self, run_cfg) -> None:
         super().__init__(run_cfg)
         from archlab.data.corpora import load_corpus
-        from archlab.data.lm_data import LMBatches, token_ids_cached, train_val_split
 
         check_options("mlm", self.options, OPTIONS)
         text = load_corpus(self.option("corpus", "shakespeare"))
@@ -31,28 +30,13 @@ class MLMTask(Task):
         self.vocab_size = self.tokenizer.vocab_size
         self.block_size = block_size(self, run_cfg)
         self.p = float(self.option("mask_prob", 0.15))
-        ids = token_ids_cached(text, self.tokenizer, self.option("cache_dir"))
-        self.train_ids, self.val_ids = train_val_split(ids, float(self.option("val_fraction", 0.1)))
-        self.batches = LMBatches(self.train_ids, self.block_size, self.batch_size, self.seed)
-        self._eval: dict[str, list] = {}
+        self.setup_windows(text)
 
-    def _mask(self, window: dict, key: int) -> dict:
+    def make_batch(self, window: dict, key: int) -> dict:
         from archlab.objectives import mlm_batch
 
         g = torch.Generator().manual_seed(key)
         return mlm_batch(window["input_ids"], self.tokenizer, g, self.p)
-
-    def train_batch(self, step: int) -> dict:
-        return self._mask(self.batches.get(step), self.seed * 1_000_003 + step)
-
-    def eval_batches(self, split: str):
-        from archlab.data.lm_data import eval_batches
-
-        if split not in self._eval:
-            ids = self.train_ids if split == "train" else self.val_ids
-            wins = eval_batches(ids, self.block_size, self.batch_size, self.max_eval_batches)
-            self._eval[split] = [self._mask(w, 10_007 + i) for i, w in enumerate(wins)]
-        return self._eval[split]
 
     def loss(self, model, batch):
         from archlab.objectives import mlm_loss

@@ -15,7 +15,7 @@ import torch
 from archlab.config import ConfigError
 from archlab.registry import register
 from archlab.tasks import Task
-from archlab.tasks._text import block_size, check_options, make_tokenizer
+from archlab.tasks._text import WindowBatchTask, block_size, check_options, make_tokenizer
 
 OPTIONS = ("corpus", "tokenizer", "bpe_vocab", "block_size", "noise_density", "mean_span", "extra_ids",
            "val_fraction", "cache_dir")
@@ -35,13 +35,11 @@ def pretraining_text(corpus: str) -> str:
     return load_corpus(corpus)
 
 
-class SpanCorruptionTask(Task):
+class SpanCorruptionTask(WindowBatchTask, Task):
     """Reconstruct the cut-out spans, sentinel by sentinel (objectives.seq2seq_loss on corrupted windows)."""
 
     def __init__(self, run_cfg) -> None:
         super().__init__(run_cfg)
-        from archlab.data.lm_data import LMBatches, token_ids_cached, train_val_split
-
         check_options("span_corruption", self.options, OPTIONS)
         if run_cfg.model_config().shape != "encoder_decoder":
             raise ConfigError("task span_corruption pretrains an encoder-decoder; set model.shape=encoder_decoder "
@@ -55,16 +53,13 @@ class SpanCorruptionTask(Task):
         self.block_size = block_size(self, run_cfg)
         self.noise_density = float(self.option("noise_density", 0.15))
         self.mean_span = float(self.option("mean_span", 3.0))
-        ids = token_ids_cached(text, self.tokenizer, self.option("cache_dir"))
-        self.train_ids, self.val_ids = train_val_split(ids, float(self.option("val_fraction", 0.1)))
-        self.batches = LMBatches(self.train_ids, self.block_size, self.batch_size, self.seed)
-        self._eval: dict[str, list] = {}
-        self._corrupt(self.batches.get(0), 0)  # bad noise_density / mean_span / extra_ids fail now, not at step 1
+        self.setup_windows(text)
+        self.make_batch(self.batches.get(0), 0)  # bad noise_density / mean_span / extra_ids fail now, not at step 1
 
     def model_overrides(self) -> dict:
         return {"vocab_size": self.vocab_size, "pad_token_id": self.tokenizer.pad_id}
 
-    def _corrupt(self, window: dict, key: int) -> dict:
+    def make_batch(self, window: dict, key: int) -> dict:
         from archlab.objectives.span_corruption import span_corruption_batch
 
         tok = self.tokenizer
@@ -75,18 +70,6 @@ class SpanCorruptionTask(Task):
                                          mean_span=self.mean_span)
         except ValueError as e:
             raise ConfigError(f"task span_corruption: {e}") from None
-
-    def train_batch(self, step: int) -> dict:
-        return self._corrupt(self.batches.get(step), self.seed * 1_000_003 + step)
-
-    def eval_batches(self, split: str):
-        from archlab.data.lm_data import eval_batches
-
-        if split not in self._eval:
-            ids = self.train_ids if split == "train" else self.val_ids
-            wins = eval_batches(ids, self.block_size, self.batch_size, self.max_eval_batches)
-            self._eval[split] = [self._corrupt(w, 10_007 + i) for i, w in enumerate(wins)]
-        return self._eval[split]
 
     def loss(self, model, batch):
         from archlab.objectives import seq2seq_loss
