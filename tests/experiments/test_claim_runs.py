@@ -1,6 +1,7 @@
 """archlab.experiments.claim_runs: the run functions and the pooling/activation identity some claims use."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -30,43 +31,60 @@ def test_pool_commute_gap_matches_a_hand_window():
         cr.pool_commute_gap("median", "relu")
 
 
-def test_addition_batch_is_the_sum_least_significant_digit_first():
-    src, out = cr.addition_batch(torch.Generator().manual_seed(0), 64, 3)
-    assert src.shape == (64, 9) and out.shape == (64, 4)
-    assert (src[:, 0] == cr.BOS).all() and (src[:, 4] == cr.PLUS).all() and (src[:, 8] == cr.EQ).all()
-    for row, ans in zip(src.tolist(), out.tolist()):
-        a = int("".join(map(str, row[1:4])))
-        b = int("".join(map(str, row[5:8])))
-        assert int("".join(map(str, ans[::-1]))) == a + b
-
-
 def test_curve_summaries():
     curve = [{"step": 50, "acc": 0.2}, {"step": 100, "acc": 0.95}, {"step": 150, "acc": 0.5}]
     assert cr.steps_to_reach(curve, "acc", 0.9, never=999) == 100
     assert cr.steps_to_reach(curve, "acc", 0.99, never=999) == 999
     assert cr.upticks([3.0, 2.0, 2.5, 1.0, 1.2]) == pytest.approx(0.7)
     assert cr.upticks([3.0, 2.0, 1.0]) == 0.0
+    assert cr.step_spread([1.0, 2.0, 3.0, 4.0]) == 0.0  # constant steps
+    assert cr.step_spread([0.0, 1.0, 0.0]) == pytest.approx(1.0)  # changes +1, -1
+    assert cr.step_spread([5.0, 4.0]) == 0.0
+
+
+TF_CFG = {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "attn.n_heads": 2, "ffn.d_ff": 32},
+          "task": {"kind": "addition", "digits": 2, "threshold": 0.9, "eval_size": 64},
+          "train": {"batch_size": 8, "lr": 0.003, "eval_every": 5, "threads": 1}}
 
 
 @pytest.mark.parametrize("mode", ["teacher", "free"])
-def test_teacher_forcing_curve_run_tiny(tmp_path, mode):
-    cfg = {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "attn.n_heads": 2, "ffn.d_ff": 32},
-           "task": {"kind": "addition", "digits": 2, "threshold": 0.9},
-           "train": {"batch_size": 8, "lr": 0.003, "eval_every": 5, "threads": 1},
-           "teacher_forcing": {"mode": mode}}
-    out = cr.teacher_forcing_curve_run(cfg, 0, {"steps": 10}, str(tmp_path))
-    f = out["final"]
-    assert [p["step"] for p in out["curve"]] == [5, 10]
-    assert 0.0 <= f["gen_token_acc"] <= 1.0 and 0.0 <= f["gen_seq_acc"] <= f["gen_token_acc"] + 1e-9
-    assert f["steps_to_threshold"] in (5.0, 10.0, 15.0) and f["val_loss_upticks"] >= 0
-    assert math.isfinite(f["val_loss"]) and out["n_params"] > 0
-    with pytest.raises(ConfigError, match="teacher_forcing.mode"):
-        cr.teacher_forcing_curve_run({**cfg, "teacher_forcing": {"mode": "x"}}, 0, {"steps": 1}, str(tmp_path))
+def test_teacher_forcing_curve_run_summarises_the_trainers_curve(tmp_path, mode):
+    """The one trainer runs (metrics.jsonl: a train record every step, an eval every 5); the summaries are the
+    trainer's logged curve, recomputed here from metrics.jsonl."""
+    out = cr.teacher_forcing_curve_run({**TF_CFG, "teacher_forcing": {"mode": mode}}, 0, {"steps": 10}, str(tmp_path))
+    f, curve = out["final"], out["curve"]
+    recs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_losses = [r["loss"] for r in recs if r["kind"] == "train"]
+    evals = [r for r in recs if r["kind"] == "eval"]
+    assert len(train_losses) == 10 and [r["step"] for r in evals] == [5, 10] == [p["step"] for p in curve]
+    assert f["gen_token_acc"] == evals[-1]["gen_token_acc"] and f["gen_seq_acc"] == evals[-1]["gen_seq_acc"]
+    assert f["val_loss"] == evals[-1]["loss"] and 0.0 <= f["gen_seq_acc"] <= f["gen_token_acc"] <= 1.0
+    reached = [r["step"] for r in evals if r["gen_token_acc"] >= 0.9]
+    assert f["steps_to_threshold"] == (reached[0] if reached else 15)
+    assert f["val_loss_upticks"] == pytest.approx(max(0.0, evals[1]["loss"] - evals[0]["loss"]))
+    assert f["train_loss_spread"] == pytest.approx(cr.step_spread(train_losses[5:]))
+    assert math.isfinite(f["val_loss"]) and out["n_params"] > 0 and f["n_params"] == out["n_params"]
+
+
+def test_teacher_forcing_curve_run_threshold_and_mode(tmp_path):
+    """A threshold every model meets is reached at the first evaluation; the mode reaches the task (free running
+    trains on other inputs than teacher forcing, so the weights differ); a bad mode or threshold is refused."""
+    cfg = {**TF_CFG, "task": {**TF_CFG["task"], "threshold": 1e-9}}
+    teacher = cr.teacher_forcing_curve_run(cfg, 0, {"steps": 10}, str(tmp_path / "t"))["final"]
+    free = cr.teacher_forcing_curve_run({**cfg, "teacher_forcing": {"mode": "free"}}, 0, {"steps": 10},
+                                        str(tmp_path / "f"))["final"]
+    assert teacher["steps_to_threshold"] == free["steps_to_threshold"] == 5.0
+    assert teacher["val_loss"] != free["val_loss"]
+    with pytest.raises(ConfigError, match="task.mode"):
+        cr.teacher_forcing_curve_run({**TF_CFG, "teacher_forcing": {"mode": "x"}}, 0, {"steps": 1}, str(tmp_path))
+    with pytest.raises(ConfigError, match="task.threshold"):
+        cr.teacher_forcing_curve_run({**TF_CFG, "task": {"threshold": 2}}, 0, {"steps": 1}, str(tmp_path))
 
 
 def test_teacher_forcing_curve_run_is_deterministic(tmp_path):
     cfg = {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "attn.n_heads": 2, "ffn.d_ff": 32},
-           "task": {"kind": "reversal", "length": 4, "vocab": 8}, "train": {"batch_size": 8, "eval_every": 4}}
+           "task": {"kind": "reversal", "length": 4, "vocab": 8, "eval_size": 32},
+           "train": {"batch_size": 8, "eval_every": 4}}
     a = cr.teacher_forcing_curve_run(cfg, 1, {"steps": 4}, str(tmp_path / "a"))["final"]
     b = cr.teacher_forcing_curve_run(cfg, 1, {"steps": 4}, str(tmp_path / "b"))["final"]
     assert a["val_loss"] == b["val_loss"] and a["gen_token_acc"] == b["gen_token_acc"]

@@ -6,9 +6,9 @@ and is named in a spec as `runner: archlab.experiments.claim_runs:NAME`.
 * `trainer_train_split_run` — the shared trainer, then the trained weights evaluated on the *training* split
   too (`trainsplit_accuracy`, `trainsplit_error`, `trainsplit_loss`): seed 003 states the depth problem as
   training error, which the validation split cannot show.
-* `teacher_forcing_curve_run` — a decoder trained with teacher forcing, free running or scheduled sampling on a
-  task where generation errors accumulate (multi-digit addition with carries, emitted least-significant digit
-  first, or sequence reversal); it records how fast and how smoothly training goes, not only the end point.
+* `teacher_forcing_curve_run` — the shared trainer on the `transduction` task (teacher forcing, free running or
+  scheduled sampling on multi-digit addition with carries, where generation errors accumulate, or on sequence
+  reversal); from its logged curve, how fast and how smoothly training went, not only the end point.
 * `step_throughput_run` — tokens per second of one training step (forward + backward + AdamW) at a sequence
   length: the measurement behind "a Transformer processes positions in parallel, an RNN one after another".
 * `pool_commute_gap` — max |pool(act(x)) − act(pool(x))| over random tensors: whether the order of a pooling
@@ -16,7 +16,6 @@ and is named in a spec as `runner: archlab.experiments.claim_runs:NAME`.
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -50,33 +49,6 @@ def trainer_train_split_run(config: dict, seed: int, budget: dict, out_dir: str)
 
 # ---------------------------------------------------------------- teacher forcing: speed and stability
 
-BOS, PLUS, EQ = 10, 11, 12  # addition tokens: digits 0-9, then '+', '=', BOS (vocab 13)
-
-
-def addition_batch(gen, batch: int, digits: int):
-    """[BOS a + b =] then a+b's digits least-significant first (digits+1 of them): each output digit needs the
-    carry out of the one before it, so a wrong digit fed back as input misleads the next one."""
-    import torch
-
-    a = torch.randint(0, 10, (batch, digits), generator=gen)
-    b = torch.randint(0, 10, (batch, digits), generator=gen)
-    pw = 10 ** torch.arange(digits - 1, -1, -1)
-    s = (a * pw).sum(1) + (b * pw).sum(1)
-    out = torch.stack([(s // 10 ** i) % 10 for i in range(digits + 1)], 1)  # LSB first
-    col = torch.full((batch, 1), 0, dtype=torch.long)
-    src = torch.cat([col + BOS, a, col + PLUS, b, col + EQ], 1)
-    return src, out
-
-
-def reversal_batch(gen, batch: int, length: int, vocab: int):
-    """[BOS x SEP] then reverse(x); content tokens 2..vocab-1, BOS 0, SEP 1 (as claims.teacher_forcing_run)."""
-    import torch
-
-    x = torch.randint(2, vocab, (batch, length), generator=gen)
-    col = torch.zeros(batch, 1, dtype=torch.long)
-    return torch.cat([col, x, col + 1], 1), x.flip(1)
-
-
 def steps_to_reach(curve: list[dict[str, Any]], key: str, level: float, never: float) -> float:
     """The first logged step whose `key` is at least `level`; `never` when no point reaches it."""
     for pt in curve:
@@ -90,113 +62,52 @@ def upticks(values: list[float]) -> float:
     return float(sum(max(0.0, b - a) for a, b in zip(values, values[1:])))
 
 
+def step_spread(values: list[float]) -> float:
+    """Population std of the step-to-step changes of a curve (0 for fewer than two changes)."""
+    diffs = [b - a for a, b in zip(values, values[1:])]
+    return statistics.pstdev(diffs) if len(diffs) > 1 else 0.0
+
+
 def teacher_forcing_curve_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
-    """Train a decoder on `task.kind` (addition | reversal) in `teacher_forcing.mode` (teacher | free | scheduled);
-    every `train.eval_every` steps score greedy generation on one held-out set.
+    """The one trainer on the `transduction` task (archlab.tasks.transduction), then speed/stability summaries
+    of its logged curve.
 
-    final: gen_seq_acc / gen_token_acc (end of training), val_loss (teacher-forced likelihood of the gold
-    answers, the same quantity for every mode), steps_to_threshold (first evaluation at which greedy
-    gen_token_acc >= task.threshold; steps + eval_every when never reached within the budget),
-    val_loss_upticks (sum of the rises of the held-out loss between evaluations) and train_loss_spread (std of
+    `task.kind` (addition | reversal, default addition) and its options pass through to the task;
+    `teacher_forcing.mode` / `teacher_forcing.sampling_prob` (or `task.mode` / `task.sampling_prob`) pick the
+    decoder inputs (teacher | free | scheduled). `task.threshold` (default 0.9) is this function's own.
+    The trainer evaluates every `train.eval_every` steps (default budget/20) and logs every step's training loss.
+    AdamW at a constant lr without weight decay, gradients clipped at 1, unless `train` says otherwise.
+
+    final: the trainer's final metrics with gen_seq_acc / gen_token_acc (greedy generation on the held-out val
+    set) and val_loss (teacher-forced loss of the gold answers, the same quantity for every mode), plus
+    steps_to_threshold (first evaluation at which gen_token_acc >= task.threshold; steps + eval_every when never
+    reached), val_loss_upticks (sum of the rises of val_loss between evaluations) and train_loss_spread (std of
     the step-to-step change of the training loss over the second half of training).
+    curve: the evaluation points (step, val_*, train_loss); every step is in out_dir/metrics.jsonl.
     """
-    import torch
-    import torch.nn.functional as F
+    from archlab.experiments.runner import read_jsonl_curve, trainer_run
 
-    from archlab.experiments.runner import count_model_params
-    from archlab.models import build_model, model_config_from_dict
-
-    task = dict(config.get("task", {}))
-    kind = str(task.get("kind", "addition"))
-    if kind not in ("addition", "reversal"):
-        raise ConfigError(f"task.kind={kind!r} is not allowed for teacher_forcing_curve_run; expected addition "
-                          "or reversal")
+    task = {"kind": "addition", **config.get("task", {}), **config.get("teacher_forcing", {})}
+    threshold = float(task.pop("threshold", 0.9))
+    if not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"task.threshold={threshold!r} must be in (0, 1]")
     tr = dict(config.get("train", {}))
     steps = int(budget.get("steps", tr.get("steps", 1000)))
-    bs, lr = int(tr.get("batch_size", 64)), float(tr.get("lr", 1e-3))
-    every = max(1, int(tr.get("eval_every", max(1, steps // 20))))
-    threads = int(tr.get("threads", 0))
-    if threads:
-        torch.set_num_threads(threads)
-    threshold = float(task.get("threshold", 0.9))
-    tf = dict(config.get("teacher_forcing", {}))
-    mode = str(tf.get("mode", "teacher"))
-    if mode not in ("teacher", "free", "scheduled"):
-        raise ConfigError(f"teacher_forcing.mode={mode!r} is not allowed; expected teacher, free or scheduled")
-    p_sample = {"teacher": 0.0, "free": 1.0}.get(mode, float(tf.get("sampling_prob", 0.5)))
-    if kind == "addition":
-        digits = int(task.get("digits", 4))
-        vocab, src_len, tgt_len = 13, 2 * digits + 3, digits + 1
-
-        def batch(gen, n):
-            return addition_batch(gen, n, digits)
-    else:
-        length, vocab = int(task.get("length", 12)), int(task.get("vocab", 20))
-        src_len, tgt_len = length + 2, length
-
-        def batch(gen, n):
-            return reversal_batch(gen, n, length, vocab)
-    model_data = {**config.get("model", {}), "vocab_size": vocab, "max_seq_len": src_len + tgt_len}
-    torch.manual_seed(seed)
-    model = build_model(model_config_from_dict(model_data))
-    if model.cfg.shape != "decoder":
-        raise ConfigError("teacher_forcing_curve_run needs a decoder-only model (model.shape: decoder)")
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(1000 + seed)
-    held_src, held_tgt = batch(torch.Generator().manual_seed(999_999), 256)  # one held-out set for every run
-
-    def logits_for(src, tgt_inputs):  # (B, L, V) for the L answer positions
-        return model(torch.cat([src, tgt_inputs], 1))[:, src_len - 1:]
-
-    @torch.no_grad()
-    def greedy(src):
-        out = src[:, :0]
-        for j in range(tgt_len):
-            out = torch.cat([out, logits_for(src, out)[:, j].argmax(-1, keepdim=True)], 1)
-        return out
-
-    @torch.no_grad()
-    def evaluate():
-        model.eval()
-        out = greedy(held_src)
-        lg = logits_for(held_src, held_tgt[:, :-1])
-        vl = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), held_tgt.reshape(-1)).item()
-        model.train()
-        return {"val_loss": vl, "gen_token_acc": (out == held_tgt).float().mean().item(),
-                "gen_seq_acc": (out == held_tgt).all(1).float().mean().item()}
-
-    curve, losses = [], []
-    t0 = time.perf_counter()
-    for step in range(1, steps + 1):
-        src, tgt = batch(gen, bs)
-        inp = tgt[:, :-1].clone()
-        if p_sample > 0:
-            model.eval()
-            own = greedy(src)
-            model.train()
-            use = torch.rand(inp.shape, generator=gen) < p_sample
-            inp = torch.where(use, own[:, :-1], inp)
-        logits = logits_for(src, inp)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
-        if step % every == 0 or step == steps:
-            curve.append({"step": step, "train_loss": losses[-1], **evaluate()})
-    last = curve[-1]
-    half = losses[len(losses) // 2:]
-    diffs = [b - a for a, b in zip(half, half[1:])]
-    final = {"gen_seq_acc": last["gen_seq_acc"], "gen_token_acc": last["gen_token_acc"], "val_loss": last["val_loss"],
-             "train_loss": losses[-1],
-             "steps_to_threshold": steps_to_reach(curve, "gen_token_acc", threshold, steps + every),
-             "val_loss_upticks": upticks([pt["val_loss"] for pt in curve]),
-             "train_loss_spread": statistics.pstdev(diffs) if len(diffs) > 1 else 0.0,
-             "train_time_s": time.perf_counter() - t0}
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "final_metrics.json").write_text(json.dumps(final, indent=1))
-    return {"final": final, "curve": curve, "n_params": count_model_params({"model": model_data})}
+    every = int(tr.get("eval_every") or max(1, steps // 20))
+    run = {k: v for k, v in config.items() if k not in ("teacher_forcing", "task")}
+    run["task"] = {**task, "name": "transduction"}
+    run["train"] = {"batch_size": 64, "lr": 1e-3, "schedule": "constant", "warmup_steps": 0, "weight_decay": 0.0,
+                    "betas": [0.9, 0.999], "grad_clip": 1.0, "checkpoint_every": 0, "device": "cpu", **tr,
+                    "eval_every": every, "log_every": 1, "steps": steps}
+    out = trainer_run(run, seed, {**budget, "steps": steps}, out_dir)
+    points = read_jsonl_curve(Path(out_dir) / "metrics.jsonl")
+    evals = [pt for pt in points if "val_gen_token_acc" in pt]
+    losses = [pt["train_loss"] for pt in points if "train_loss" in pt]
+    final = {k.removeprefix("val_") if k.startswith("val_gen_") else k: v for k, v in out["final"].items()}
+    final.update({"steps_to_threshold": steps_to_reach(evals, "val_gen_token_acc", threshold, steps + every),
+                  "val_loss_upticks": upticks([pt["val_loss"] for pt in evals]),
+                  "train_loss_spread": step_spread(losses[len(losses) // 2:])})
+    return {"final": final, "curve": evals, "n_params": out.get("n_params")}
 
 
 # ---------------------------------------------------------------- parallelism: training-step throughput
