@@ -64,6 +64,7 @@ TOUR: dict[str, list[list[str]]] = {
     "archlab cost gpt2 --seq-len 1024 --plot gpt2_roofline.png":
         [["cost", "gpt2", "--seq-len", "1024", "--plot", "gpt2_roofline.png"]],
     "archlab cost --seed003": [["cost", "--seed003"]],
+    "archlab errata": [["errata"]],
     "archlab convert --from-hf ./hf-llama --to ./archlab-llama":
         [HF_LLAMA, ["convert", "--from-hf", "./hf-llama", "--to", "./archlab-llama"]],
     "archlab claims --quick": [CLAIMS],
