@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from archlab.config import ConfigError, read_mapping
-from archlab.dotted import apply_diff, expand, expand_values, get_dotted, set_dotted, suggest
+from archlab.dotted import apply_diff, expand, expand_values, get_dotted, set_dotted
+from archlab.experiments.rule import (  # noqa: F401  (re-exported: the spec's public names)
+    GOALS,
+    Rule,
+    _check_keys,
+    _number,
+    parse_rule,
+)
 from archlab.experiments.run_identity import (  # noqa: F401  (re-exported: the spec's public names)
     CODE_EXCLUDE,
     CODE_HASH_ENV,
@@ -26,17 +33,13 @@ from archlab.experiments.run_identity import (  # noqa: F401  (re-exported: the 
     compute_code_hash,
     run_key,
 )
-from archlab.experiments.verdict import Gate
 
 SPECS_DIR = Path(__file__).with_name("specs")
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
-GOALS = ("min", "max")
 EXPECTS = ("better", "worse")
 KINDS = ("train", "cost")
 PROFILES = ("quick", "standard", "full")
 PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep", "max_seeds")
-RULE_KEYS = ("alpha", "min_effect", "relative", "reason", "gate", "learned")
-GATE_KEYS = ("chance", "plateau", "ceiling", "margin", "metric", "goal")
 
 
 @dataclass(frozen=True)
@@ -58,21 +61,6 @@ class Comparison:
     goal: str
     label: str = ""
     min_effect: float | None = None  # overrides rule.min_effect for this comparison (another metric's units)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """The pre-registered verdict rule (archlab.experiments.verdict): paired test, TOST at ±min_effect, gates."""
-
-    alpha: float = 0.05
-    min_effect: float = 0.0  # smallest difference that counts, in metric units (or relative, see below)
-    relative: bool = False  # min_effect is a fraction of |baseline mean|
-    reason: str = ""  # one line: why this minimum effect (fixed before the results are seen)
-    # the task's levels of `gate_metric`: an arm learned when past chance and plateau by the margin (per seed);
-    # the old `learned: {metric, at_least|at_most}` form maps to a gate with chance = that level
-    gate: Gate | None = None
-    gate_metric: str = ""
-    learned: dict | None = None
 
 
 @dataclass
@@ -167,16 +155,6 @@ TOP_KEYS = ("name", "title", "seed", "quote", "quotes", "kind", "runner", "base"
             "profiles", "match_params", "metric", "goal", "metrics", "compare", "rule", "checks", "family", "notes",
             "task_reason", "lr_sweep", "reference")
 COMPARE_KEYS = ("variant", "baseline", "expect", "metric", "goal", "label", "min_effect")
-
-
-def _check_keys(where: str, section: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
-    """ConfigError naming the unknown keys of a spec section, the allowed ones and the closest match."""
-    bad = sorted(str(k) for k in set(data) - set(allowed))
-    if bad:
-        what = f"{section} has unknown key(s)" if section else "unknown key(s)"
-        hint = suggest(bad[0], allowed)
-        hint = hint if "did you mean" in hint else ""
-        raise ConfigError(f"{where}: {what} {bad}; allowed: {', '.join(allowed)}{hint}")
 
 
 def _choice(where: str, field: str, value: Any, allowed: Sequence[str]) -> Any:
@@ -288,59 +266,12 @@ def _match_params(mp: Any, where: str, variants: Mapping[str, Any]) -> dict[str,
     return dict(mp) or None
 
 
-def _number(x: Any, where: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise ConfigError(f"{where}={x!r} must be a number")
-    return float(x)
-
-
 def _lr_list(x: Any, where: str) -> list[float]:
     if not isinstance(x, (list, tuple)) or any(_number(v, where) <= 0 for v in x):
         raise ConfigError(f"{where}={x!r} must be a list of positive learning rates")
     if len(set(x)) != len(x):
         raise ConfigError(f"{where}={x!r} lists a learning rate twice")
     return [float(v) for v in x]
-
-
-def parse_rule(rule: Any, where: str, metric: str, goal: str) -> Rule:
-    """The `rule` section: alpha, min_effect, relative, reason, gate (or the old `learned` form)."""
-    if rule is None:
-        rule = {}
-    if not isinstance(rule, Mapping):
-        raise ConfigError(f"{where}: rule must be a mapping with keys {list(RULE_KEYS)}")
-    _check_keys(where, "rule", rule, RULE_KEYS)
-    alpha = _number(rule.get("alpha", 0.05), f"{where}: rule.alpha")
-    if not 0 < alpha < 1:
-        raise ConfigError(f"{where}: rule.alpha={alpha} must be in (0, 1)")
-    min_effect = _number(rule.get("min_effect", 0.0), f"{where}: rule.min_effect")
-    learned, gate_d = rule.get("learned"), rule.get("gate")
-    if learned is not None and gate_d is not None:
-        raise ConfigError(f"{where}: rule has both 'gate' and the older 'learned'; keep only 'gate'")
-    gate, gate_metric = None, ""
-    if learned is not None:
-        ok_keys = {"metric", "at_least", "at_most"}
-        if (not isinstance(learned, Mapping) or "metric" not in learned or set(learned) - ok_keys
-                or len(set(learned) & {"at_least", "at_most"}) != 1):
-            raise ConfigError(f"{where}: rule.learned={learned!r} must be {{metric: NAME, at_least: X}} or "
-                              "{metric: NAME, at_most: X}")
-        lgoal = "max" if "at_least" in learned else "min"
-        level = _number(learned.get("at_least", learned.get("at_most")), f"{where}: rule.learned")
-        gate, gate_metric = Gate(goal=lgoal, chance=level), str(learned["metric"])
-    elif gate_d is not None:
-        if not isinstance(gate_d, Mapping):
-            raise ConfigError(f"{where}: rule.gate must be a mapping {{chance, plateau, ceiling, margin}}")
-        _check_keys(where, "rule.gate", gate_d, GATE_KEYS)
-        levels = {k: (None if gate_d.get(k) is None else _number(gate_d[k], f"{where}: rule.gate.{k}"))
-                  for k in ("chance", "plateau", "ceiling")}
-        ggoal = str(gate_d.get("goal", goal))
-        if ggoal not in GOALS:
-            raise ConfigError(f"{where}: rule.gate.goal={ggoal!r} is not allowed; expected one of {list(GOALS)}")
-        margin = _number(gate_d.get("margin", 0.0) or 0.0, f"{where}: rule.gate.margin")
-        if margin < 0:
-            raise ConfigError(f"{where}: rule.gate.margin={margin} must be >= 0")
-        gate, gate_metric = Gate(goal=ggoal, margin=margin, **levels), str(gate_d.get("metric", metric))
-    return Rule(alpha, min_effect, bool(rule.get("relative", False)), " ".join(str(rule.get("reason", "")).split()),
-                gate, gate_metric, dict(learned) if learned else None)
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
