@@ -22,7 +22,8 @@ def _hash(obj: Any) -> str:
 CODE_EXCLUDE = ("commands/", "cli.py", "__main__.py", "interop/", "experiments/report.py", "experiments/stats.py",
                 "experiments/verdict.py", "experiments/store.py", "experiments/sweep.py",
                 "experiments/executors.py", "experiments/spec.py", "experiments/analysis.py", "experiments/results.py",
-                "experiments/run_identity.py")
+                "experiments/run_identity.py", "experiments/rule.py", "experiments/report_figures.py",
+                "experiments/executor_base.py")
 
 
 def code_files(root: Path | None = None) -> list[Path]:
