@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from archlab.nn.attention import Attention, attention_reference, attention_sdpa, build_mask
+from archlab.nn.attention import Attention, AttentionConfig, attention_reference, attention_sdpa, build_mask
+from archlab.registry import Context
 
 FP32 = dict(atol=1e-5, rtol=1.3e-6)
 
@@ -60,8 +61,8 @@ def test_padding_keys_are_ignored():
 
 def test_module_impls_agree_with_gqa_and_cache_offsets():
     torch.manual_seed(0)
-    ref = Attention(32, 4, 2, 8, impl="reference")
-    fast = Attention(32, 4, 2, 8, impl="sdpa")
+    ref = Attention(AttentionConfig(n_heads=4, n_kv_heads=2, head_dim=8, impl="reference"), Context(32))
+    fast = Attention(AttentionConfig(n_heads=4, n_kv_heads=2, head_dim=8, impl="sdpa"), Context(32))
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(2, 6, 32)
     mask = build_mask(6, 6, causal=True)
