@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from archlab.config import ConfigError
+from archlab.config import ConfigError, check_choice
 
 COMPONENT_KINDS = ("mixer", "position", "norm", "ffn", "embedding")
 
@@ -101,7 +101,7 @@ def build(kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
 
 def check_name(field: str, kind: str, value: Any) -> None:
     """ConfigError naming `field` unless `value` is a registered `kind` (the choices and a did-you-mean)."""
-    _check_choice(field, value, names(kind))
+    check_choice(field, value, names(kind))
 
 
 def check_config(cfg: Any, section: str) -> None:
@@ -111,16 +111,10 @@ def check_config(cfg: Any, section: str) -> None:
     for f in dataclasses.fields(cfg):
         hint, value = hints[f.name], getattr(cfg, f.name)
         if typing.get_origin(hint) is typing.Literal:
-            _check_choice(f"{section}.{f.name}", value, typing.get_args(hint))
+            check_choice(f"{section}.{f.name}", value, typing.get_args(hint))
         elif typing.get_origin(hint) is tuple and typing.get_origin(typing.get_args(hint)[0]) is typing.Literal:
             for i, v in enumerate(value):
-                _check_choice(f"{section}.{f.name}[{i}]", v, typing.get_args(typing.get_args(hint)[0]))
-
-
-def _check_choice(field: str, value: Any, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{field}={value!r} is not allowed; expected one of {list(allowed)}"
-                          f"{_did_you_mean(value, allowed)}")
+                check_choice(f"{section}.{f.name}[{i}]", v, typing.get_args(typing.get_args(hint)[0]))
 
 
 def cost_for(module_class: type) -> Callable[..., Any] | None:
