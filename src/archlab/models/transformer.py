@@ -190,8 +190,8 @@ class Transformer(nn.Module):
         """The longest sequence this model can read: max_seq_len when it has a position table (learned or
         sinusoidal) or a fixed-size token mixer; None for RoPE or no positions, which extend to any length
         (as transformers does). `forward` and `archlab.generate` follow this one rule."""
-        fixed = self.cfg.pos.kind not in ("rope", "none") or any(
-            k == "token_mixing" for stack in (self.encoder, self.decoder) if stack is not None for k in stack.kinds)
+        mixers = [b.sub["mixer"] for stack in (self.encoder, self.decoder) if stack is not None for b in stack.blocks]
+        fixed = self.pos_embed is not None or any(getattr(m, "fixed_length", False) for m in mixers)
         return self.cfg.max_seq_len if fixed else None
 
     def _check(self, ids: torch.Tensor, what: str, offset: int = 0) -> None:

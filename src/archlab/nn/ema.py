@@ -26,10 +26,10 @@ class EMAConfig:
 
 
 def ema_cost(name, m, calls, ctx):
-    """h ← a⊙h + (1−a)⊙u: one elementwise MAC per token and channel (invisible to FlopCounterMode)."""
+    """h ← a⊙h + (1−a)⊙u, a one-state diagonal SSM scan: elementwise MACs FlopCounterMode cannot see."""
     bt, d = sum(b * t for b, t in tokens(calls)), m.in_proj.out_features
-    return [LayerCost(f"{name}.ema", "ema", ctx.take_params(m, recurse=False), bt * d, bt * d, bt * d, ops=bt * d,
-                      counter_visible=False, note="h←a⊙h+(1−a)⊙u: B·T·D", extra={"state_elems": d})
+    return [LayerCost(f"{name}.ema", "ssm-scan", ctx.take_params(m, recurse=False), bt * d, bt * d, bt * d,
+                      ops=bt * d, counter_visible=False, note="h←a⊙h+(1−a)⊙u: B·T·D", extra={"state_elems": d})
             ] + linear_children(name, m, ctx)
 
 

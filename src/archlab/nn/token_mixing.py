@@ -51,6 +51,8 @@ def token_mixing_cost(name, m, calls, ctx):
 class TokenMixing(nn.Module):
     """Causal learned position-mixing (B, T, D) -> (B, T, D); decoding caches every past input."""
 
+    fixed_length = True  # a max_len × max_len matrix: no positions past it (Transformer.position_limit)
+
     def __init__(self, cfg: TokenMixingConfig, ctx: Context) -> None:
         super().__init__()
         d_model, max_len, per_head = ctx.d_model, ctx.max_len, cfg.per_head
