@@ -97,3 +97,12 @@ def test_bad_names_are_one_line_naming_the_field(sections, message):
 def test_registering_a_name_twice_is_refused():
     with pytest.raises(KeyError, match="registered twice"):
         registry.register("mixer", "ema")(lambda cfg, ctx: None)
+
+
+def test_the_how_to_page_shows_the_example_mixer_as_it_is():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "how-to-add-a-component.md").read_text(encoding="utf-8")
+    source = (root / "src" / "archlab" / "nn" / "ema.py").read_text(encoding="utf-8")
+    assert f"```python\n{source.rstrip()}\n```" in page
