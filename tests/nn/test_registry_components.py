@@ -106,3 +106,12 @@ def test_the_how_to_page_shows_the_example_mixer_as_it_is():
     page = (root / "docs" / "how-to-add-a-component.md").read_text(encoding="utf-8")
     source = (root / "src" / "archlab" / "nn" / "ema.py").read_text(encoding="utf-8")
     assert f"```python\n{source.rstrip()}\n```" in page
+
+
+def test_components_do_not_depend_on_the_models_package():
+    import subprocess
+    import sys
+
+    code = "import sys, archlab.nn; print(sorted(m for m in sys.modules if m.startswith('archlab.models')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from archlab import registry
+from archlab.config import ConfigError
 from archlab.models.transformer_config import TransformerConfig
 from archlab.nn.attention import Attention, build_mask
 from archlab.nn.block import Block
@@ -54,6 +55,9 @@ class DecodeState:
 def section(cfg, path: str):
     """The config section at a dotted path of the model config ("attn", "mixer.ssm")."""
     for key in path.split("."):
+        if not hasattr(cfg, key):  # a mixer registered after MixerConfig was made (outside archlab.nn)
+            raise ConfigError(f"the model config has no section {path!r}: a component's module must be in "
+                              "archlab.nn so that its config section exists")
         cfg = getattr(cfg, key)
     return cfg
 
