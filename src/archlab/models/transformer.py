@@ -108,7 +108,7 @@ class Stack(nn.Module):
         """A mixer that neither attends (with a mask) nor takes pad_mask reads pads as tokens: with a pad before
         a real token (left padding) its outputs would silently change, so that is refused."""
         blind = sorted({k for k, b in zip(self.kinds, self.blocks, strict=True)
-                        if k != "attention" and not getattr(b.sub["mixer"], "takes_pad_mask", False)})
+                        if not any(getattr(b.sub["mixer"], a, False) for a in ("takes_mask", "takes_pad_mask"))})
         if blind and bool((pad_mask[:, 1:].bool() & ~pad_mask[:, :-1].bool()).any()):
             raise ValueError(f"attention_mask has padding before real tokens (left padding), which mixer.kind "
                              f"{', '.join(map(repr, blind))} cannot skip: pad on the right, or use a mixer that "

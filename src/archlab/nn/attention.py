@@ -175,6 +175,8 @@ def attention_cost(name, m, calls, ctx):
 class Attention(nn.Module):
     """Multi-head / grouped-query / multi-query attention; cross-attention when given `memory`."""
 
+    takes_mask = True  # padding reaches it through the attention `mask` (see Stack._check_padding)
+
     def __init__(self, cfg: AttentionConfig, ctx: Context) -> None:
         super().__init__()
         d_model, head_dim = ctx.d_model, cfg.head_size(ctx.d_model)
