@@ -7,9 +7,10 @@ forward allocates nothing, so llama2-7b walks in about a second.
 
 Adding a component: its cost handler `(name, module, calls, ctx) -> list[LayerCost]` lives in the
 component's own file and is registered with it (`registry.register(..., cost=handler)`); torch's own
-layers are priced here with `@handles(TorchClass)`. A handler marked `@descends` prices the module *and*
-lets the walk price its children (Attention: the children are the q/k/v/o Linear layers, the handler
-adds QKᵀ and AV).
+layers are priced here with `@handles(TorchClass)`, and a model's own module that is not a registered
+component the same way, in its model file. A handler marked `@descends` prices the module *and* lets the
+walk price its children (Attention: the children are the q/k/v/o Linear layers, the handler adds QKᵀ
+and AV).
 """
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def descends(fn: Handler) -> Handler:
 
 
 def handles(*types: type) -> Callable[[Handler], Handler]:
-    """Register a cost handler for torch module classes (archlab components register theirs in the registry)."""
+    """Register a cost handler for module classes: torch's layers, and modules that are not registered
+    components (registered components carry theirs: `registry.register(..., cost=...)`)."""
 
     def deco(fn: Handler) -> Handler:
         for t in types:

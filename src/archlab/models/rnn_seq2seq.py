@@ -389,9 +389,10 @@ register("preset", "lstm-attn-seq2seq-tiny")(lambda: _p(name="lstm-attn-seq2seq-
 def _register_cost_handler() -> None:
     """Price the score and context matmuls of RNNAttention (its Linear children are priced by the walk)."""
     from archlab.cost.analytic import LayerCost, numel
-    from archlab.cost.walk import handles
+    from archlab.cost.walk import descends, handles
 
-    @handles("RNNAttention", descend=True)
+    @handles(RNNAttention)
+    @descends
     def _rnn_attention(name, m, calls, ctx):
         macs = outs = 0
         for call in calls:
