@@ -71,6 +71,11 @@ def handles(*types: type) -> Callable[[Handler], Handler]:
     """Register a cost handler for module classes: torch's layers, and modules that are not registered
     components (registered components carry theirs: `registry.register(..., cost=...)`)."""
 
+    for t in types:
+        if not isinstance(t, type):
+            raise TypeError(f"handles() takes module classes, not {t!r}: import the class (a registered component "
+                            "passes its handler to registry.register(..., cost=...) instead)")
+
     def deco(fn: Handler) -> Handler:
         for t in types:
             _BY_CLASS[t] = fn
