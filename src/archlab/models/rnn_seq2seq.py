@@ -404,8 +404,8 @@ def _register_cost_handler() -> None:
                           note="score s·(W_a e) and context Σ a·e: B·T·S·H each (additive: context only; "
                                "vᵀtanh(·) is the v Linear)")]
 
-
-    @handles("RNNSeq2Seq", descend=True)
+    @handles(RNNSeq2Seq)
+    @descends
     def _rnn_seq2seq(name, m, calls, ctx):  # the model's own parameter: the output bias (children walked on)
         adds = sum(numel(c.out) for c in calls if isinstance(c.out, tuple))
         return [LayerCost("out_bias", "bias", ctx.take_params(m, recurse=False), 0, 0, ops=adds,
