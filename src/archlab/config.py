@@ -6,6 +6,7 @@ in a string field."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import typing
