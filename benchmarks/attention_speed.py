@@ -14,8 +14,9 @@ import argparse
 
 import torch
 
-from archlab.nn.attention import Attention, attention_sdpa, build_mask
+from archlab.nn.attention import Attention, AttentionConfig, attention_sdpa, build_mask
 from archlab.perf.speed import sdpa_backend, time_cuda
+from archlab.registry import Context
 
 SHAPES = [(16, 12, 12, 1024, 64), (16, 12, 4, 1024, 64), (8, 16, 16, 2048, 128), (4, 32, 8, 4096, 128),
           (1, 32, 32, 8192, 128)]
@@ -65,7 +66,7 @@ def run_shape(B: int, H: int, Hkv: int, T: int, d: int, dtype) -> list[tuple]:
 
 def module_bench(Hkv: int) -> tuple[float, str, float]:
     """archlab Attention module fwd+bwd under bf16 autocast: default dispatch vs each forced backend."""
-    mod = Attention(768, 12, Hkv, 64, bias=Hkv == 12).cuda()
+    mod = Attention(AttentionConfig(n_heads=12, n_kv_heads=Hkv, head_dim=64, bias=Hkv == 12), Context(768)).cuda()
     x = torch.randn(16, 1024, 768, device="cuda", requires_grad=True)
     g = torch.randn_like(x)
 

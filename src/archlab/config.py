@@ -6,6 +6,7 @@ in a string field."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import typing
@@ -26,7 +27,9 @@ def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> None:
     """Raise ConfigError unless value is one of allowed, naming the field and the choices."""
     allowed = list(allowed)
     if value not in allowed:
-        raise ConfigError(f"{field}={value!r} is not allowed; expected one of {allowed}")
+        close = difflib.get_close_matches(value, [str(a) for a in allowed], n=1) if isinstance(value, str) else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{field}={value!r} is not allowed; expected one of {allowed}{hint}")
 
 
 def check_positive(field: str, value: Any, *, allow_zero: bool = False) -> None:

@@ -25,10 +25,11 @@ class Erratum:
 
 def rmsnorm_epsilon(x: float = 1e-4, eps: float = 1e-6) -> tuple[float, float]:
     """archlab's RMSNorm (ε inside the root) vs seed 003's x / (RMS(x) + ε) on a one-element vector."""
-    from archlab.nn.norm import RMSNorm
+    from archlab.nn.norm import NormConfig, RMSNorm
+    from archlab.registry import Context
 
     with torch.no_grad():
-        lab = float(RMSNorm(1, eps=eps)(torch.tensor([[x]], dtype=torch.float64)))
+        lab = float(RMSNorm(NormConfig(kind="rmsnorm", eps=eps), Context(1))(torch.tensor([[x]], dtype=torch.float64)))
     seed = x / (math.sqrt(x * x) + eps)
     return lab, seed
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from archlab.models import build_model, preset
-from archlab.nn.mamba import Mamba
+from archlab.nn.mamba import Mamba, SSMConfig
+from archlab.registry import Context
 
 
 def _hf(cfg):
@@ -87,7 +88,11 @@ def test_projections_keep_mamba_ssm_fan_in_init_inside_the_shell():
 # ----------------------------------------------------------------------------- ablations
 def _mixer(**kw):
     torch.manual_seed(0)
-    return Mamba(16, d_state=4, **kw).double()
+    return _mamba(d_state=4, **kw).double()
+
+
+def _mamba(d_model=16, **ssm):
+    return Mamba(SSMConfig(**ssm), Context(d_model))
 
 
 def _n(m):
@@ -160,10 +165,10 @@ def test_activation_switches(act, gate_act):
 def test_activation_config_reaches_the_mixer_and_defaults_to_silu_gate():
     cfg = preset("mamba-tiny", **{"mixer.ssm.activation": "relu"})
     m = build_model(cfg).decoder.blocks[0].sub["mixer"]
-    assert (m.act_name, m.gate_act_name) == ("relu", "silu")
+    assert (m.cfg.activation, m.cfg.gate_activation) == ("relu", "silu")
     cfg = preset("mamba-tiny", **{"mixer.ssm.gate_activation": "gelu"})
     m = build_model(cfg).decoder.blocks[0].sub["mixer"]
-    assert (m.act_name, m.gate_act_name) == ("silu", "gelu")
+    assert (m.cfg.activation, m.cfg.gate_activation) == ("silu", "gelu")
 
 
 def test_gate_switch():
@@ -184,16 +189,16 @@ def test_gate_switch():
 
 @pytest.mark.parametrize("n", [1, 4, 32])
 def test_d_state_switch(n):
-    m = Mamba(16, d_state=n)
+    m = _mamba(d_state=n)
     R, E = m.dt_rank, m.d_inner
     assert m.A_log.shape == (E, n) and m.x_proj.out_features == R + 2 * n
-    assert _n(m) - _n(Mamba(16, d_state=1)) == (n - 1) * (E + 2 * E)  # A_log columns + B, C rows of x_proj
+    assert _n(m) - _n(_mamba(d_state=1)) == (n - 1) * (E + 2 * E)  # A_log columns + B, C rows of x_proj
 
 
 @pytest.mark.parametrize("init", ["s4d_real", "random", "constant"])
 def test_A_init_switch(init):
     torch.manual_seed(0)
-    m, base = Mamba(16, d_state=8, A_init=init), Mamba(16, d_state=8)
+    m, base = _mamba(d_state=8, A_init=init), _mamba(d_state=8)
     A = -torch.exp(m.A_log.detach())
     assert (A < 0).all() and _n(m) == _n(base)
     if init == "s4d_real":

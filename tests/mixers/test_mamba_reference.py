@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from archlab.models import build_model, preset
-from archlab.nn.mamba import Mamba
+from archlab.nn.mamba import Mamba, SSMConfig
 from archlab.nn.ssm import selective_scan, selective_scan_step
+from archlab.registry import Context
 
 LN2 = math.log(2.0)
 
@@ -53,7 +54,7 @@ def test_step_is_C_h_plus_D_x_on_a_hand_computed_case():
 def test_mixer_with_C_zero_is_exactly_the_D_skip():
     """With C ≡ 0 the SSM path vanishes: out = out_proj((D ⊙ act(conv(x-branch))) ⊙ silu(z)), by hand."""
     torch.manual_seed(0)
-    m = Mamba(8, d_state=4, d_conv=3).double()
+    m = Mamba(SSMConfig(d_state=4, d_conv=3), Context(8)).double()
     with torch.no_grad():
         m.x_proj.weight[m.dt_rank + m.d_state:] = 0  # the C rows
         m.D.copy_(torch.linspace(-2, 2, m.d_inner))
@@ -127,7 +128,7 @@ def test_left_padded_prefill_then_steps_equal_the_unpadded_run():
 
 
 def test_padding_mask_of_the_wrong_shape_is_refused():
-    m = Mamba(8, d_state=4)
+    m = Mamba(SSMConfig(d_state=4), Context(8))
     with pytest.raises(ValueError, match="padding mask must have shape"):
         m(torch.randn(2, 5, 8), pad_mask=torch.ones(2, 3))
 

@@ -32,7 +32,7 @@ def test_an_old_checkpoint_is_rebuilt_with_the_gate_it_was_trained_with(tmp_path
     assert doc["model_config"]["mixer"]["ssm"]["gate_activation"] == activation
     model = build_model(model_config_from_dict(doc["model_config"]))
     ck.load_checkpoint(path, model)
-    assert model.decoder.blocks[0].sub["mixer"].gate_act_name == activation
+    assert model.decoder.blocks[0].sub["mixer"].cfg.gate_activation == activation
     x = torch.randint(0, 20, (2, 7))
     with torch.no_grad():
         torch.testing.assert_close(model(x), trained(x), atol=0, rtol=0)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from archlab.nn.recurrent import RecurrentMixer
+from archlab.nn.recurrent import RecurrentMixer, RNNConfig
+from archlab.registry import Context
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -11,7 +12,7 @@ def test_reference_equals_fast(kind, nonlinearity):
     if kind != "rnn" and nonlinearity == "relu":
         pytest.skip("nonlinearity applies to the Elman RNN only")
     torch.manual_seed(0)
-    m = RecurrentMixer(kind, 12, hidden=9, nonlinearity=nonlinearity).double()
+    m = RecurrentMixer(RNNConfig(hidden=9, nonlinearity=nonlinearity), Context(12), kind=kind).double()
     x = torch.randn(3, 17, 12, dtype=torch.float64)
     fast = m(x)
     m.reference = True

@@ -17,9 +17,15 @@ from archlab.cost import model_cost
 from archlab.interop import convert_state_from_hf
 from archlab.interop.gguf import unpermute
 from archlab.models import build_model
-from archlab.nn.ffn import FeedForward
-from archlab.nn.norm import RMSNorm
-from archlab.nn.position import RotaryEmbedding
+from archlab.nn.ffn import FeedForward, FFNConfig
+from archlab.nn.norm import NormConfig, RMSNorm
+from archlab.nn.position import PositionConfig, RotaryEmbedding
+from archlab.registry import Context
+
+
+def _rope(head_dim: int, max_len: int, theta: float = 10000.0) -> RotaryEmbedding:
+    return RotaryEmbedding(PositionConfig(kind="rope", rope_theta=theta), Context(head_dim, max_len=max_len,
+                                                                                  head_dim=head_dim))
 
 
 # ----------------------------------------------------------------------------- RoPE
@@ -41,7 +47,7 @@ def rope_reference(x: torch.Tensor, theta: float) -> torch.Tensor:
 
 def test_rope_rotates_each_half_pair_by_position_times_theta():
     d, T, theta = 8, 7, 100.0
-    rope = RotaryEmbedding(d, 16, theta)
+    rope = _rope(d, 16, theta)
     x = torch.randn(1, 1, T, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     got = rope(x, torch.arange(T))[0, 0]
     torch.testing.assert_close(got, rope_reference(x[0, 0], theta), atol=1e-6, rtol=0)
@@ -49,7 +55,7 @@ def test_rope_rotates_each_half_pair_by_position_times_theta():
 
 def test_rope_unit_vectors_by_hand():
     """e_0 at position 1 with θ_0 = 1 becomes (cos 1, 0, sin 1, 0): catches a sin/cos swap and the sign."""
-    rope = RotaryEmbedding(4, 4, theta=10000.0)
+    rope = _rope(4, 4, theta=10000.0)
     e0 = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 1, 4)
     e2 = torch.tensor([0.0, 0.0, 1.0, 0.0]).view(1, 1, 1, 4)
     pos = torch.tensor([1])
@@ -68,7 +74,7 @@ def test_rotate_half_sign():
 
 def test_rope_scores_depend_on_the_offset_only():
     """q_m·k_n after RoPE is a function of m − n (the point of RoPE): shifting both positions keeps it."""
-    rope = RotaryEmbedding(8, 32)
+    rope = _rope(8, 32)
     g = torch.Generator().manual_seed(1)
     q, k = torch.randn(1, 1, 1, 8, generator=g), torch.randn(1, 1, 1, 8, generator=g)
 
@@ -84,7 +90,7 @@ def test_rmsnorm_eps_is_inside_the_root():
     """y = x / √(mean(x²) + ε) · g, on a small x where ε inside vs outside the root differ by 3×."""
     x = torch.tensor([[3e-3, -4e-3]])
     eps = 1e-4
-    norm = RMSNorm(2, eps)
+    norm = RMSNorm(NormConfig(kind="rmsnorm", eps=eps), Context(2))
     with torch.no_grad():
         norm.weight.copy_(torch.tensor([1.0, 2.0]))
     ms = (3e-3 ** 2 + 4e-3 ** 2) / 2  # 1.25e-5
@@ -98,7 +104,7 @@ def test_rmsnorm_eps_is_inside_the_root():
 # ----------------------------------------------------------------------------- SwiGLU
 def test_swiglu_gates_with_the_gate_projection():
     """SwiGLU(x) = W_out (silu(W_g x) ⊙ W_1 x): the SiLU acts on fc_gate, not fc_in."""
-    ffn = FeedForward(2, 2, "swiglu", bias=False)
+    ffn = FeedForward(FFNConfig(activation="swiglu", d_ff=2, bias=False), Context(2))
     with torch.no_grad():
         ffn.fc_gate.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, -2.0]]))  # W_g
         ffn.fc_in.weight.copy_(torch.tensor([[3.0, 1.0], [0.5, 0.0]]))  # W_1
@@ -147,7 +153,7 @@ def test_meta_layout_with_meta_rope_equals_hf_layout_with_archlab_rope():
     g = torch.Generator().manual_seed(2)
     wq, wk = (torch.randn(n_heads * d, D, generator=g, dtype=torch.float64) for _ in range(2))
     x = torch.randn(T, D, generator=g, dtype=torch.float64)
-    rope = RotaryEmbedding(d, T, theta)
+    rope = _rope(d, T, theta)
     for h in range(n_heads):
         rows = slice(h * d, (h + 1) * d)
         qm, km = meta_rope_reference(x @ wq[rows].T, theta), meta_rope_reference(x @ wk[rows].T, theta)

@@ -13,7 +13,7 @@ from typing import Any
 
 from archlab.config import from_dict
 from archlab.models.transformer_config import TransformerConfig
-from archlab.registry import register
+from archlab.registry import names, register
 
 
 def mamba_config(name: str, d_model: int, n_layers: int, *, vocab_size: int = 50280, max_seq_len: int = 65536,
@@ -36,15 +36,9 @@ register("preset", "mamba-lti-tiny")(lambda: mamba_config("mamba-lti-tiny", 64, 
                                                           selective=[]))
 
 # ----------------------------------------------------------------------------- tiny mixer zoo
-MIXER_PRESETS = {  # preset suffix -> mixer section
-    "attention": {"kind": "attention"},
-    "mamba": {"kind": "mamba"},
+MIXER_PRESETS = {  # preset suffix -> mixer section: every registered mixer (so a new one has a preset), two variants
+    **{kind: {"kind": kind} for kind in names("mixer")},
     "mamba-lti": {"kind": "mamba", "ssm": {"selective": []}},
-    "rnn": {"kind": "rnn"},
-    "lstm": {"kind": "lstm"},
-    "gru": {"kind": "gru"},
-    "dilated_conv": {"kind": "dilated_conv"},
-    "token_mixing": {"kind": "token_mixing"},
     "hybrid": {"kind": "mamba", "pattern": ["mamba", "attention"]},
 }
 

@@ -389,9 +389,10 @@ register("preset", "lstm-attn-seq2seq-tiny")(lambda: _p(name="lstm-attn-seq2seq-
 def _register_cost_handler() -> None:
     """Price the score and context matmuls of RNNAttention (its Linear children are priced by the walk)."""
     from archlab.cost.analytic import LayerCost, numel
-    from archlab.cost.walk import handles
+    from archlab.cost.walk import descends, handles
 
-    @handles("RNNAttention", descend=True)
+    @handles(RNNAttention)
+    @descends
     def _rnn_attention(name, m, calls, ctx):
         macs = outs = 0
         for call in calls:
@@ -403,8 +404,8 @@ def _register_cost_handler() -> None:
                           note="score s·(W_a e) and context Σ a·e: B·T·S·H each (additive: context only; "
                                "vᵀtanh(·) is the v Linear)")]
 
-
-    @handles("RNNSeq2Seq", descend=True)
+    @handles(RNNSeq2Seq)
+    @descends
     def _rnn_seq2seq(name, m, calls, ctx):  # the model's own parameter: the output bias (children walked on)
         adds = sum(numel(c.out) for c in calls if isinstance(c.out, tuple))
         return [LayerCost("out_bias", "bias", ctx.take_params(m, recurse=False), 0, 0, ops=adds,

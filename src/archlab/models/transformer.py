@@ -5,21 +5,22 @@ layer is pluggable (attention by default; Mamba, RNNs, convolutions via `mixer.k
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from archlab import registry
+from archlab.config import ConfigError
 from archlab.models.transformer_config import TransformerConfig
-from archlab.nn.attention import build_mask
+from archlab.nn.attention import Attention, build_mask
 from archlab.nn.block import Block
 from archlab.nn.embedding import TokenEmbedding, check_token_ids
 from archlab.nn.ffn import FeedForward, activation
-from archlab.nn.mixers import attention_from_config
 from archlab.nn.norm import build_norm
-from archlab.nn.position import RotaryEmbedding
+from archlab.registry import Context
 
 
 @dataclass
@@ -30,7 +31,6 @@ class DecodeState:
     layers: list[dict]
     memory: torch.Tensor | None = None
     memory_mask: torch.Tensor | None = None
-    extra: dict = field(default_factory=dict)
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows `index` in every cache (beam search)."""
@@ -52,6 +52,16 @@ class DecodeState:
             self.memory_mask = self.memory_mask[index]
 
 
+def section(cfg, path: str):
+    """The config section at a dotted path of the model config ("attn", "mixer.ssm")."""
+    for key in path.split("."):
+        if not hasattr(cfg, key):  # a mixer registered after MixerConfig was made (outside archlab.nn)
+            raise ConfigError(f"the model config has no section {path!r}: a component's module must be in "
+                              "archlab.nn so that its config section exists")
+        cfg = getattr(cfg, key)
+    return cfg
+
+
 class Stack(nn.Module):
     """N identical blocks and an optional final norm."""
 
@@ -64,11 +74,14 @@ class Stack(nn.Module):
         self.kinds = [cfg.mixer.kind_of_layer(i) for i in range(n_layers)]
         blocks = []
         for i, kind in enumerate(self.kinds):
-            subs: dict[str, nn.Module] = {"mixer": registry.build("mixer", kind, cfg, i, rope)}
+            ctx = Context(cfg.d_model, layer_index=i, n_layers=cfg.n_layers, max_len=cfg.max_seq_len,
+                          head_dim=cfg.head_dim, dropout=cfg.block.dropout, rope=rope)
+            mixer = registry.entry("mixer", kind)
+            subs: dict[str, nn.Module] = {"mixer": mixer.builder(section(cfg, mixer.section), ctx)}
             if cross:
-                subs["cross"] = attention_from_config(cfg)
+                subs["cross"] = Attention(cfg.attn, dataclasses.replace(ctx, rope=None))
             if cfg.ffn.enabled and "ffn" in order:
-                subs["ffn"] = FeedForward(cfg.d_model, cfg.d_ff, cfg.ffn.activation, cfg.ffn.bias, cfg.block.dropout)
+                subs["ffn"] = FeedForward(cfg.ffn, ctx)
             blocks.append(Block(subs, order, norm_cfg=cfg.norm, d_model=cfg.d_model, placement=cfg.block.norm,
                                 residual=cfg.block.residual, dropout=cfg.block.dropout))
         self.blocks = nn.ModuleList(blocks)
@@ -95,7 +108,7 @@ class Stack(nn.Module):
         """A mixer that neither attends (with a mask) nor takes pad_mask reads pads as tokens: with a pad before
         a real token (left padding) its outputs would silently change, so that is refused."""
         blind = sorted({k for k, b in zip(self.kinds, self.blocks, strict=True)
-                        if k != "attention" and not getattr(b.sub["mixer"], "takes_pad_mask", False)})
+                        if not any(getattr(b.sub["mixer"], a, False) for a in ("takes_mask", "takes_pad_mask"))})
         if blind and bool((pad_mask[:, 1:].bool() & ~pad_mask[:, :-1].bool()).any()):
             raise ValueError(f"attention_mask has padding before real tokens (left padding), which mixer.kind "
                              f"{', '.join(map(repr, blind))} cannot skip: pad on the right, or use a mixer that "
@@ -134,13 +147,15 @@ class Transformer(nn.Module):
         self.tok_embed = TokenEmbedding(cfg.vocab_size, D, cfg.embed.scale)
         self.tgt_embed = (TokenEmbedding(cfg.vocab_size, D, cfg.embed.scale)
                           if cfg.shape == "encoder_decoder" and not cfg.embed.shared else None)
-        self.pos_embed = registry.build("position", cfg.pos.kind, cfg.pos, D, cfg.max_seq_len)
+        # the position component acts on the embeddings, or (rotary) on q and k: one table serves every layer
+        pos = registry.build("position", cfg.pos.kind, cfg.pos,
+                             Context(D, max_len=cfg.max_seq_len, head_dim=cfg.head_dim))
+        where = getattr(pos, "applies_to", "embeddings")
+        self.pos_embed = pos if where == "embeddings" else None
+        self.rope = pos if where == "qk" else None
         self.seg_embed = nn.Embedding(cfg.embed.n_segments, D) if cfg.embed.n_segments else None
         self.embed_norm = build_norm(cfg.norm, D) if cfg.embed.norm else None
         self.embed_drop = nn.Dropout(cfg.dropout)
-        # one RoPE table serves every attention layer
-        self.rope = (RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.pos.rope_theta, cfg.pos.rope_scaling)
-                      if cfg.pos.kind == "rope" else None)
         self.encoder = (Stack(cfg, cfg.n_layers, causal=False, cross=False, rope=self.rope)
                         if cfg.shape in ("encoder", "encoder_decoder") else None)
         self.decoder = None
@@ -179,8 +194,8 @@ class Transformer(nn.Module):
         """The longest sequence this model can read: max_seq_len when it has a position table (learned or
         sinusoidal) or a fixed-size token mixer; None for RoPE or no positions, which extend to any length
         (as transformers does). `forward` and `archlab.generate` follow this one rule."""
-        fixed = self.cfg.pos.kind not in ("rope", "none") or any(
-            k == "token_mixing" for stack in (self.encoder, self.decoder) if stack is not None for k in stack.kinds)
+        mixers = [b.sub["mixer"] for stack in (self.encoder, self.decoder) if stack is not None for b in stack.blocks]
+        fixed = self.pos_embed is not None or any(getattr(m, "fixed_length", False) for m in mixers)
         return self.cfg.max_seq_len if fixed else None
 
     def _check(self, ids: torch.Tensor, what: str, offset: int = 0) -> None:
@@ -206,7 +221,7 @@ class Transformer(nn.Module):
         return self.embed_drop(x)
 
     @staticmethod
-    def _split_mask(mask, seq_len):
+    def _split_mask(mask):
         """A (B, T) mask is key padding; a (B, T, T) or (B, 1, T, T) mask is a full attention mask."""
         if mask is None:
             return None, None
@@ -222,7 +237,7 @@ class Transformer(nn.Module):
         self._check(input_ids, "input_ids")
         t = input_ids.shape[1]
         positions = torch.arange(t, device=input_ids.device)
-        key_mask, full = self._split_mask(attention_mask, t)
+        key_mask, full = self._split_mask(attention_mask)
         mask = build_mask(t, t, causal=False, key_mask=key_mask, full_mask=full, device=input_ids.device)
         x = self.embed(input_ids, positions=positions, token_type_ids=token_type_ids)
         return self.encoder(x, positions=positions, self_mask=mask, is_causal=False, pad_mask=key_mask)
@@ -239,7 +254,7 @@ class Transformer(nn.Module):
             raise ValueError("an encoder-decoder model needs the encoder output (memory) to decode")
         t = ids.shape[1]
         positions = torch.arange(pos, pos + t, device=ids.device)
-        key_mask, full = self._split_mask(attention_mask, t)
+        key_mask, full = self._split_mask(attention_mask)
         causal = self.decoder.causal
         # a plain causal mask at pos 0 is left to SDPA's is_causal (flash attention cannot take an explicit mask)
         plain_causal = causal and pos == 0 and key_mask is None and full is None

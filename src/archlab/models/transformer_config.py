@@ -3,20 +3,29 @@
 The same shell builds the three Transformer shapes of seeds 002/004 (encoder-decoder,
 encoder-only, decoder-only) and, by swapping `mixer.kind`, Mamba and the seed-001 sequence
 mixers. An ablation is a dotted-key diff of this config (see archlab.config.apply_overrides).
+
+The component sections (pos, attn, ffn, norm, and mixer.<section> of each mixer) are the config
+classes their components declare and register (archlab.registry); the kinds each accepts are the
+registered names. Nothing here lists them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 
+import archlab.nn  # noqa: F401  (importing the components registers them and their configs)
+from archlab import registry
 from archlab.config import ConfigError, check_choice, check_positive, check_probability
+from archlab.nn.attention import AttentionConfig
+from archlab.nn.conv_mixer import DilatedConvConfig  # noqa: F401  (re-exported: the section classes live here too)
+from archlab.nn.ffn import FFNConfig
+from archlab.nn.mamba import SSMConfig  # noqa: F401
+from archlab.nn.norm import NormConfig
+from archlab.nn.position import PositionConfig, RopeScalingConfig  # noqa: F401
+from archlab.nn.recurrent import RNNConfig  # noqa: F401
+from archlab.nn.token_mixing import TokenMixingConfig  # noqa: F401
 
-POSITION_KINDS = ("none", "sinusoidal", "learned", "rope")
 NORM_PLACEMENTS = ("pre", "post", "none")
-NORM_KINDS = ("layernorm", "rmsnorm")
-ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu", "swiglu", "geglu", "reglu", "none")
-ATTN_IMPLS = ("sdpa", "reference")
 SHAPES = ("decoder", "encoder", "encoder_decoder")
-MIXER_KINDS = ("attention", "mamba", "rnn", "lstm", "gru", "dilated_conv", "token_mixing")
 SUBLAYERS = ("mixer", "cross", "ffn")
 
 
@@ -31,102 +40,6 @@ class EmbeddingConfig:
 
     def __post_init__(self) -> None:
         check_positive("embed.n_segments", self.n_segments, allow_zero=True)
-
-
-@dataclass(frozen=True)
-class RopeScalingConfig:
-    """RoPE frequency scaling (HF `rope_scaling`): none, linear, or llama3."""
-
-    kind: str = "none"
-    factor: float = 1.0
-    low_freq_factor: float = 1.0
-    high_freq_factor: float = 4.0
-    original_max_seq_len: int = 8192
-
-    def __post_init__(self) -> None:
-        check_choice("pos.rope_scaling.kind", self.kind, ("none", "linear", "llama3"))
-        check_positive("pos.rope_scaling.factor", self.factor)
-
-
-@dataclass(frozen=True)
-class PositionConfig:
-    """Positional information: none, sinusoidal (seed 002), learned table, or rotary (RoPE)."""
-
-    kind: str = "learned"
-    # seed 002: PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(...) -> "interleaved";
-    # Marian/fairseq put all sines first, then all cosines -> "split".
-    sinusoidal_layout: str = "interleaved"
-    rope_theta: float = 10000.0
-    rope_scaling: RopeScalingConfig = field(default_factory=RopeScalingConfig)
-
-    def __post_init__(self) -> None:
-        check_choice("pos.kind", self.kind, POSITION_KINDS)
-        check_choice("pos.sinusoidal_layout", self.sinusoidal_layout, ("interleaved", "split"))
-        check_positive("pos.rope_theta", self.rope_theta)
-
-
-@dataclass(frozen=True)
-class AttentionConfig:
-    """Multi-head attention: softmax(QKᵀ/√d + mask)V per head; GQA/MQA via n_kv_heads."""
-
-    n_heads: int = 4
-    n_kv_heads: int | None = None  # None = n_heads (MHA); 1 = MQA; between = GQA
-    head_dim: int | None = None  # None = d_model // n_heads
-    bias: bool = True  # bias on the q, k, v projections
-    out_bias: bool | None = None  # bias on the output projection; None = same as `bias`
-    causal: bool = True  # decoder self-attention mask; False lets a decoder see the future
-    impl: str = "sdpa"  # "sdpa" (torch fast path) or "reference" (the equation, plain ops)
-    dropout: float = 0.0  # on attention probabilities
-
-    def __post_init__(self) -> None:
-        check_positive("attn.n_heads", self.n_heads)
-        if self.n_kv_heads is not None:
-            check_positive("attn.n_kv_heads", self.n_kv_heads)
-            if self.n_heads % self.n_kv_heads:
-                raise ConfigError(
-                    f"attn.n_kv_heads={self.n_kv_heads} must divide attn.n_heads={self.n_heads} "
-                    "(each key/value head serves a whole group of query heads)"
-                )
-        if self.head_dim is not None:
-            check_positive("attn.head_dim", self.head_dim)
-        check_choice("attn.impl", self.impl, ATTN_IMPLS)
-        check_probability("attn.dropout", self.dropout)
-
-    @property
-    def kv_heads(self) -> int:
-        return self.n_kv_heads or self.n_heads
-
-
-@dataclass(frozen=True)
-class FFNConfig:
-    """Position-wise feed-forward: W2·act(W1·x) or, for GLU variants, W2·(act(Wg·x) ⊙ W1·x)."""
-
-    enabled: bool = True
-    activation: str = "gelu"
-    d_ff: int | None = None  # None = 4·d_model
-    bias: bool = True
-
-    def __post_init__(self) -> None:
-        check_choice("ffn.activation", self.activation, ACTIVATIONS)
-        if self.d_ff is not None:
-            check_positive("ffn.d_ff", self.d_ff)
-
-    @property
-    def gated(self) -> bool:
-        return self.activation in ("swiglu", "geglu", "reglu")
-
-
-@dataclass(frozen=True)
-class NormConfig:
-    """Which normalisation: LayerNorm (mean and variance) or RMSNorm (scale only)."""
-
-    kind: str = "layernorm"
-    eps: float = 1e-5
-    bias: bool = True  # LayerNorm bias (RMSNorm has none)
-
-    def __post_init__(self) -> None:
-        check_choice("norm.kind", self.kind, NORM_KINDS)
-        check_positive("norm.eps", self.eps)
 
 
 @dataclass(frozen=True)
@@ -150,94 +63,33 @@ class BlockConfig:
         check_probability("block.dropout", self.dropout)
 
 
-@dataclass(frozen=True)
-class SSMConfig:
-    """Mamba's selective SSM block (seed 000): in_proj -> conv1d -> act -> SSM(Δ,B,C) -> gate -> out_proj."""
-
-    d_state: int = 16  # N
-    d_conv: int = 4  # depthwise causal conv1d kernel
-    expand: int = 2  # inner width E·D
-    dt_rank: int | None = None  # None = ceil(D / 16)
-    selective: tuple[str, ...] = ("delta", "B", "C")  # which are input-dependent; () = LTI
-    conv: bool = True
-    activation: str = "silu"  # after conv1d only (transformers' hidden_act)
-    gate: bool = True  # y · gate_activation(z) multiplicative gating
-    gate_activation: str = "silu"  # on the gate branch z (SiLU in Mamba and transformers, whatever hidden_act)
-    A_init: str = "s4d_real"  # A_n = -(n+1); or "random", "constant" (A = -1/2)
-    dt_min: float = 0.001
-    dt_max: float = 0.1
-    dt_init_floor: float = 1e-4
-    conv_bias: bool = True
-    bias: bool = False  # in_proj / out_proj bias
-    scan: str = "chunked"  # "chunked" (fast, parallel) or "reference" (the recurrence, sequential)
-    chunk_size: int = 32
-
-    def __post_init__(self) -> None:
-        for i, s in enumerate(self.selective):
-            check_choice(f"mixer.ssm.selective[{i}]", s, ("delta", "B", "C"))
-        check_choice("mixer.ssm.activation", self.activation, ("silu", "relu", "gelu", "none"))
-        check_choice("mixer.ssm.gate_activation", self.gate_activation, ("silu", "relu", "gelu", "none"))
-        check_choice("mixer.ssm.A_init", self.A_init, ("s4d_real", "random", "constant"))
-        check_choice("mixer.ssm.scan", self.scan, ("chunked", "reference"))
-        for name in ("d_state", "d_conv", "expand", "chunk_size"):
-            check_positive(f"mixer.ssm.{name}", getattr(self, name))
+def _mixer_post_init(self) -> None:
+    registry.check_name("mixer.kind", "mixer", self.kind)
+    for i, k in enumerate(self.pattern):
+        registry.check_name(f"mixer.pattern[{i}]", "mixer", k)
 
 
-@dataclass(frozen=True)
-class RNNConfig:
-    """Elman RNN / LSTM / GRU mixer (seed 001): h_t = f(W x_t + U h_{t-1} + b)."""
-
-    hidden: int | None = None  # None = d_model
-    nonlinearity: str = "tanh"  # Elman RNN only
-
-    def __post_init__(self) -> None:
-        check_choice("mixer.rnn.nonlinearity", self.nonlinearity, ("tanh", "relu"))
+def _kind_of_layer(self, i: int) -> str:
+    return self.pattern[i % len(self.pattern)] if self.pattern else self.kind
 
 
-@dataclass(frozen=True)
-class DilatedConvConfig:
-    """WaveNet-style causal dilated conv mixer: layer i uses dilation 2^(i mod cycle)."""
-
-    kernel_size: int = 2
-    dilation_cycle: int = 0  # 0 = keep doubling through every layer
-    activation: str = "gelu"
-
-    def __post_init__(self) -> None:
-        check_positive("mixer.conv.kernel_size", self.kernel_size)
-        check_positive("mixer.conv.dilation_cycle", self.dilation_cycle, allow_zero=True)
-        check_choice("mixer.conv.activation", self.activation, ("relu", "gelu", "silu", "tanh", "none"))
+def _mixer_sections() -> list[tuple[str, type, object]]:
+    """One field `mixer.<name>` per registered mixer config section (sections elsewhere, like attn, excluded)."""
+    out: dict[str, type] = {}
+    for e in registry.entries("mixer").values():
+        if e.section and e.section.startswith("mixer."):
+            out.setdefault(e.section.removeprefix("mixer."), e.config)
+    return [(name, cls, field(default_factory=cls)) for name, cls in out.items()]
 
 
-@dataclass(frozen=True)
-class TokenMixingConfig:
-    """Seed 001 'Option 1': y = act(W x) with a learned causal T×T matrix W over positions."""
-
-    activation: str = "gelu"
-    per_head: int = 1  # independent mixing matrices over channel groups
-
-    def __post_init__(self) -> None:
-        check_choice("mixer.token_mixing.activation", self.activation, ("relu", "gelu", "silu", "tanh", "none"))
-        check_positive("mixer.token_mixing.per_head", self.per_head)
-
-
-@dataclass(frozen=True)
-class MixerConfig:
-    """The sequence-mixing sub-layer: attention, or one of the alternatives (hybrid via pattern)."""
-
-    kind: str = "attention"
-    pattern: tuple[str, ...] = ()  # hybrid: per-layer kinds, cycled over the layers
-    ssm: SSMConfig = field(default_factory=SSMConfig)
-    rnn: RNNConfig = field(default_factory=RNNConfig)
-    conv: DilatedConvConfig = field(default_factory=DilatedConvConfig)
-    token_mixing: TokenMixingConfig = field(default_factory=TokenMixingConfig)
-
-    def __post_init__(self) -> None:
-        check_choice("mixer.kind", self.kind, MIXER_KINDS)
-        for i, k in enumerate(self.pattern):
-            check_choice(f"mixer.pattern[{i}]", k, MIXER_KINDS)
-
-    def kind_of_layer(self, i: int) -> str:
-        return self.pattern[i % len(self.pattern)] if self.pattern else self.kind
+# The sequence-mixing sub-layer: `kind` (attention or any registered mixer; `pattern` cycles kinds over the
+# layers for hybrids) and the config section of every registered mixer.
+MixerConfig = make_dataclass(
+    "MixerConfig", [("kind", str, field(default="attention")), ("pattern", tuple[str, ...], field(default=())),
+                    *_mixer_sections()],
+    namespace={"__post_init__": _mixer_post_init, "kind_of_layer": _kind_of_layer, "__module__": __name__,
+               "__doc__": "The sequence-mixing sub-layer: attention, or any registered mixer (hybrid via pattern)."},
+    frozen=True)
 
 
 @dataclass(frozen=True)
@@ -288,10 +140,7 @@ class TransformerConfig:
                 f"attn.n_heads={a.n_heads} must divide d_model={self.d_model} "
                 "(or set attn.head_dim explicitly)"
             )
-        if self.pos.kind == "rope" and self.head_dim % 2:
-            raise ConfigError(f"pos.kind='rope' needs an even head size, got head_dim={self.head_dim}")
-        if self.pos.kind == "sinusoidal" and self.d_model % 2:
-            raise ConfigError(f"pos.kind='sinusoidal' needs an even d_model, got {self.d_model}")
+        self.pos.check_sizes(self.d_model, self.head_dim)
         if "cross" in self.block.order and self.shape != "encoder_decoder":
             raise ConfigError(f"block.order has 'cross' but shape={self.shape!r}; "
                               "cross-attention needs shape='encoder_decoder'")
@@ -306,7 +155,7 @@ class TransformerConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.attn.head_dim or self.d_model // self.attn.n_heads
+        return self.attn.head_size(self.d_model)
 
     @property
     def d_ff(self) -> int:

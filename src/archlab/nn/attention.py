@@ -1,15 +1,37 @@
 """Multi-head attention: softmax(QKᵀ/√d + mask)V, with GQA/MQA, cross-attention and a KV cache.
 
 `attention_reference` is the equation in plain tensor ops; `attention_sdpa` is torch's fused
-`scaled_dot_product_attention`. tests/nn/test_attention.py holds them equal.
+`scaled_dot_product_attention`. tests/nn/test_attention_parity.py holds them equal.
+
+The contract both follow: `mask` (bool, True = may attend) and `is_causal` (query i, the last Tq of
+Tk positions, sees keys ≤ its own position) combine — a key is attended when both allow it — and a
+query row left with no key at all is opened fully (its output is padding), as `build_mask` does.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from archlab.config import ConfigError, check_positive, check_probability
+from archlab.cost.analytic import LayerCost, attention_core_macs
+from archlab.cost.walk import descends, first_input
+from archlab.registry import Context, check_config, register
+
+
+def combine_masks(mask, is_causal: bool, q_len: int, k_len: int, device=None):
+    """The one mask for (mask, is_causal): their conjunction, with empty rows opened; None if neither."""
+    if not is_causal:
+        return mask
+    causal = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(k_len - q_len)
+    if mask is None:
+        return causal
+    both = mask.bool() & causal
+    return both | ~both.any(-1, keepdim=True)
 
 
 def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False):
@@ -19,9 +41,7 @@ def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, trai
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
-    if is_causal:
-        tq, tk = scores.shape[-2:]
-        mask = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(tk - tq)
+    mask = combine_masks(mask, is_causal, *scores.shape[-2:], device=q.device)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
@@ -32,8 +52,10 @@ def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, trai
 
 def attention_sdpa(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False):
     """Same contract as attention_reference, through torch's fused kernels."""
+    if mask is not None and is_causal:  # SDPA refuses both; pass their combination as one mask
+        mask, is_causal = combine_masks(mask, True, q.shape[2], k.shape[2], device=q.device), False
     return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, is_causal=is_causal and mask is None,
+        q, k, v, attn_mask=mask, is_causal=is_causal,
         dropout_p=dropout_p if training else 0.0, enable_gqa=q.shape[1] != k.shape[1],
     )
 
@@ -89,20 +111,84 @@ class KVCache:
         self.k, self.v = self.k[index], self.v[index]
 
 
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Multi-head attention: softmax(QKᵀ/√d + mask)V per head; GQA/MQA via n_kv_heads."""
+
+    n_heads: int = 4
+    n_kv_heads: int | None = None  # None = n_heads (MHA); 1 = MQA; between = GQA
+    head_dim: int | None = None  # None = d_model // n_heads
+    bias: bool = True  # bias on the q, k, v projections
+    out_bias: bool | None = None  # bias on the output projection; None = same as `bias`
+    causal: bool = True  # decoder self-attention mask; False lets a decoder see the future
+    impl: Literal["sdpa", "reference"] = "sdpa"  # torch fast path, or the equation in plain ops
+    dropout: float = 0.0  # on attention probabilities
+
+    def __post_init__(self) -> None:
+        check_positive("attn.n_heads", self.n_heads)
+        if self.n_kv_heads is not None:
+            check_positive("attn.n_kv_heads", self.n_kv_heads)
+            if self.n_heads % self.n_kv_heads:
+                raise ConfigError(
+                    f"attn.n_kv_heads={self.n_kv_heads} must divide attn.n_heads={self.n_heads} "
+                    "(each key/value head serves a whole group of query heads)"
+                )
+        if self.head_dim is not None:
+            check_positive("attn.head_dim", self.head_dim)
+        check_config(self, "attn")
+        check_probability("attn.dropout", self.dropout)
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    def head_size(self, d_model: int) -> int:
+        return self.head_dim or d_model // self.n_heads
+
+
+@descends
+def attention_cost(name, m, calls, ctx):
+    """q/k/v/o projections are its Linear children (priced by the walk); this row adds QKᵀ and AV."""
+    macs = outs = ops = ins = 0
+    causal_any = cross = False
+    for c in calls:
+        b, tq = first_input(c)[:2]
+        mem = c.kwargs.get("memory")
+        cross |= isinstance(mem, tuple)
+        tk = mem[1] if isinstance(mem, tuple) else tq + int(c.kwargs.get("pos") or 0)
+        masked = c.kwargs.get("is_causal") or isinstance(c.kwargs.get("mask"), tuple)
+        causal = not isinstance(mem, tuple) and bool(masked)
+        causal_any |= causal
+        macs += attention_core_macs(b, m.n_heads, tq, tk, m.head_dim, ctx.causal_half and causal)
+        ops += 5 * b * m.n_heads * tq * tk  # scale, mask, exp, sum, divide
+        outs += b * tq * m.n_heads * m.head_dim
+        ins += b * (tq * m.n_heads + 2 * tk * m.n_kv_heads) * m.head_dim  # Q, K, V read once (fused kernel)
+    half = " (causal: half counted)" if ctx.causal_half and causal_any else (" (causal: full square counted)"
+                                                                            if causal_any else "")
+    return [LayerCost(f"{name}.core", "attn-core", 0, macs, outs, ins, ops=ops,
+                      note=f"QKᵀ+AV: 2·B·H·Tq·Tk·d, H={m.n_heads} d={m.head_dim}{half}; softmax in ops",
+                      extra={"heads": m.n_heads, "kv_heads": m.n_kv_heads, "head_dim": m.head_dim, "cross": cross,
+                             "encoder": name.startswith("encoder.")})]
+
+
+@register("mixer", "attention", config=AttentionConfig, section="attn", cost=attention_cost)
 class Attention(nn.Module):
     """Multi-head / grouped-query / multi-query attention; cross-attention when given `memory`."""
 
-    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, head_dim: int, *, bias: bool = True,
-                 out_bias: bool = True, impl: str = "sdpa", dropout: float = 0.0, rope=None) -> None:
+    takes_mask = True  # padding reaches it through the attention `mask` (see Stack._check_padding)
+
+    def __init__(self, cfg: AttentionConfig, ctx: Context) -> None:
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
-        self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=bias)
-        self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
-        self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
-        self.o_proj = nn.Linear(n_heads * head_dim, d_model, bias=out_bias)
-        self.impl = impl
-        self.dropout = dropout
-        object.__setattr__(self, "rope", rope)  # shared RotaryEmbedding, owned (registered) by the model
+        d_model, head_dim = ctx.d_model, cfg.head_size(ctx.d_model)
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, head_dim
+        self.q_proj = nn.Linear(d_model, self.n_heads * head_dim, bias=cfg.bias)
+        self.k_proj = nn.Linear(d_model, self.n_kv_heads * head_dim, bias=cfg.bias)
+        self.v_proj = nn.Linear(d_model, self.n_kv_heads * head_dim, bias=cfg.bias)
+        self.o_proj = nn.Linear(self.n_heads * head_dim, d_model, bias=cfg.bias if cfg.out_bias is None
+                                else cfg.out_bias)
+        self.impl = cfg.impl
+        self.dropout = cfg.dropout
+        object.__setattr__(self, "rope", ctx.rope)  # shared RotaryEmbedding, owned (registered) by the model
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         b, t, _ = x.shape

@@ -8,13 +8,32 @@ finite: anything further back is invisible, which is what the long-range tasks p
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab.config import check_positive
+from archlab.cost.analytic import LayerCost
+from archlab.cost.walk import linear_children, tokens
 from archlab.nn.ffn import activation
-from archlab.registry import register
+from archlab.registry import Context, check_config, register
+
+
+@dataclass(frozen=True)
+class DilatedConvConfig:
+    """WaveNet-style causal dilated conv mixer: layer i uses dilation 2^(i mod cycle)."""
+
+    kernel_size: int = 2
+    dilation_cycle: int = 0  # 0 = keep doubling through every layer
+    activation: Literal["relu", "gelu", "silu", "tanh", "none"] = "gelu"
+
+    def __post_init__(self) -> None:
+        check_positive("mixer.conv.kernel_size", self.kernel_size)
+        check_positive("mixer.conv.dilation_cycle", self.dilation_cycle, allow_zero=True)
+        check_config(self, "mixer.conv")
 
 
 def dilation_of_layer(layer_index: int, cycle: int = 0) -> int:
@@ -27,24 +46,37 @@ def receptive_field(kernel_size: int, dilations: Iterable[int]) -> int:
     return 1 + sum((kernel_size - 1) * d for d in dilations)
 
 
-def model_receptive_field(cfg) -> int | None:
-    """Receptive field of a TransformerConfig's mixer stack; None (unbounded) if any layer is not a conv."""
-    kinds = [cfg.mixer.kind_of_layer(i) for i in range(cfg.n_layers)]
+def stack_receptive_field(cfg: DilatedConvConfig, kinds: list[str]) -> int | None:
+    """Receptive field of a stack whose layer i is mixer `kinds[i]`; None (unbounded) if any is not a conv."""
     if any(k != "dilated_conv" for k in kinds):
         return None
-    c = cfg.mixer.conv
-    return receptive_field(c.kernel_size, [dilation_of_layer(i, c.dilation_cycle) for i in range(cfg.n_layers)])
+    return receptive_field(cfg.kernel_size, [dilation_of_layer(i, cfg.dilation_cycle) for i in range(len(kinds))])
 
 
+def conv_cost(name, m, calls, ctx):
+    """Causal dilated conv (applied functionally): B·T·D·D·K MACs, then out_proj."""
+    conv = m.conv
+    bt = sum(b * t for b, t in tokens(calls))
+    k = conv.kernel_size[0]
+    rows = [LayerCost(f"{name}.conv", "conv-dilated", ctx.take_params(conv),
+                      bt * conv.out_channels * conv.in_channels * k, bt * conv.out_channels, bt * conv.in_channels,
+                      note=f"k={k} dilation={m.dilation}: B·T·D·D·K",
+                      extra={"state_elems": conv.in_channels * m.context})]
+    return rows + linear_children(name, m, ctx)
+
+
+@register("mixer", "dilated_conv", config=DilatedConvConfig, section="mixer.conv", cost=conv_cost)
 class DilatedCausalConv(nn.Module):
     """One causal dilated conv layer (B, T, D) -> (B, T, D), caching the last (K−1)·d inputs for decoding."""
 
-    def __init__(self, d_model: int, kernel_size: int = 2, dilation: int = 1, act: str = "gelu") -> None:
+    def __init__(self, cfg: DilatedConvConfig, ctx: Context) -> None:
         super().__init__()
-        self.kernel_size, self.dilation = kernel_size, dilation
+        d_model, kernel_size = ctx.d_model, cfg.kernel_size
+        self.kernel_size = kernel_size
+        self.dilation = dilation = dilation_of_layer(ctx.layer_index, cfg.dilation_cycle)
         self.context = (kernel_size - 1) * dilation  # past inputs each output reads
         self.conv = nn.Conv1d(d_model, d_model, kernel_size, dilation=dilation)
-        self.act = activation(act)
+        self.act = activation(cfg.activation)
         self.out_proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: torch.Tensor, *, state: dict | None = None, **_) -> torch.Tensor:
@@ -58,10 +90,3 @@ class DilatedCausalConv(nn.Module):
 
     def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
         return {"x": torch.zeros(batch, self.conv.in_channels, self.context, device=device, dtype=dtype)}
-
-
-@register("mixer", "dilated_conv")
-def build_dilated_conv_mixer(cfg, layer_index: int, rope=None) -> DilatedCausalConv:
-    c = cfg.mixer.conv
-    return DilatedCausalConv(cfg.d_model, c.kernel_size, dilation_of_layer(layer_index, c.dilation_cycle),
-                             c.activation)

@@ -6,16 +6,19 @@ import math
 import torch
 from torch import nn
 
+from archlab.cost.walk import embedding_cost
+from archlab.registry import register
 
+
+@register("embedding", "token", cost=embedding_cost)
 class TokenEmbedding(nn.Module):
     """Lookup table of shape (vocab, D); optionally scaled by √D as in Vaswani et al. §3.4."""
 
-    def __init__(self, vocab_size: int, dim: int, scale: bool = False, padding_idx: int | None = None) -> None:
+    def __init__(self, vocab_size: int, dim: int, scale: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(vocab_size, dim))
         self.scale = math.sqrt(dim) if scale else 1.0
         self.vocab_size = vocab_size
-        self.padding_idx = padding_idx
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         e = nn.functional.embedding(ids, self.weight)

@@ -21,42 +21,100 @@ selective ones have per token); () is the LTI model. `conv`, `activation` (after
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab.config import check_positive
+from archlab.cost.analytic import LayerCost, ssm_scan_macs_per_token, ssm_state_elems
+from archlab.cost.walk import linear_children, tokens
 from archlab.nn.ffn import activation as activation_fn
 from archlab.nn.ssm import selective_scan, selective_scan_step
-from archlab.registry import register
+from archlab.registry import Context, check_config, register
 
 
+@dataclass(frozen=True)
+class SSMConfig:
+    """Mamba's selective SSM block (seed 000): in_proj -> conv1d -> act -> SSM(Δ,B,C) -> gate -> out_proj."""
+
+    d_state: int = 16  # N
+    d_conv: int = 4  # depthwise causal conv1d kernel
+    expand: int = 2  # inner width E·D
+    dt_rank: int | None = None  # None = ceil(D / 16)
+    selective: tuple[Literal["delta", "B", "C"], ...] = ("delta", "B", "C")  # input-dependent ones; () = LTI
+    conv: bool = True
+    activation: Literal["silu", "relu", "gelu", "none"] = "silu"  # after conv1d only (transformers' hidden_act)
+    gate: bool = True  # y · gate_activation(z) multiplicative gating
+    # on the gate branch z (SiLU in Mamba and transformers, whatever hidden_act)
+    gate_activation: Literal["silu", "relu", "gelu", "none"] = "silu"
+    A_init: Literal["s4d_real", "random", "constant"] = "s4d_real"  # A_n = -(n+1); random; A = -1/2
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    dt_init_floor: float = 1e-4
+    conv_bias: bool = True
+    bias: bool = False  # in_proj / out_proj bias
+    scan: Literal["chunked", "reference"] = "chunked"  # fast and parallel, or the recurrence step by step
+    chunk_size: int = 32
+
+    def __post_init__(self) -> None:
+        check_config(self, "mixer.ssm")
+        for name in ("d_state", "d_conv", "expand", "chunk_size"):
+            check_positive(f"mixer.ssm.{name}", getattr(self, name))
+
+
+def mamba_cost(name, m, calls, ctx):
+    """Mamba block: in/x/dt/out projections (Linear), causal depthwise conv1d, selective scan.
+
+    The conv is applied functionally (F.conv1d on the module's weight), so it is priced here from T:
+    B·T·E·K MACs. The scan per token and channel and state: the update h ← exp(ΔA)⊙h + (ΔB)x is one
+    MAC (an elementwise addcmul FlopCounterMode cannot see) and the readout y = C·h one MAC (a matmul
+    it does see); exp(ΔA), ΔB·x and the gate are `ops`.
+    """
+    rows = linear_children(name, m, ctx)
+    E, N, K = m.d_inner, m.d_state, m.d_conv
+    bt = sum(b * t for b, t in tokens(calls))
+    if m.conv1d is not None:
+        rows.append(LayerCost(f"{name}.conv1d", "conv-depthwise", ctx.take_params(m.conv1d), bt * E * K, bt * E,
+                              bt * E, note=f"causal depthwise conv1d k={K}: B·T·E·K"))
+    half = ssm_scan_macs_per_token(E, N) // 2
+    own = ctx.take_params(m, recurse=False)
+    rows.append(LayerCost(f"{name}.scan.update", "ssm-scan", own, bt * half, 0, bt * E, ops=3 * bt * E * N,
+                          counter_visible=False,
+                          note=f"h←exp(ΔA)⊙h+ΔBx: B·T·E·N, E={E} N={N}; elementwise, invisible to the counter",
+                          extra={"state_elems": ssm_state_elems(E, N, K if m.conv1d is not None else 1)}))
+    rows.append(LayerCost(f"{name}.scan.readout", "ssm-scan", 0, bt * half, bt * E, ops=bt * E * (1 + int(m.gate)),
+                          note="y=C·h (+Dx, gate): B·T·E·N"))
+    return rows
+
+
+@register("mixer", "mamba", config=SSMConfig, section="mixer.ssm", cost=mamba_cost)
 class Mamba(nn.Module):
     """Mamba block mixer on (B, T, D) with conv and SSM state caches for step-by-step decoding."""
 
     takes_pad_mask = True  # the decoder stack passes its (B, T) padding mask as pad_mask=
 
-    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int | None = None,
-                 *, selective=("delta", "B", "C"), conv: bool = True, activation: str = "silu", gate: bool = True,
-                 gate_activation: str = "silu",
-                 A_init: str = "s4d_real", dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
-                 conv_bias: bool = True, bias: bool = False, scan: str = "chunked", chunk_size: int = 32,
-                 n_layers: int = 1) -> None:
+    def __init__(self, cfg: SSMConfig, ctx: Context) -> None:
         super().__init__()
-        self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
-        self.d_inner = E = expand * d_model
-        self.dt_rank = R = dt_rank or math.ceil(d_model / 16)
-        self.selective = frozenset(selective)
-        self.use_conv, self.gate, self.act_name = conv, gate, activation
-        self.act = activation_fn(activation)  # after conv1d
-        self.gate_act_name, self.gate_act = gate_activation, activation_fn(gate_activation)  # on z
-        self.A_init, self.dt_min, self.dt_max, self.dt_init_floor = A_init, dt_min, dt_max, dt_init_floor
-        self.scan, self.chunk_size = scan, chunk_size
-        self.n_layers = n_layers  # out_proj is scaled by 1/√n_layers at init, as in mamba_ssm
+        d_model, d_state = ctx.d_model, cfg.d_state
+        self.d_model, self.d_state, self.d_conv = d_model, d_state, cfg.d_conv
+        self.d_inner = E = cfg.expand * d_model
+        self.dt_rank = R = cfg.dt_rank or math.ceil(d_model / 16)
+        self.cfg = cfg
+        self.selective = frozenset(cfg.selective)
+        self.gate = cfg.gate
+        self.act = activation_fn(cfg.activation)  # after conv1d
+        self.gate_act = activation_fn(cfg.gate_activation)  # on z
+        self.A_init, self.dt_min, self.dt_max = cfg.A_init, cfg.dt_min, cfg.dt_max
+        self.dt_init_floor = cfg.dt_init_floor
+        self.scan, self.chunk_size = cfg.scan, cfg.chunk_size
+        self.n_layers = ctx.n_layers  # out_proj is scaled by 1/√n_layers at init, as in mamba_ssm
 
-        self.in_proj = nn.Linear(d_model, 2 * E if gate else E, bias=bias)  # x (and z) branches
+        self.in_proj = nn.Linear(d_model, 2 * E if cfg.gate else E, bias=cfg.bias)  # x (and z) branches
         # depthwise causal conv; the causal left padding is done in forward so a cached prefix can replace it
-        self.conv1d = nn.Conv1d(E, E, d_conv, groups=E, bias=conv_bias) if conv else None
+        self.conv1d = nn.Conv1d(E, E, cfg.d_conv, groups=E, bias=cfg.conv_bias) if cfg.conv else None
         self.x_proj_sizes = (R if "delta" in self.selective else 0,
                              d_state if "B" in self.selective else 0,
                              d_state if "C" in self.selective else 0)
@@ -72,7 +130,7 @@ class Mamba(nn.Module):
             self.C = nn.Parameter(torch.empty(d_state))
         self.A_log = nn.Parameter(torch.empty(E, d_state))
         self.D = nn.Parameter(torch.empty(E))
-        self.out_proj = nn.Linear(E, d_model, bias=bias)
+        self.out_proj = nn.Linear(E, d_model, bias=cfg.bias)
         self.reset_parameters_special()
 
     @torch.no_grad()
@@ -180,16 +238,3 @@ class Mamba(nn.Module):
         if self.conv1d is not None:
             st["conv"] = torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device, dtype=dtype)
         return st
-
-
-def mamba_from_config(d_model: int, s, n_layers: int = 1) -> Mamba:
-    """Mamba mixer sized by an SSMConfig."""
-    return Mamba(d_model, s.d_state, s.d_conv, s.expand, s.dt_rank, selective=s.selective, conv=s.conv,
-                 activation=s.activation, gate=s.gate, gate_activation=s.gate_activation, A_init=s.A_init,
-                 dt_min=s.dt_min, dt_max=s.dt_max, dt_init_floor=s.dt_init_floor, conv_bias=s.conv_bias, bias=s.bias,
-                 scan=s.scan, chunk_size=s.chunk_size, n_layers=n_layers)
-
-
-@register("mixer", "mamba")
-def build_mamba_mixer(cfg, layer_index: int, rope=None) -> Mamba:
-    return mamba_from_config(cfg.d_model, cfg.mixer.ssm, cfg.n_layers)

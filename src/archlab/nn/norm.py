@@ -1,19 +1,37 @@
-"""Normalisation layers: LayerNorm and RMSNorm."""
+"""Normalisation layers: LayerNorm and RMSNorm, registered as "norm" components built from NormConfig."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from archlab.registry import register
+from archlab.config import check_positive
+from archlab.cost.walk import norm_cost
+from archlab.registry import Context, build, check_name, register
 
 
+@dataclass(frozen=True)
+class NormConfig:
+    """Which normalisation (a registered norm: layernorm = mean and variance, rmsnorm = scale only)."""
+
+    kind: str = "layernorm"
+    eps: float = 1e-5
+    bias: bool = True  # LayerNorm bias (RMSNorm has none)
+
+    def __post_init__(self) -> None:
+        check_name("norm.kind", "norm", self.kind)
+        check_positive("norm.eps", self.eps)
+
+
+@register("norm", "rmsnorm", config=NormConfig, section="norm", cost=norm_cost)
 class RMSNorm(nn.Module):
     """y = x / sqrt(mean(x²) + eps) · g   (Zhang & Sennrich 2019); computed in fp32."""
 
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+    def __init__(self, cfg: NormConfig, ctx: Context) -> None:
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = cfg.eps
+        self.weight = nn.Parameter(torch.ones(ctx.d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.float()
@@ -21,19 +39,12 @@ class RMSNorm(nn.Module):
         return self.weight * h.to(x.dtype)
 
 
-@register("norm", "layernorm")
-def layer_norm(dim: int, eps: float = 1e-5, bias: bool = True) -> nn.Module:
+@register("norm", "layernorm", config=NormConfig, section="norm")
+def layer_norm(cfg: NormConfig, ctx: Context) -> nn.Module:
     """y = (x - mean) / sqrt(var + eps) · g + b   (Ba et al. 2016)."""
-    return nn.LayerNorm(dim, eps=eps, bias=bias)
+    return nn.LayerNorm(ctx.d_model, eps=cfg.eps, bias=cfg.bias)
 
 
-@register("norm", "rmsnorm")
-def rms_norm(dim: int, eps: float = 1e-6, bias: bool = False) -> nn.Module:
-    return RMSNorm(dim, eps)
-
-
-def build_norm(cfg, dim: int) -> nn.Module:
+def build_norm(cfg: NormConfig, dim: int) -> nn.Module:
     """Norm layer of width `dim` from a NormConfig."""
-    from archlab.registry import build
-
-    return build("norm", cfg.kind, dim, eps=cfg.eps, bias=cfg.bias)
+    return build("norm", cfg.kind, cfg, Context(d_model=dim))

@@ -1,12 +1,72 @@
-"""Positional encodings: none, sinusoidal (seed 002), learned, rotary (RoPE)."""
+"""Positional encodings: none, sinusoidal (seed 002), learned, rotary (RoPE).
+
+Each is registered as a "position" component built from PositionConfig. `applies_to` says where the
+model uses it: "embeddings" (added to the token embeddings) or "qk" (rotates queries and keys inside
+every attention layer).
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
-from archlab.registry import register
+from archlab.config import ConfigError, check_positive
+from archlab.cost.analytic import LayerCost, numel
+from archlab.registry import Context, check_config, check_name, register
+
+
+@dataclass(frozen=True)
+class RopeScalingConfig:
+    """RoPE frequency scaling (HF `rope_scaling`): none, linear, or llama3."""
+
+    kind: Literal["none", "linear", "llama3"] = "none"
+    factor: float = 1.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_seq_len: int = 8192
+
+    def __post_init__(self) -> None:
+        check_config(self, "pos.rope_scaling")
+        check_positive("pos.rope_scaling.factor", self.factor)
+
+
+@dataclass(frozen=True)
+class PositionConfig:
+    """Positional information: `kind` is a registered position component (none, sinusoidal, learned, rope)."""
+
+    kind: str = "learned"
+    # seed 002: PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(...) -> "interleaved";
+    # Marian/fairseq put all sines first, then all cosines -> "split".
+    sinusoidal_layout: Literal["interleaved", "split"] = "interleaved"
+    rope_theta: float = 10000.0
+    rope_scaling: RopeScalingConfig = field(default_factory=RopeScalingConfig)
+
+    def __post_init__(self) -> None:
+        check_name("pos.kind", "position", self.kind)
+        check_config(self, "pos")
+        check_positive("pos.rope_theta", self.rope_theta)
+
+    def check_sizes(self, d_model: int, head_dim: int) -> None:
+        """The sizes each encoding needs: rotary pairs up head channels, sinusoidal pairs up model channels."""
+        if self.kind == "rope" and head_dim % 2:
+            raise ConfigError(f"pos.kind='rope' needs an even head size, got head_dim={head_dim}")
+        if self.kind == "sinusoidal" and d_model % 2:
+            raise ConfigError(f"pos.kind='sinusoidal' needs an even d_model, got {d_model}")
+
+
+def position_cost(name, m, calls, ctx):
+    """Parameter-free encodings: a rotation or an addition per element (ops, not MACs)."""
+    n = sum(numel(c.out) for c in calls if isinstance(c.out, tuple))
+    return [LayerCost(name, "position", ctx.take_params(m), 0, 0, ops=3 * n, note="rotation/addition: not MACs")]
+
+
+def table_cost(name, m, calls, ctx):
+    """A learned table: a lookup (gather), 0 MACs."""
+    outs = sum(numel(c.out) for c in calls if isinstance(c.out, tuple))
+    return [LayerCost(name, "embedding", ctx.take_params(m), 0, outs, note="lookup (gather): 0 MACs")]
 
 
 def sinusoidal_table(n_positions: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
@@ -25,23 +85,30 @@ def sinusoidal_table(n_positions: int, dim: int, layout: str = "interleaved") ->
     return table.float()
 
 
+@register("position", "sinusoidal", config=PositionConfig, section="pos", cost=position_cost)
 class SinusoidalPositions(nn.Module):
     """Fixed sinusoidal encodings added to the embeddings; no parameters."""
 
-    def __init__(self, max_len: int, dim: int, layout: str = "interleaved") -> None:
+    applies_to = "embeddings"
+
+    def __init__(self, cfg: PositionConfig, ctx: Context) -> None:
         super().__init__()
-        self.register_buffer("table", sinusoidal_table(max_len, dim, layout), persistent=False)
+        self.register_buffer("table", sinusoidal_table(ctx.max_len, ctx.d_model, cfg.sinusoidal_layout),
+                             persistent=False)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         return self.table[positions]
 
 
+@register("position", "learned", config=PositionConfig, section="pos", cost=table_cost)
 class LearnedPositions(nn.Module):
     """A learned (max_len, D) table added to the embeddings (GPT-2, BERT)."""
 
-    def __init__(self, max_len: int, dim: int) -> None:
+    applies_to = "embeddings"
+
+    def __init__(self, cfg: PositionConfig, ctx: Context) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(max_len, dim))
+        self.weight = nn.Parameter(torch.empty(ctx.max_len, ctx.d_model))
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         return nn.functional.embedding(positions, self.weight)
@@ -67,14 +134,17 @@ def rope_inv_freq(head_dim: int, theta: float, scaling=None) -> torch.Tensor:
     return torch.where(medium, smoothed, scaled).float()
 
 
+@register("position", "rope", config=PositionConfig, section="pos", cost=position_cost)
 class RotaryEmbedding(nn.Module):
     """RoPE (Su et al. 2021): rotate each (x_i, x_{i+d/2}) pair of q and k by angle pos·θ_i."""
 
-    def __init__(self, head_dim: int, max_len: int, theta: float = 10000.0, scaling=None) -> None:
+    applies_to = "qk"
+
+    def __init__(self, cfg: PositionConfig, ctx: Context) -> None:
         super().__init__()
-        self._inv_freq = rope_inv_freq(head_dim, theta, scaling)
+        self._inv_freq = rope_inv_freq(ctx.head_dim, cfg.rope_theta, cfg.rope_scaling)
         # plain fp32 attributes, not buffers: model.to(bfloat16) must not round the angles
-        self._cos, self._sin = self._tables(max_len)
+        self._cos, self._sin = self._tables(ctx.max_len)
         self.cos, self.sin = self._cos, self._sin
 
     def _tables(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,21 +180,7 @@ class RotaryEmbedding(nn.Module):
         return (x.float() * cos + self.rotate_half(x.float()) * sin).to(x.dtype)
 
 
-@register("position", "none")
-def _none(cfg, dim: int, max_len: int):
+@register("position", "none", config=PositionConfig, section="pos")
+def no_positions(cfg: PositionConfig, ctx: Context) -> None:
+    """No positional information at all (order only through causal masking or a recurrent mixer)."""
     return None
-
-
-@register("position", "sinusoidal")
-def _sinusoidal(cfg, dim: int, max_len: int):
-    return SinusoidalPositions(max_len, dim, cfg.sinusoidal_layout)
-
-
-@register("position", "learned")
-def _learned(cfg, dim: int, max_len: int):
-    return LearnedPositions(max_len, dim)
-
-
-@register("position", "rope")
-def _rope(cfg, dim: int, max_len: int):
-    return None  # rotary positions act inside attention, not on the embeddings

@@ -11,27 +11,60 @@ The state is the Markov summary seed 001 criticises: y_t sees x_{<t} only throug
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
 
-from archlab.registry import register
+from archlab.cost.analytic import LayerCost, rnn_macs_per_token
+from archlab.cost.walk import linear_children, tokens
+from archlab.registry import Context, check_config, register
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Elman RNN / LSTM / GRU mixer (seed 001): h_t = f(W x_t + U h_{t-1} + b)."""
+
+    hidden: int | None = None  # None = d_model
+    nonlinearity: Literal["tanh", "relu"] = "tanh"  # Elman RNN only
+
+    def __post_init__(self) -> None:
+        check_config(self, "mixer.rnn")
+
+
+def recurrent_cost(name, m, calls, ctx):
+    """RNN/LSTM/GRU mixer: g·H·(D+H) MACs per token (either path: torch cell or the reference loop) + out_proj."""
+    cell = m.cell
+    bt = sum(b * t for b, t in tokens(calls))
+    rows = [LayerCost(f"{name}.cell", m.kind, ctx.take_params(cell),
+                      bt * rnn_macs_per_token(m.kind, cell.input_size, m.hidden), bt * m.hidden, bt * cell.input_size,
+                      note=f"{m.kind}: g·H·(D+H) per token, g={_GATES[m.kind]}",
+                      extra={"state_elems": m.hidden * (2 if m.kind == "lstm" else 1)})]
+    return rows + linear_children(name, m, ctx)
 
 
 class RecurrentMixer(nn.Module):
-    """One recurrent layer D -> H followed by out_proj H -> D; state (h,) or (h, c) for decoding."""
+    """One recurrent layer D -> H followed by out_proj H -> D; state (h,) or (h, c) for decoding.
 
-    def __init__(self, kind: str, d_model: int, hidden: int | None = None, nonlinearity: str = "tanh",
-                 reference: bool = False) -> None:
+    Registered once per cell kind (the subclasses below); `reference = True` runs the loop instead of torch's.
+    """
+
+    kind = "rnn"
+
+    def __init__(self, cfg: RNNConfig, ctx: Context, kind: str | None = None) -> None:
         super().__init__()
-        if kind not in _CELLS:
-            raise ValueError(f"recurrent mixer kind {kind!r} unknown (expected one of {sorted(_CELLS)})")
-        self.kind, self.hidden, self.reference = kind, hidden or d_model, reference
-        kw = {"nonlinearity": nonlinearity} if kind == "rnn" else {}
-        self.cell = _CELLS[kind](d_model, self.hidden, batch_first=True, **kw)
-        self.nonlinearity = nonlinearity
-        self.out_proj = nn.Linear(self.hidden, d_model)
+        self.kind = kind or type(self).kind
+        if self.kind not in _CELLS:
+            raise ValueError(f"recurrent mixer kind {self.kind!r} unknown (expected one of {sorted(_CELLS)})")
+        self.hidden, self.reference = cfg.hidden or ctx.d_model, False
+        kw = {"nonlinearity": cfg.nonlinearity} if self.kind == "rnn" else {}
+        self.cell = _CELLS[self.kind](ctx.d_model, self.hidden, batch_first=True, **kw)
+        self.nonlinearity = cfg.nonlinearity
+        self.out_proj = nn.Linear(self.hidden, ctx.d_model)
 
     # ------------------------------------------------------- the equations
     def _step(self, x_t, h, c):
@@ -89,14 +122,6 @@ class RecurrentMixer(nn.Module):
         return st
 
 
-def _builder(kind: str):
-    def build(cfg, layer_index: int, rope=None) -> RecurrentMixer:
-        r = cfg.mixer.rnn
-        return RecurrentMixer(kind, cfg.d_model, r.hidden, r.nonlinearity)
-
-    build.__name__ = f"build_{kind}_mixer"
-    return build
-
-
-for _kind in _CELLS:
-    register("mixer", _kind)(_builder(_kind))
+for _kind in _CELLS:  # RNNMixer, LSTMMixer, GRUMixer: one registered class per cell, sharing `mixer.rnn`
+    register("mixer", _kind, config=RNNConfig, section="mixer.rnn", cost=recurrent_cost)(
+        type(f"{_kind.upper()}Mixer", (RecurrentMixer,), {"kind": _kind, "__module__": __name__}))

@@ -9,24 +9,59 @@ D / per_head channels its own matrix.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
 
+from archlab.config import check_positive
+from archlab.cost.analytic import LayerCost
+from archlab.cost.walk import first_input, linear_children
 from archlab.nn.ffn import activation
-from archlab.registry import register
+from archlab.registry import Context, check_config, register
 
 
+@dataclass(frozen=True)
+class TokenMixingConfig:
+    """Seed 001 'Option 1': y = act(W x) with a learned causal T×T matrix W over positions."""
+
+    activation: Literal["relu", "gelu", "silu", "tanh", "none"] = "gelu"
+    per_head: int = 1  # independent mixing matrices over channel groups
+
+    def __post_init__(self) -> None:
+        check_config(self, "mixer.token_mixing")
+        check_positive("mixer.token_mixing.per_head", self.per_head)
+
+
+def token_mixing_cost(name, m, calls, ctx):
+    """Learned T×T position mixing: y_t = Σ_s W[t,s] x_s computed as a dense (T×S)·(S×D) matmul: B·T·S·D."""
+    macs = outs = 0
+    for c in calls:
+        b, t, d = first_input(c)
+        s = t + int(c.kwargs.get("pos") or 0)
+        macs += b * t * s * d
+        outs += b * t * d
+    rows = [LayerCost(f"{name}.mix", "token-mixing", ctx.take_params(m, recurse=False), macs, outs,
+                      note="dense W(T×S)·X(S×D) (the causal mask zeroes W, the matmul still runs): B·T·S·D")]
+    return rows + linear_children(name, m, ctx)
+
+
+@register("mixer", "token_mixing", config=TokenMixingConfig, section="mixer.token_mixing", cost=token_mixing_cost)
 class TokenMixing(nn.Module):
     """Causal learned position-mixing (B, T, D) -> (B, T, D); decoding caches every past input."""
 
-    def __init__(self, d_model: int, max_len: int, act: str = "gelu", per_head: int = 1) -> None:
+    fixed_length = True  # a max_len × max_len matrix: no positions past it (Transformer.position_limit)
+
+    def __init__(self, cfg: TokenMixingConfig, ctx: Context) -> None:
         super().__init__()
+        d_model, max_len, per_head = ctx.d_model, ctx.max_len, cfg.per_head
         if d_model % per_head:
             raise ValueError(f"mixer.token_mixing.per_head={per_head} must divide d_model={d_model}")
         self.max_len, self.per_head = max_len, per_head
         self.weight = nn.Parameter(torch.empty(per_head, max_len, max_len))  # W[h, t, s]
         self.register_buffer("causal", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False)
-        self.act = activation(act)
+        self.act = activation(cfg.activation)
         self.out_proj = nn.Linear(d_model, d_model)
         self.reset_parameters_special()
 
@@ -58,9 +93,3 @@ class TokenMixing(nn.Module):
     def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
         return {"x": torch.zeros(batch, min(max_len, self.max_len), self.out_proj.in_features, device=device,
                                  dtype=dtype)}
-
-
-@register("mixer", "token_mixing")
-def build_token_mixing_mixer(cfg, layer_index: int, rope=None) -> TokenMixing:
-    m = cfg.mixer.token_mixing
-    return TokenMixing(cfg.d_model, cfg.max_seq_len, m.activation, m.per_head)
