@@ -67,18 +67,19 @@ class Stack(nn.Module):
 
     def __init__(self, cfg: TransformerConfig, n_layers: int, *, causal: bool, cross: bool, rope) -> None:
         super().__init__()
-        order = tuple(s for s in cfg.block.order if cross or s != "cross")
-        if cross and "cross" not in order:
-            order = tuple(x for s in order for x in ((s, "cross") if s == "mixer" else (s,)))
+        order = cfg.block.stack_order(cross=cross)
         self.causal = causal
-        self.kinds = [cfg.mixer.kind_of_layer(i) for i in range(n_layers)]
+        # a block order without "mixer" (seed 000's "omit multi-head attention") builds no mixer at all
+        self.kinds = [cfg.mixer.kind_of_layer(i) for i in range(n_layers)] if "mixer" in order else []
         blocks = []
-        for i, kind in enumerate(self.kinds):
+        for i in range(n_layers):
             ctx = Context(cfg.d_model, layer_index=i, n_layers=cfg.n_layers, max_len=cfg.max_seq_len,
                           head_dim=cfg.head_dim, dropout=cfg.block.dropout, rope=rope)
-            mixer = registry.entry("mixer", kind)
-            subs: dict[str, nn.Module] = {"mixer": mixer.builder(section(cfg, mixer.section), ctx)}
-            if cross:
+            subs: dict[str, nn.Module] = {}
+            if self.kinds:
+                mixer = registry.entry("mixer", self.kinds[i])
+                subs["mixer"] = mixer.builder(section(cfg, mixer.section), ctx)
+            if cross and "cross" in order:
                 subs["cross"] = Attention(cfg.attn, dataclasses.replace(ctx, rope=None))
             if cfg.ffn.enabled and "ffn" in order:
                 subs["ffn"] = FeedForward(cfg.ffn, ctx)
@@ -95,8 +96,8 @@ class Stack(nn.Module):
         for i, block in enumerate(self.blocks):
             layer_state = state.layers[i] if state is not None else None
             kw = {"mixer": dict(positions=positions, mask=self_mask, is_causal=is_causal, pos=pos,
-                                state=layer_state["mixer"] if layer_state else None)}
-            if pad_mask is not None and getattr(block.sub["mixer"], "takes_pad_mask", False):
+                                state=layer_state.get("mixer") if layer_state else None)}
+            if pad_mask is not None and "mixer" in block.sub and getattr(block.sub["mixer"], "takes_pad_mask", False):
                 kw["mixer"]["pad_mask"] = pad_mask  # (B, T) key padding, for mixers without an attention mask
             if memory is not None:
                 kw["cross"] = dict(memory=memory, mask=memory_mask,
@@ -107,6 +108,8 @@ class Stack(nn.Module):
     def _check_padding(self, pad_mask) -> None:
         """A mixer that neither attends (with a mask) nor takes pad_mask reads pads as tokens: with a pad before
         a real token (left padding) its outputs would silently change, so that is refused."""
+        if not self.kinds:  # no mixer: only attention (cross, with its mask) reads other positions
+            return
         blind = sorted({k for k, b in zip(self.kinds, self.blocks, strict=True)
                         if not any(getattr(b.sub["mixer"], a, False) for a in ("takes_mask", "takes_pad_mask"))})
         if blind and bool((pad_mask[:, 1:].bool() & ~pad_mask[:, :-1].bool()).any()):
@@ -117,7 +120,8 @@ class Stack(nn.Module):
     def init_state(self, batch, max_len, device, dtype) -> list[dict]:
         out = []
         for block in self.blocks:
-            layer = {"mixer": block.sub["mixer"].init_state(batch, max_len, device, dtype)}
+            mixer = block.sub["mixer"] if "mixer" in block.sub else None
+            layer = {"mixer": mixer.init_state(batch, max_len, device, dtype)} if mixer is not None else {}
             if "cross" in block.sub:
                 layer["cross"] = {}
             out.append(layer)
@@ -194,7 +198,8 @@ class Transformer(nn.Module):
         """The longest sequence this model can read: max_seq_len when it has a position table (learned or
         sinusoidal) or a fixed-size token mixer; None for RoPE or no positions, which extend to any length
         (as transformers does). `forward` and `archlab.generate` follow this one rule."""
-        mixers = [b.sub["mixer"] for stack in (self.encoder, self.decoder) if stack is not None for b in stack.blocks]
+        mixers = [b.sub["mixer"] for stack in (self.encoder, self.decoder) if stack is not None for b in stack.blocks
+                  if "mixer" in b.sub]
         fixed = self.pos_embed is not None or any(getattr(m, "fixed_length", False) for m in mixers)
         return self.cfg.max_seq_len if fixed else None
 

@@ -48,19 +48,37 @@ class BlockConfig:
 
     norm: str = "pre"  # pre: x + f(norm(x)); post: norm(x + f(x)); none: x + f(x)
     residual: bool = True
-    order: tuple[str, ...] = ("mixer", "ffn")  # decoder of an encoder-decoder adds "cross"
+    order: tuple[str, ...] = ("mixer", "ffn")  # decoder of an encoder-decoder adds "cross" after "mixer"
+    # encoder-decoder only: the decoder block's own order (None = `order` with "cross" after "mixer"), e.g.
+    # [cross, ffn] for seed 000's "encoder-decoder attention alone, without masked self-attention"
+    decoder_order: tuple[str, ...] | None = None
     final_norm: bool | None = None  # norm after the last block; None = only with pre-norm
     dropout: float = 0.0  # on each sub-layer output before the residual add
 
     def __post_init__(self) -> None:
         check_choice("block.norm", self.norm, NORM_PLACEMENTS)
-        for i, s in enumerate(self.order):
-            check_choice(f"block.order[{i}]", s, SUBLAYERS)
-        if len(set(self.order)) != len(self.order):
-            raise ConfigError(f"block.order={list(self.order)} repeats a sub-layer")
-        if "mixer" not in self.order:
-            raise ConfigError(f"block.order={list(self.order)} must contain 'mixer'")
+        for key in ("order", "decoder_order"):
+            order = getattr(self, key)
+            if order is None:
+                continue
+            for i, s in enumerate(order):
+                check_choice(f"block.{key}[{i}]", s, SUBLAYERS)
+            if len(set(order)) != len(order):
+                raise ConfigError(f"block.{key}={list(order)} repeats a sub-layer")
+            if not order:
+                raise ConfigError(f"block.{key} is empty; expected sub-layers from {list(SUBLAYERS)}")
         check_probability("block.dropout", self.dropout)
+
+    def stack_order(self, *, cross: bool) -> tuple[str, ...]:
+        """The sub-layers of an encoder / decoder-only block (cross=False: `order` without "cross") or of an
+        encoder-decoder's decoder block (cross=True: `decoder_order`, else `order` with "cross" after "mixer")."""
+        if not cross:
+            return tuple(s for s in self.order if s != "cross")
+        if self.decoder_order is not None:
+            return self.decoder_order
+        if "cross" in self.order:
+            return self.order
+        return tuple(x for s in self.order for x in ((s, "cross") if s == "mixer" else (s,)))
 
 
 def _mixer_post_init(self) -> None:
@@ -144,6 +162,7 @@ class TransformerConfig:
         if "cross" in self.block.order and self.shape != "encoder_decoder":
             raise ConfigError(f"block.order has 'cross' but shape={self.shape!r}; "
                               "cross-attention needs shape='encoder_decoder'")
+        self._check_token_mixing()
         if self.head.n_classes and not self.head.pooler:
             raise ConfigError("head.n_classes > 0 needs head.pooler=true (the classifier reads the pooled output)")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
@@ -152,6 +171,25 @@ class TransformerConfig:
         if self.shape != "decoder" and kinds != {"attention"}:
             raise ConfigError(f"mixer.kind={sorted(kinds)} is only supported with shape='decoder' "
                               f"(got shape={self.shape!r})")
+
+    def _check_token_mixing(self) -> None:
+        """Refuse block orders under which no position can read another (seed 000's "omit multi-head attention"
+        is allowed where something else still mixes tokens: cross-attention, or the other stack)."""
+        b = self.block
+        if self.shape != "encoder_decoder":
+            if b.decoder_order is not None:
+                raise ConfigError(f"block.decoder_order is only for shape='encoder_decoder' "
+                                  f"(got shape={self.shape!r}); use block.order")
+            if "mixer" not in b.stack_order(cross=False):
+                raise ConfigError(f"block.order={list(b.order)} has no 'mixer', so a shape={self.shape!r} model mixes "
+                                  "no tokens: each position would be predicted from itself alone (add 'mixer')")
+            return
+        dec = b.stack_order(cross=True)
+        if "cross" not in dec:
+            key = "block.decoder_order" if b.decoder_order is not None else "block.order"
+            raise ConfigError(f"{key}={list(b.decoder_order or b.order)} gives the encoder-decoder's decoder blocks "
+                              f"{list(dec)}, without 'cross': the decoder would never read the encoder "
+                              "(set block.decoder_order, e.g. [cross, ffn])")
 
     @property
     def head_dim(self) -> int:
