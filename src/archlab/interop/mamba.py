@@ -109,7 +109,9 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("head.transform", cfg.head.transform, False), ("head.pooler", cfg.head.pooler, False),
               ("mixer.ssm.selective", sorted(s.selective), sorted(("delta", "B", "C"))),
               ("mixer.ssm.conv", s.conv, True), ("mixer.ssm.gate", s.gate, True),
-              ("mixer.ssm.gate_activation", s.gate_activation, "silu")]  # HF gates with SiLU whatever hidden_act
+              ("mixer.ssm.gate_activation", s.gate_activation, "silu"),  # HF gates with SiLU whatever hidden_act
+              ("mixer.ssm.ssm", s.ssm, True), ("mixer.ssm.activation_position", s.activation_position, "after_conv"),
+              ("mixer.ssm.conv_kind", s.conv_kind, "conv")]  # seed 000's variants: none exists in HF Mamba
     for field, value, want in checks:
         if value != want:
             raise cannot_export(FAMILY, field, value, want)

@@ -17,6 +17,10 @@ Ablations (SSMConfig): `selective` lists which of Δ, B, C depend on the input �
 learned constants (Δ = softplus(dt_bias), B, C ∈ R^N shared over channels, exactly the shape the
 selective ones have per token); () is the LTI model. `conv`, `activation` (after conv1d), `gate`,
 `gate_activation` (on z), `d_state`, `A_init`.
+Seed 000's variants: `ssm` (False: no SSM at all — y = x after conv1d and the activation, identity, so x_proj,
+dt_proj, A_log and D are gone too), `activation_position` (after_conv, the default; after_ssm: y = act(SSM(conv(x)));
+before_conv: x = conv(act(x))), `conv_kind` (conv, the default; rnn: a per-channel (diagonal) Elman recurrence
+h_t = tanh(w ⊙ h_{t−1} + u ⊙ x_t + b) in place of conv1d, its h_{t−1} carried in the step cache).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from torch import nn
 from archlab.config import check_positive
 from archlab.cost.analytic import LayerCost, ssm_scan_macs_per_token, ssm_state_elems
 from archlab.cost.walk import linear_children, tokens
+from archlab.errors import ConfigError
 from archlab.nn.ffn import activation as activation_fn
 from archlab.nn.ssm import selective_scan, selective_scan_step
 from archlab.registry import Context, check_config, register
@@ -58,11 +63,20 @@ class SSMConfig:
     bias: bool = False  # in_proj / out_proj bias
     scan: Literal["chunked", "reference"] = "chunked"  # fast and parallel, or the recurrence step by step
     chunk_size: int = 32
+    ssm: bool = True  # False: no selective SSM, y = x after conv1d + activation (identity; no D skip either)
+    # where `activation` sits: between conv1d and the SSM (Mamba), after the SSM, or before conv1d
+    activation_position: Literal["after_conv", "after_ssm", "before_conv"] = "after_conv"
+    # the local mixer before the SSM: causal depthwise conv1d, or a per-channel Elman RNN
+    # h_t = tanh(w ⊙ h_{t-1} + u ⊙ x_t + b) (b only with conv_bias)
+    conv_kind: Literal["conv", "rnn"] = "conv"
 
     def __post_init__(self) -> None:
         check_config(self, "mixer.ssm")
         for name in ("d_state", "d_conv", "expand", "chunk_size"):
             check_positive(f"mixer.ssm.{name}", getattr(self, name))
+        if self.conv_kind != "conv" and not self.conv:
+            raise ConfigError(f"mixer.ssm.conv_kind: {self.conv_kind!r} replaces conv1d, but mixer.ssm.conv is false "
+                              "(set conv: true, or leave conv_kind at 'conv')")
 
 
 def mamba_cost(name, m, calls, ctx):
@@ -79,12 +93,21 @@ def mamba_cost(name, m, calls, ctx):
     if m.conv1d is not None:
         rows.append(LayerCost(f"{name}.conv1d", "conv-depthwise", ctx.take_params(m.conv1d), bt * E * K, bt * E,
                               bt * E, note=f"causal depthwise conv1d k={K}: B·T·E·K"))
+    if m.rnn_w is not None:
+        own_rnn = [p for p in (m.rnn_w, m.rnn_u, m.rnn_b) if p is not None and id(p) not in ctx.seen]
+        ctx.seen.update(id(p) for p in own_rnn)
+        rows.append(LayerCost(f"{name}.rnn", "rnn-diagonal", sum(p.numel() for p in own_rnn), 2 * bt * E, bt * E,
+                              bt * E, ops=2 * bt * E, counter_visible=False,
+                              note="per-channel Elman RNN in place of conv1d: w⊙h + u⊙x, tanh: 2·B·T·E"))
+    if not m.use_ssm:
+        return rows
     half = ssm_scan_macs_per_token(E, N) // 2
     own = ctx.take_params(m, recurse=False)
     rows.append(LayerCost(f"{name}.scan.update", "ssm-scan", own, bt * half, 0, bt * E, ops=3 * bt * E * N,
                           counter_visible=False,
                           note=f"h←exp(ΔA)⊙h+ΔBx: B·T·E·N, E={E} N={N}; elementwise, invisible to the counter",
-                          extra={"state_elems": ssm_state_elems(E, N, K if m.conv1d is not None else 1)}))
+                          extra={"state_elems": ssm_state_elems(E, N, K if m.conv1d is not None else 1)
+                                 + (E if m.rnn_w is not None else 0)}))
     rows.append(LayerCost(f"{name}.scan.readout", "ssm-scan", 0, bt * half, bt * E, ops=bt * E * (1 + int(m.gate)),
                           note="y=C·h (+Dx, gate): B·T·E·N"))
     return rows
@@ -105,7 +128,9 @@ class Mamba(nn.Module):
         self.cfg = cfg
         self.selective = frozenset(cfg.selective)
         self.gate = cfg.gate
-        self.act = activation_fn(cfg.activation)  # after conv1d
+        self.use_ssm = cfg.ssm
+        self.act_position = cfg.activation_position
+        self.act = activation_fn(cfg.activation)  # after conv1d (or where activation_position says)
         self.gate_act = activation_fn(cfg.gate_activation)  # on z
         self.A_init, self.dt_min, self.dt_max = cfg.A_init, cfg.dt_min, cfg.dt_max
         self.dt_init_floor = cfg.dt_init_floor
@@ -114,7 +139,18 @@ class Mamba(nn.Module):
 
         self.in_proj = nn.Linear(d_model, 2 * E if cfg.gate else E, bias=cfg.bias)  # x (and z) branches
         # depthwise causal conv; the causal left padding is done in forward so a cached prefix can replace it
-        self.conv1d = nn.Conv1d(E, E, cfg.d_conv, groups=E, bias=cfg.conv_bias) if cfg.conv else None
+        use_conv = cfg.conv and cfg.conv_kind == "conv"
+        self.conv1d = nn.Conv1d(E, E, cfg.d_conv, groups=E, bias=cfg.conv_bias) if use_conv else None
+        self.rnn_w = self.rnn_u = self.rnn_b = None
+        if cfg.conv and cfg.conv_kind == "rnn":  # per-channel Elman RNN: h_t = tanh(w ⊙ h_{t-1} + u ⊙ x_t + b)
+            self.rnn_w, self.rnn_u = nn.Parameter(torch.empty(E)), nn.Parameter(torch.empty(E))
+            self.rnn_b = nn.Parameter(torch.empty(E)) if cfg.conv_bias else None
+        if not cfg.ssm:
+            self.selective = frozenset()
+            self.x_proj = None
+            self.out_proj = nn.Linear(E, d_model, bias=cfg.bias)
+            self.reset_parameters_special()
+            return
         self.x_proj_sizes = (R if "delta" in self.selective else 0,
                              d_state if "B" in self.selective else 0,
                              d_state if "C" in self.selective else 0)
@@ -148,6 +184,13 @@ class Mamba(nn.Module):
                 if lin.bias is not None and lin is not self.conv1d:
                     nn.init.zeros_(lin.bias)
         self.out_proj.weight.div_(math.sqrt(self.n_layers))
+        if self.rnn_w is not None:  # recurrent weight in (0, 1): a stable decaying memory; input weight U(±1)
+            self.rnn_w.uniform_(0.0, 1.0)
+            self.rnn_u.uniform_(-1.0, 1.0)
+            if self.rnn_b is not None:
+                self.rnn_b.zero_()
+        if not self.use_ssm:
+            return
         if self.A_init == "s4d_real":
             A = torch.arange(1, N + 1, dtype=torch.float32).repeat(E, 1)
         elif self.A_init == "random":
@@ -195,6 +238,21 @@ class Mamba(nn.Module):
             state["conv"] = xin[..., xin.shape[-1] - (K - 1):]
         return F.conv1d(xin, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner).transpose(1, 2)
 
+    def rnn(self, x: torch.Tensor, state: dict | None, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-channel Elman RNN over time on (B, T, E): h_t = tanh(w ⊙ h_{t−1} + u ⊙ x_t + b), h_{t−1} cached.
+
+        keep (B, T, 1), 1 = real token: padded positions leave h as it was (b would otherwise leak into it)."""
+        h = state["rnn"].to(x.dtype) if state is not None else x.new_zeros(x.shape[0], x.shape[2])
+        ux = x * self.rnn_u + (self.rnn_b if self.rnn_b is not None else 0.0)
+        out = []
+        for t in range(x.shape[1]):
+            new = torch.tanh(self.rnn_w * h + ux[:, t])
+            h = new if keep is None else torch.where(keep[:, t] > 0, new, h)
+            out.append(h)
+        if state is not None:
+            state["rnn"] = h
+        return torch.stack(out, dim=1)
+
     def forward(self, x: torch.Tensor, *, state: dict | None = None, pad_mask: torch.Tensor | None = None,
                 **_) -> torch.Tensor:
         """(B, T, D) -> (B, T, D); with `state`, continues from and updates the conv and SSM caches.
@@ -211,15 +269,29 @@ class Mamba(nn.Module):
             x = x * keep
         xz = self.in_proj(x)
         xb, z = xz.chunk(2, dim=-1) if self.gate else (xz, None)  # (B, T, E) each
+        if self.act_position == "before_conv":
+            xb = self.act(xb)
         if self.conv1d is not None:
             xb = self.conv(xb, state)
-        xb = self.act(xb)
+        elif self.rnn_w is not None:
+            xb = self.rnn(xb, state, keep)
+        if self.act_position == "after_conv":
+            xb = self.act(xb)
         if keep is not None:
             xb = xb * keep
+        y = self.ssm(xb, state) if self.use_ssm else xb
+        if self.act_position == "after_ssm":
+            y = self.act(y)
+        if z is not None:
+            y = y * self.gate_act(z)
+        return self.out_proj(y)
+
+    def ssm(self, xb: torch.Tensor, state: dict | None) -> torch.Tensor:
+        """The selective SSM y = SSM_{A,D}(x; Δ, B, C) on (B, T, E), continuing from and updating state["ssm"]."""
         delta, B, C = self.ssm_params(xb)
         A = -torch.exp(self.A_log.float())  # (E, N), negative: a stable, decaying state
         h0 = state["ssm"] if state is not None else None
-        if state is not None and x.shape[1] == 1:
+        if state is not None and xb.shape[1] == 1:
             y, h = selective_scan_step(h0 if h0 is not None else 0.0, xb[:, 0], delta[:, 0], A, B[:, 0], C[:, 0],
                                        self.D)
             y = y.unsqueeze(1)
@@ -228,13 +300,15 @@ class Mamba(nn.Module):
                                   return_state=True)
         if state is not None:
             state["ssm"] = h
-        if z is not None:
-            y = y * self.gate_act(z)
-        return self.out_proj(y)
+        return y
 
     def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
-        """Empty caches: the last K−1 conv inputs (B, E, K−1) and the SSM state h (B, E, N)."""
-        st = {"ssm": torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype)}
+        """Empty caches: the last K−1 conv inputs (B, E, K−1) (or the RNN's h (B, E)) and the SSM state h (B, E, N)."""
+        st = {}
+        if self.use_ssm:
+            st["ssm"] = torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype)
+        if self.rnn_w is not None:
+            st["rnn"] = torch.zeros(batch, self.d_inner, device=device, dtype=dtype)
         if self.conv1d is not None:
             st["conv"] = torch.zeros(batch, self.d_inner, self.d_conv - 1, device=device, dtype=dtype)
         return st
