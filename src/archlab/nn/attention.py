@@ -6,6 +6,9 @@
 The contract both follow: `mask` (bool, True = may attend) and `is_causal` (query i, the last Tq of
 Tk positions, sees keys ≤ its own position) combine — a key is attended when both allow it — and a
 query row left with no key at all is opened fully (its output is padding), as `build_mask` does.
+`window` (sliding-window / local attention) adds one more condition: query i sees key j only when
+|i − j| < window (aligned the same way), i.e. the last `window` keys under a causal mask, a symmetric
+band without one. `SlidingKVCache` keeps only those keys while decoding.
 """
 from __future__ import annotations
 
@@ -23,25 +26,30 @@ from archlab.cost.walk import descends, first_input
 from archlab.registry import Context, check_config, register
 
 
-def combine_masks(mask, is_causal: bool, q_len: int, k_len: int, device=None):
-    """The one mask for (mask, is_causal): their conjunction, with empty rows opened; None if neither."""
-    if not is_causal:
+def combine_masks(mask, is_causal: bool, q_len: int, k_len: int, device=None, window: int | None = None):
+    """The one mask for (mask, is_causal, window): their conjunction, with empty rows opened; None if none."""
+    if not is_causal and window is None:
         return mask
-    causal = torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(k_len - q_len)
+    i = torch.arange(q_len, device=device)[:, None] + (k_len - q_len)  # each query's position among the keys
+    j = torch.arange(k_len, device=device)[None, :]
+    keep = j <= i if is_causal else torch.ones(q_len, k_len, dtype=torch.bool, device=device)
+    if window is not None:
+        keep = keep & (i - j < window) & (j - i < window)
     if mask is None:
-        return causal
-    both = mask.bool() & causal
+        return keep
+    both = mask.bool() & keep
     return both | ~both.any(-1, keepdim=True)
 
 
-def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False):
-    """q: (B, H, Tq, d); k, v: (B, Hkv, Tk, d); mask: bool, True = may attend, broadcast to (B, H, Tq, Tk)."""
+def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False, window=None):
+    """q: (B, H, Tq, d); k, v: (B, Hkv, Tk, d); mask: bool, True = may attend, broadcast to (B, H, Tq, Tk);
+    window: each query sees only keys less than `window` positions away (None = all)."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:  # grouped-query attention: each kv head serves `groups` query heads
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
-    mask = combine_masks(mask, is_causal, *scores.shape[-2:], device=q.device)
+    mask = combine_masks(mask, is_causal, *scores.shape[-2:], device=q.device, window=window)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
@@ -50,10 +58,11 @@ def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, trai
     return probs @ v
 
 
-def attention_sdpa(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False):
+def attention_sdpa(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False, window=None):
     """Same contract as attention_reference, through torch's fused kernels."""
-    if mask is not None and is_causal:  # SDPA refuses both; pass their combination as one mask
-        mask, is_causal = combine_masks(mask, True, q.shape[2], k.shape[2], device=q.device), False
+    if (mask is not None and is_causal) or window is not None:  # SDPA takes one of them; pass one combined mask
+        mask = combine_masks(mask, is_causal, q.shape[2], k.shape[2], device=q.device, window=window)
+        is_causal = False
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, is_causal=is_causal,
         dropout_p=dropout_p if training else 0.0, enable_gqa=q.shape[1] != k.shape[1],
@@ -111,6 +120,29 @@ class KVCache:
         self.k, self.v = self.k[index], self.v[index]
 
 
+class SlidingKVCache:
+    """The KV cache of sliding-window attention: it keeps only the last `window − 1` keys/values (all the next
+    query can see besides its own), so memory stays O(window) however long the generation runs."""
+
+    def __init__(self, batch: int, n_kv_heads: int, window: int, head_dim: int, device=None, dtype=None) -> None:
+        self.k = torch.zeros(batch, n_kv_heads, 0, head_dim, device=device, dtype=dtype)
+        self.v = torch.zeros_like(self.k)
+        self.window, self.pos = window, 0
+
+    def update(self, k: torch.Tensor, v: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the keys/values of positions pos..pos+T; return the kept ones followed by the new ones."""
+        if pos != self.pos:
+            raise ValueError(f"sliding-window cache holds positions up to {self.pos}, got a write at {pos}")
+        k_all, v_all = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        keep = k_all.shape[2] - min(k_all.shape[2], self.window - 1)
+        self.k, self.v, self.pos = k_all[:, :, keep:], v_all[:, :, keep:], pos + k.shape[2]
+        return k_all, v_all
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows `index` (beam search)."""
+        self.k, self.v = self.k[index], self.v[index]
+
+
 @dataclass(frozen=True)
 class AttentionConfig:
     """Multi-head attention: softmax(QKᵀ/√d + mask)V per head; GQA/MQA via n_kv_heads."""
@@ -123,9 +155,13 @@ class AttentionConfig:
     causal: bool = True  # decoder self-attention mask; False lets a decoder see the future
     impl: Literal["sdpa", "reference"] = "sdpa"  # torch fast path, or the equation in plain ops
     dropout: float = 0.0  # on attention probabilities
+    window: int | None = None  # sliding-window (local) self-attention: keys < window positions away; None = all
 
     def __post_init__(self) -> None:
         check_positive("attn.n_heads", self.n_heads)
+        if self.window is not None and (not isinstance(self.window, int) or isinstance(self.window, bool)
+                                        or self.window < 1):
+            raise ConfigError(f"attn.window={self.window!r} is not allowed; expected a positive integer or null")
         if self.n_kv_heads is not None:
             check_positive("attn.n_kv_heads", self.n_kv_heads)
             if self.n_heads % self.n_kv_heads:
@@ -146,6 +182,20 @@ class AttentionConfig:
         return self.head_dim or d_model // self.n_heads
 
 
+def window_pairs(q_len: int, k_len: int, window: int, causal: bool, exact: bool) -> int:
+    """(query, key) pairs of sliding-window attention, queries the last q_len of k_len positions.
+
+    exact: only the pairs the band allows (causal: min(i+1, window) keys for query i); otherwise
+    q_len · window, what a banded kernel computes (the analogue of counting the full causal square)."""
+    width = window if causal else 2 * window - 1
+    if not exact:
+        return q_len * min(k_len, width)
+    off = k_len - q_len
+    if causal:
+        return sum(min(off + i + 1, window) for i in range(q_len))
+    return sum(min(off + i, window - 1) + min(k_len - 1 - off - i, window - 1) + 1 for i in range(q_len))
+
+
 @descends
 def attention_cost(name, m, calls, ctx):
     """q/k/v/o projections are its Linear children (priced by the walk); this row adds QKᵀ and AV."""
@@ -159,12 +209,22 @@ def attention_cost(name, m, calls, ctx):
         masked = c.kwargs.get("is_causal") or isinstance(c.kwargs.get("mask"), tuple)
         causal = not isinstance(mem, tuple) and bool(masked)
         causal_any |= causal
-        macs += attention_core_macs(b, m.n_heads, tq, tk, m.head_dim, ctx.causal_half and causal)
+        if m.window is not None and name.startswith("encoder."):
+            causal = False  # an encoder's mask is padding: its window is the symmetric band
+        window = None if isinstance(mem, tuple) else m.window
+        if window is None:
+            macs += attention_core_macs(b, m.n_heads, tq, tk, m.head_dim, ctx.causal_half and causal)
+        else:
+            macs += 2 * b * m.n_heads * window_pairs(tq, tk, window, causal, ctx.causal_half) * m.head_dim
+            tk = min(tk, window if causal else 2 * window - 1)  # keys each query reads
         ops += 5 * b * m.n_heads * tq * tk  # scale, mask, exp, sum, divide
         outs += b * tq * m.n_heads * m.head_dim
         ins += b * (tq * m.n_heads + 2 * tk * m.n_kv_heads) * m.head_dim  # Q, K, V read once (fused kernel)
-    half = " (causal: half counted)" if ctx.causal_half and causal_any else (" (causal: full square counted)"
-                                                                            if causal_any else "")
+    if m.window is not None and not cross:
+        causal_any = False
+    half = (f" (window {m.window}: T·window pairs)" if m.window is not None and not cross else "") + (
+        " (causal: half counted)" if ctx.causal_half and causal_any else (" (causal: full square counted)"
+                                                                            if causal_any else ""))
     return [LayerCost(f"{name}.core", "attn-core", 0, macs, outs, ins, ops=ops,
                       note=f"QKᵀ+AV: 2·B·H·Tq·Tk·d, H={m.n_heads} d={m.head_dim}{half}; softmax in ops",
                       extra={"heads": m.n_heads, "kv_heads": m.n_kv_heads, "head_dim": m.head_dim, "cross": cross,
@@ -188,6 +248,7 @@ class Attention(nn.Module):
                                 else cfg.out_bias)
         self.impl = cfg.impl
         self.dropout = cfg.dropout
+        self.window = cfg.window
         object.__setattr__(self, "rope", ctx.rope)  # shared RotaryEmbedding, owned (registered) by the model
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -197,6 +258,7 @@ class Attention(nn.Module):
     def forward(self, x, *, positions=None, mask=None, is_causal=False, memory=None, state=None, pos=0):
         """x: (B, T, D). Self-attention unless `memory` (B, S, D) is given. state: this layer's cache."""
         q = self._heads(self.q_proj(x), self.n_heads)
+        window = None if memory is not None else self.window  # the window is over the sequence's own positions
         if memory is not None:  # cross-attention: K, V from the encoder, computed once per sequence
             if state is not None and "kv" in state:
                 k, v = state["kv"]
@@ -212,10 +274,14 @@ class Attention(nn.Module):
                 q, k = self.rope(q, positions), self.rope(k, positions)
             if state is not None:
                 k, v = state["cache"].update(k, v, pos)
+                if mask is not None and mask.shape[-1] > k.shape[2]:  # a sliding cache dropped the oldest keys
+                    mask = mask[..., -k.shape[2]:]
         y = ATTENTION_IMPLS[self.impl](q, k, v, mask=mask, is_causal=is_causal,
-                                       dropout_p=self.dropout, training=self.training)
+                                       dropout_p=self.dropout, training=self.training, window=window)
         b, _, t, _ = y.shape
         return self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
 
     def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
+        if self.window is not None:
+            return {"cache": SlidingKVCache(batch, self.n_kv_heads, self.window, self.head_dim, device, dtype)}
         return {"cache": KVCache(batch, self.n_kv_heads, max_len, self.head_dim, device, dtype)}

@@ -41,6 +41,7 @@ class PositionConfig:
     # seed 002: PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(...) -> "interleaved";
     # Marian/fairseq put all sines first, then all cosines -> "split".
     sinusoidal_layout: Literal["interleaved", "split"] = "interleaved"
+    base: float = 10000.0  # the sinusoid's n in pos / n^(2i/D) (seed 003: "n can be set to any value")
     rope_theta: float = 10000.0
     rope_scaling: RopeScalingConfig = field(default_factory=RopeScalingConfig)
 
@@ -48,6 +49,7 @@ class PositionConfig:
         check_name("pos.kind", "position", self.kind)
         check_config(self, "pos")
         check_positive("pos.rope_theta", self.rope_theta)
+        check_positive("pos.base", self.base)
 
     def check_sizes(self, d_model: int, head_dim: int) -> None:
         """The sizes each encoding needs: rotary pairs up head channels, sinusoidal pairs up model channels."""
@@ -69,14 +71,14 @@ def table_cost(name, m, calls, ctx):
     return [LayerCost(name, "embedding", ctx.take_params(m), 0, outs, note="lookup (gather): 0 MACs")]
 
 
-def sinusoidal_table(n_positions: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
-    """PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(pos / 10000^(2i/D)).
+def sinusoidal_table(n_positions: int, dim: int, layout: str = "interleaved", base: float = 10000.0) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / base^(2i/D)), PE(pos, 2i+1) = cos(pos / base^(2i/D)); base = 10000 in seed 002.
 
     layout="interleaved" is seed 002's formula as written; "split" puts every sine first and
     every cosine after (fairseq / Marian), the same numbers in another channel order.
     """
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]
-    inv_freq = torch.pow(10000.0, -torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    inv_freq = torch.pow(float(base), -torch.arange(0, dim, 2, dtype=torch.float64) / dim)
     angles = pos * inv_freq  # (T, D/2)
     if layout == "split":
         table = torch.cat([angles.sin(), angles.cos()], dim=-1)
@@ -93,7 +95,7 @@ class SinusoidalPositions(nn.Module):
 
     def __init__(self, cfg: PositionConfig, ctx: Context) -> None:
         super().__init__()
-        self.register_buffer("table", sinusoidal_table(ctx.max_len, ctx.d_model, cfg.sinusoidal_layout),
+        self.register_buffer("table", sinusoidal_table(ctx.max_len, ctx.d_model, cfg.sinusoidal_layout, cfg.base),
                              persistent=False)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
