@@ -175,3 +175,19 @@ def test_flop_counter_sees_the_masked_full_square():
         cc = crosscheck(spec, seq_len=T, device=device)
         assert cc.invisible == {}
         assert cc.counted_macs - cc.analytic_macs == layers * 2 * hd * (T * T - T * w)
+
+
+def test_generate_and_beam_search_with_the_sliding_cache():
+    """Greedy `generate` = argmax of repeated full forwards; beam search (cache reordered) = without a cache."""
+    from archlab.generate import beam_search, generate
+
+    model = _model(4, "sdpa")
+    prompt = torch.randint(0, 256, (2, 5))
+    out = generate(model, prompt, 10, temperature=0)
+    ids = prompt
+    with torch.no_grad():
+        for _ in range(10):
+            ids = torch.cat([ids, model(ids)[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(out, ids)
+    kw = dict(bos_id=0, eos_id=1, beam_size=3, max_new_tokens=8)
+    assert beam_search(model, prompt, **kw) == beam_search(model, prompt, use_cache=False, **kw)
