@@ -191,3 +191,11 @@ def test_generate_and_beam_search_with_the_sliding_cache():
     assert torch.equal(out, ids)
     kw = dict(bos_id=0, eos_id=1, beam_size=3, max_new_tokens=8)
     assert beam_search(model, prompt, **kw) == beam_search(model, prompt, use_cache=False, **kw)
+
+
+def test_other_cache_layouts_are_refused_not_misaligned():
+    from archlab.perf.static_decode import StaticDecoder
+
+    dec = StaticDecoder(_model(4, "sdpa"), 16)
+    with pytest.raises(ValueError, match="attn.window=4 decodes only with the SlidingKVCache"):
+        dec.prefill(torch.randint(0, 256, (1, 5)))

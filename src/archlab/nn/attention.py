@@ -273,6 +273,10 @@ class Attention(nn.Module):
             if self.rope is not None:
                 q, k = self.rope(q, positions), self.rope(k, positions)
             if state is not None:
+                if window is not None and not isinstance(state["cache"], SlidingKVCache):
+                    # a cache of another layout (e.g. perf's static T_max buffer) would misalign the band
+                    raise ValueError(f"attn.window={window} decodes only with the SlidingKVCache from init_state, "
+                                     f"not a {type(state['cache']).__name__}")
                 k, v = state["cache"].update(k, v, pos)
                 if mask is not None and mask.shape[-1] > k.shape[2]:  # a sliding cache dropped the oldest keys
                     mask = mask[..., -k.shape[2]:]
