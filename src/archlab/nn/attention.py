@@ -228,6 +228,7 @@ def attention_cost(name, m, calls, ctx):
     return [LayerCost(f"{name}.core", "attn-core", 0, macs, outs, ins, ops=ops,
                       note=f"QKᵀ+AV: 2·B·H·Tq·Tk·d, H={m.n_heads} d={m.head_dim}{half}; softmax in ops",
                       extra={"heads": m.n_heads, "kv_heads": m.n_kv_heads, "head_dim": m.head_dim, "cross": cross,
+                             "window": None if cross else m.window,
                              "encoder": name.startswith("encoder.")})]
 
 
