@@ -118,3 +118,22 @@ def test_ffn_only_encoder_is_positionwise():
 def test_orders_that_cannot_work_are_refused(name, overrides, match):
     with pytest.raises(ConfigError, match=match):
         preset(name, **overrides)
+
+
+def test_marian_export_refuses_a_decoder_order_by_name():
+    import dataclasses
+
+    from archlab.interop.marian import config_to_hf
+
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.MarianConfig(vocab_size=64, d_model=32, encoder_layers=1, decoder_layers=1,
+                                   encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                                   decoder_ffn_dim=64, max_position_embeddings=32, pad_token_id=63,
+                                   decoder_start_token_id=63).to_dict()
+    from archlab.interop.marian import config_from_hf
+
+    cfg = config_from_hf(hf, set())
+    config_to_hf(cfg)  # the imported config exports
+    cross_alone = dataclasses.replace(cfg, block=dataclasses.replace(cfg.block, decoder_order=("cross", "ffn")))
+    with pytest.raises(ValueError, match="block.decoder_order"):
+        config_to_hf(cross_alone)

@@ -140,6 +140,7 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("norm.eps", cfg.norm.eps, 1e-5), ("block.norm", cfg.block.norm, "post"),
               ("block.residual", cfg.block.residual, True),
               ("block.order", list(cfg.block.order), ["mixer", "cross", "ffn"]),
+              ("block.decoder_order", cfg.block.decoder_order, None),
               ("use_final_norm", cfg.use_final_norm, False), ("attn.bias", a.bias, True),
               ("attn.out_bias", a.out_bias in (None, True), True), ("attn.n_kv_heads", a.kv_heads, a.n_heads),
               ("attn.head_dim", cfg.head_dim, cfg.d_model // a.n_heads), ("attn.causal", a.causal, True),
