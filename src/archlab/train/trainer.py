@@ -55,7 +55,21 @@ def build_run(run_cfg: RunConfig, device: torch.device | str = "cpu"):
     return task, model_cfg, model
 
 
+def _with_defaults(saved: dict, normalise) -> dict:
+    """A config dict saved by older code, with the fields added to archlab since then filled in by their
+    defaults (so such a run still resumes); a dict that no longer parses is compared as it was saved."""
+    try:
+        return normalise(saved)
+    except (ConfigError, ValueError, TypeError, KeyError):
+        return saved
+
+
 def _check_resume(saved: dict, current: dict, saved_model: dict, current_model: dict, where: str) -> None:
+    from archlab.models import model_config_from_dict
+    from archlab.train.run_config import run_config_from_dict
+
+    saved = _with_defaults(saved, lambda d: run_config_from_dict(d).to_dict()) if saved else saved
+    saved_model = _with_defaults(saved_model, lambda d: to_dict(model_config_from_dict(d)))
     diff = {k: v for k, v in config_diff(saved, current).items() if k not in RESUMABLE_FIELDS}
     diff.update({f"model.{k}": v for k, v in config_diff(saved_model, current_model).items()
                  if f"model.{k}" not in diff})
