@@ -131,7 +131,8 @@ def main(argv=None) -> int:
         tasks = [{"kind": "mqar", "seq_len": 16, "options": {"n_pairs": 2}},
                  {"kind": "mqar", "seq_len": 32, "options": {"n_pairs": 4}},
                  {"kind": "selective_copy", "seq_len": 32, "options": {"n_tokens": 4}},
-                 {"kind": "induction_heads", "seq_len": 32}]
+                 {"kind": "induction_heads", "seq_len": 32},
+                 {"kind": "program_log", "seq_len": 48}]  # seed 001's battery log: the answer 38 tokens back
     if args.tasks:
         keep = set(args.tasks.split(","))
         tasks = [t for t in tasks if t["kind"] in keep]
