@@ -23,7 +23,7 @@ kernel call. The decoder still starts from the encoder's last state, as in both 
 One embedding table serves source and target (the seq2seq task's joint BPE); with tie_embeddings the output
 layer W_out is that table (through an H→D projection when hidden ≠ d_model). The cell equations and weight
 layout are those of archlab.nn.recurrent (torch.nn.RNN/LSTM/GRU weights); `impl: reference` runs the
-equations as a Python loop (`_cell_step`), `impl: torch` the cuDNN/MKL kernels on packed sequences.
+equations as a Python loop (`archlab.nn.recurrent.cell_step`), `impl: torch` the cuDNN/MKL kernels on packed sequences.
 
 The model keeps the contract of archlab.models.transformer that the seq2seq task and archlab.generate use:
 forward(input_ids, attention_mask=, decoder_input_ids=, decoder_attention_mask=, state=) -> logits,
@@ -40,28 +40,13 @@ from torch import nn
 
 from archlab.models.rnn_seq2seq_config import CELLS, GATES, RNNSeq2SeqConfig  # noqa: F401 (re-exported)
 from archlab.nn.embedding import check_token_ids
+from archlab.nn.recurrent import cell_step
 from archlab.registry import register
 
 _TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 # ----------------------------------------------------------------------------------------------- the cells
-def _cell_step(kind: str, nonlinearity: str, x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """One step of archlab.nn.recurrent's equations (same gate order as torch): x (B, D_in), h and c (B, H)."""
-    gi = x @ w_ih.T + b_ih
-    gh = h @ w_hh.T + b_hh
-    if kind == "rnn":
-        return (torch.tanh if nonlinearity == "tanh" else torch.relu)(gi + gh), None
-    if kind == "lstm":
-        i, f, g, o = (gi + gh).chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-    ir, iz, in_ = gi.chunk(3, dim=-1)
-    hr, hz, hn = gh.chunk(3, dim=-1)
-    r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-    return (1 - z) * torch.tanh(in_ + r * hn) + z * h, None
-
-
 def _right_padded(mask: torch.Tensor) -> bool:
     """True when every row of a (B, T) bool mask is ones then zeros (what pack_padded_sequence assumes)."""
     lengths = mask.sum(1)
@@ -96,14 +81,14 @@ class RNNStack(nn.Module):
         return out, h, c
 
     def _reference(self, x, h, c, mask):
-        """The loop over layers and time of `_cell_step` (masked steps keep the state)."""
+        """The loop over layers and time of `archlab.nn.recurrent.cell_step` (masked steps keep the state)."""
         hs, cs = [], []
         for layer in range(self.n_layers):
             w = [getattr(self.rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             hl, cl = h[layer], (c[layer] if c is not None else None)
             outs = []
             for t in range(x.shape[1]):
-                hn, cn = _cell_step(self.kind, self.nonlinearity, x[:, t], hl, cl, *w)
+                hn, cn = cell_step(self.kind, self.nonlinearity, x[:, t], hl, cl, *w)
                 if mask is not None:
                     m = mask[:, t, None]
                     hl = torch.where(m, hn, hl)

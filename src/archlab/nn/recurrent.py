@@ -25,6 +25,24 @@ _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
+def cell_step(kind: str, nonlinearity: str, x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """One time step of the module docstring's equations (torch's gate order): x (B, D_in), h and c (B, H)."""
+    gi = x @ w_ih.T + b_ih
+    gh = h @ w_hh.T + b_hh
+    if kind == "rnn":
+        f = torch.tanh if nonlinearity == "tanh" else torch.relu
+        return f(gi + gh), None
+    if kind == "lstm":
+        i, f, g, o = (gi + gh).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    ir, iz, in_ = gi.chunk(3, dim=-1)
+    hr, hz, hn = gh.chunk(3, dim=-1)
+    r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+    n = torch.tanh(in_ + r * hn)
+    return (1 - z) * n + z * h, None
+
+
 @dataclass(frozen=True)
 class RNNConfig:
     """Elman RNN / LSTM / GRU mixer (seed 001): h_t = f(W x_t + U h_{t-1} + b)."""
@@ -70,20 +88,8 @@ class RecurrentMixer(nn.Module):
     def _step(self, x_t, h, c):
         """One time step of the equations in the module docstring; x_t (B, D), h and c (B, H)."""
         p = self.cell
-        gi = x_t @ p.weight_ih_l0.T + p.bias_ih_l0
-        gh = h @ p.weight_hh_l0.T + p.bias_hh_l0
-        if self.kind == "rnn":
-            f = torch.tanh if self.nonlinearity == "tanh" else torch.relu
-            return f(gi + gh), None
-        if self.kind == "lstm":
-            i, f, g, o = (gi + gh).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            return torch.sigmoid(o) * torch.tanh(c), c
-        ir, iz, in_ = gi.chunk(3, dim=-1)
-        hr, hz, hn = gh.chunk(3, dim=-1)
-        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-        n = torch.tanh(in_ + r * hn)
-        return (1 - z) * n + z * h, None
+        return cell_step(self.kind, self.nonlinearity, x_t, h, c, p.weight_ih_l0, p.weight_hh_l0, p.bias_ih_l0,
+                         p.bias_hh_l0)
 
     def recurrence_reference(self, x, h, c):
         """The loop over t: (B, T, D) -> hidden states (B, T, H) and the final (h, c)."""
