@@ -118,12 +118,25 @@ def test_streaming_and_interrupt(llama):
         generate(llama, [[1, 2, 3]], 10, temperature=0, on_token=stop_after_five)
 
 
-def test_streamer_prints_multibyte_characters_whole():
-    from archlab.commands.sample import Streamer
+def _char_tokenizer():
     from archlab.data.tokenizers import CharTokenizer
 
-    tok = CharTokenizer.from_text("ab ")
-    text = "a 東京🙂 b"
+    return CharTokenizer.from_text("ab ")
+
+
+def _bpe_tokenizer():
+    from archlab.data.tokenizers import BPETokenizer
+
+    return BPETokenizer.train(["the cat sat on the mat, naïve café " * 20], vocab_size=300)
+
+
+@pytest.mark.parametrize("make_tok, text", [(_char_tokenizer, "a 東京🙂 b"),
+                                             (_bpe_tokenizer, "the cat 東京 🙂 sat, naïve")],
+                         ids=["char", "byte-level-bpe"])
+def test_streamer_prints_multibyte_characters_whole(make_tok, text):
+    from archlab.commands.sample import Streamer
+
+    tok = make_tok()
     buf = io.StringIO()
     s = Streamer(tok, buf)
     for i in tok.encode(text):
@@ -183,20 +196,6 @@ def test_sample_cli_streams_huge_greedy_runs(char_run, capsys, monkeypatch):
     cap = capsys.readouterr()
     assert cap.out.startswith("ROMEO:") and len(cap.out) > len("ROMEO:") + 1
     assert "interrupted: kept the 30 tokens" in cap.err and "generating past max_seq_len=64" in cap.err
-
-
-def test_streamer_with_byte_level_bpe():
-    from archlab.commands.sample import Streamer
-    from archlab.data.tokenizers import BPETokenizer
-
-    tok = BPETokenizer.train(["the cat sat on the mat, naïve café " * 20], vocab_size=300)
-    text = "the cat 東京 🙂 sat, naïve"
-    buf = io.StringIO()
-    s = Streamer(tok, buf)
-    for i in tok.encode(text):
-        s(torch.tensor([i]))
-    s.finish()
-    assert buf.getvalue() == text + "\n"
 
 
 def test_progress_counter_for_several_samples():
