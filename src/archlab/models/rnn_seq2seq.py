@@ -276,15 +276,9 @@ class RNNSeq2Seq(nn.Module):
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Distinct parameters (the tied output layer counted once)."""
-        seen, total = set(), 0
-        for name, p in self.named_parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            if exclude_embeddings and name.startswith("embed"):
-                continue
-            total += p.numel()
-        return total
+        # named_parameters() yields a shared (tied) tensor once
+        return sum(p.numel() for name, p in self.named_parameters()
+                   if not (exclude_embeddings and name.startswith("embed")))
 
 
 def count_parameters(cfg: RNNSeq2SeqConfig) -> int:

@@ -335,15 +335,9 @@ class Transformer(nn.Module):
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Distinct parameters (tied weights counted once)."""
-        seen, total = set(), 0
-        for name, p in self.named_parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            if exclude_embeddings and name.startswith(("tok_embed", "pos_embed", "tgt_embed")):
-                continue
-            total += p.numel()
-        return total
+        # named_parameters() yields a shared (tied) tensor once
+        return sum(p.numel() for name, p in self.named_parameters()
+                   if not (exclude_embeddings and name.startswith(("tok_embed", "pos_embed", "tgt_embed"))))
 
 
 @registry.register("model", "transformer")
