@@ -170,18 +170,17 @@ def save_archlab(model: torch.nn.Module, path: str | Path, tokenizer: Any = None
 
 def _load_archlab(p: Path):
     from archlab.models import build_model, model_config_from_dict
-    from archlab.train.checkpoint import load_checkpoint, resolve_checkpoint, verify_checkpoint
+    from archlab.train.checkpoint import load_checkpoint, open_checkpoint
     from archlab.train.weights_fit import check_config_fits_weights
 
-    ckpt = resolve_checkpoint(p)
-    doc = verify_checkpoint(ckpt)
+    ckpt, doc = open_checkpoint(p)  # verified once; a run dir falls back to its newest complete checkpoint
     section = doc.get("model_config") or (doc.get("run_config") or {}).get("model")
     if not isinstance(section, dict):
         raise InteropError(f"{str(ckpt / 'state.json')!r} holds no model_config; cannot rebuild the model")
     cfg = model_config_from_dict(section)
     check_config_fits_weights(cfg, ckpt / "model.safetensors", f"{str(ckpt / 'state.json')!r} model_config")
     model = build_model(cfg)
-    load_checkpoint(ckpt, model)
+    load_checkpoint(ckpt, model, state=doc)
     model.hf_meta = doc.get("hf_meta") or {}
     tok = None
     for cand in (ckpt, ckpt.parent.parent):  # the checkpoint itself, or its run directory
