@@ -32,12 +32,11 @@ def trainer_train_split_run(config: dict, seed: int, budget: dict, out_dir: str)
 
     from archlab.experiments.runner import make_run_config, trainer_run
     from archlab.train import build_run, load_checkpoint
-    from archlab.train.checkpoint import latest_checkpoint
 
     out = trainer_run(config, seed, budget, out_dir)
     data = {k: v for k, v in dict(config).items() if k != "posthoc"}
     task, _, model = build_run(make_run_config(data, seed), "cpu")
-    load_checkpoint(latest_checkpoint(out_dir), model)
+    load_checkpoint(out_dir, model)  # the run's newest complete checkpoint (clear error if none)
     model.eval()
     with torch.no_grad():
         ev = {k: float(v) for k, v in task.evaluate(model, "train").items()}

@@ -141,7 +141,6 @@ def posthoc_eval(config: Mapping[str, Any], seed: int, out_dir: str, overrides: 
     import torch
 
     from archlab.train import build_run, load_checkpoint
-    from archlab.train.checkpoint import latest_checkpoint
 
     data = json.loads(json.dumps(dict(config)))
     for k, v in flatten(overrides).items():  # {model.attn.causal: true} may arrive nested by the spec loader
@@ -150,7 +149,7 @@ def posthoc_eval(config: Mapping[str, Any], seed: int, out_dir: str, overrides: 
             raise ConfigError(f"posthoc override {k!r} must start with 'model.'")
         data.setdefault("model", {})[rest] = v
     task, _, model = build_run(make_run_config(data, seed), "cpu")
-    load_checkpoint(latest_checkpoint(out_dir), model)
+    load_checkpoint(out_dir, model)  # the run's newest complete checkpoint (clear error if none)
     model.eval()
     with torch.no_grad():
         return {k: float(v) for k, v in task.evaluate(model, "val").items()}
