@@ -76,9 +76,15 @@ def toy_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     rng = random.Random(f"{seed}|{json.dumps(ident, sort_keys=True)}")
     if toy.get("sleep"):
         time.sleep(float(toy["sleep"]))
-    if toy.get("crash_once") and not Path(toy["crash_once"]).exists():
-        Path(toy["crash_once"]).write_text(str(os.getpid()))
-        os._exit(17)
+    if toy.get("crash_once"):
+        try:  # O_EXCL: of two workers racing on the marker, exactly one creates it and dies ("once")
+            fd = os.open(toy["crash_once"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os._exit(17)
     curve, loss = [], math.nan
     for step in range(0, steps + 1, max(1, steps // 10)):
         loss = quality + 1.0 / (1.0 + step / 10.0) + noise * rng.gauss(0.0, 1.0)
