@@ -23,7 +23,7 @@ CODE_EXCLUDE = ("commands/", "cli.py", "__main__.py", "interop/", "experiments/r
                 "experiments/verdict.py", "experiments/store.py", "experiments/sweep.py",
                 "experiments/executors.py", "experiments/spec.py", "experiments/analysis.py", "experiments/results.py",
                 "experiments/run_identity.py", "experiments/rule.py", "experiments/report_figures.py",
-                "experiments/executor_base.py")
+                "experiments/executor_base.py", "experiments/claims.py", "experiments/claims_table.py")
 
 
 def code_files(root: Path | None = None) -> list[Path]:
