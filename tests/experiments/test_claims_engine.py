@@ -101,6 +101,33 @@ def test_lr_sweep_judges_each_variant_at_its_best_lr(tmp_path):
     assert set(res.lr_table["other"]) == {0.001, 0.003, 0.01}
 
 
+def test_two_phase_lr_sweep_picks_on_the_first_seeds_then_runs_the_rest_at_the_best_lr(tmp_path):
+    spec = spec_from_dict({
+        "name": "toy_lr2", "seed": "000", "quote": "q", "runner": "toy",
+        "base": {"toy": {"quality": 1.0, "noise": 0.01, "lr_optimum": 0.001}, "train": {"lr": 0.001}},
+        "variants": {"base": {}, "other": {"toy.lr_optimum": 0.01, "toy.quality": 1.02}},
+        "seeds": [0, 1, 2], "budget": {"steps": 20},
+        "profiles": {"quick": {"lr_sweep": [0.001, 0.003, 0.01], "lr_sweep_seeds": 1}},
+        "compare": [{"variant": "other", "expect": "worse"}], "rule": {"min_effect": 0.1}})
+    phase_1 = resolve(spec, "quick")
+    assert sorted((p.variant, p.lr, p.seed) for p in phase_1) == sorted(
+        (v, lr, 0) for v in ("base", "other") for lr in (0.001, 0.003, 0.01))
+    res = run(spec, tmp_path)
+    # 6 sweep runs on seed 0, then seeds 1 and 2 at each variant's best lr: 10 runs, not 18
+    assert len(res.plans) == 10 and res.sweep.ran == 10
+    assert res.best_lr == {"base": 0.001, "other": 0.01}
+    assert [r["seed"] for r in res.runs["other"]] == [0, 1, 2] and {r["lr"] for r in res.runs["other"]} == {0.01}
+    assert labels(res) == ["contradicted: no effect"]
+    # the suite runs phase 2 as a follow-up pass, and a second invocation resumes with nothing to do
+    with Store(tmp_path / "suite.sqlite") as st:
+        [r] = run_suite([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
+        assert r.sweep.ran == 10 and r.best_lr == res.best_lr and labels(r) == labels(res)
+        [again] = run_suite([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
+        assert again.sweep.ran == 0 and again.sweep.skipped == 10
+    with pytest.raises(ConfigError, match="lr_sweep_seeds"):
+        spec_from_dict({**spec.raw, "profiles": {"quick": {"lr_sweep_seeds": 0}}})
+
+
 def test_a_code_change_invalidates_cached_runs(tmp_path, monkeypatch):
     spec = toy("toy_code", seeds=(0, 1))
     first = run(spec, tmp_path)

@@ -41,9 +41,9 @@ def pick_lr(by_lr: Mapping[float | None, list[dict[str, Any]]], metric: str, goa
                                       -(lr or 0.0)))
 
 
-def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: str) -> ExperimentResult:
-    """Collect the finished runs of a plan list, judge each variant at its best lr (lr_sweep) and decide every
-    comparison of the spec by the paired, gated rule with Holm correction (archlab.experiments.verdict)."""
+def finished_by_lr(spec: ExperimentSpec, store: Store,
+                   plans: list[RunPlan]) -> dict[str, dict[float | None, list[dict[str, Any]]]]:
+    """The finished runs of a plan list: variant -> lr -> one record per finished seed."""
     rows = {(r["variant"], r["seed"], r["run_key"]): r for r in store.runs(spec.name)}
     by_lr: dict[str, dict[float | None, list[dict[str, Any]]]] = {v: {} for v in spec.variants}
     for p in plans:
@@ -55,6 +55,21 @@ def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: s
         lrs.append({"seed": p.seed, "final": res["final"], "curve": res["curve"], "n_params": r["n_params"],
                     "wall_time_s": r["wall_time_s"], "run_id": r["id"], "lr": p.lr,
                     "code_hash": r.get("code_hash") or p.code_hash})
+    return by_lr
+
+
+def best_lrs(spec: ExperimentSpec, store: Store, plans: list[RunPlan]) -> dict[str, float | None] | None:
+    """Each variant's best lr among `plans` (pick_lr), or None while any of them has not finished."""
+    by_lr = finished_by_lr(spec, store, plans)
+    if sum(len(rs) for o in by_lr.values() for rs in o.values()) < len(plans):
+        return None
+    return {v: pick_lr({lr: rs for lr, rs in o.items() if rs}, spec.metric, spec.goal) for v, o in by_lr.items()}
+
+
+def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: str) -> ExperimentResult:
+    """Collect the finished runs of a plan list, judge each variant at its best lr (lr_sweep) and decide every
+    comparison of the spec by the paired, gated rule with Holm correction (archlab.experiments.verdict)."""
+    by_lr = finished_by_lr(spec, store, plans)
     runs, best, table = {}, {}, {}
     for v, options in by_lr.items():
         best[v] = pick_lr({lr: rs for lr, rs in options.items() if rs}, spec.metric, spec.goal)
@@ -117,6 +132,12 @@ def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick"
     sweep = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
                       run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log, executor=executor,
                       progress=progress)
+    if spec.lr_sweep_seeds_for(profile) and (best := best_lrs(spec, store, plans)) is not None:
+        plans = resolve(spec, profile, counter, best_lr=best)  # phase 2: the other seeds at each best lr
+        more = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
+                         run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log, executor=executor,
+                         progress=progress)
+        sweep.add(more)
     result = analyze(spec, store, plans, profile)
     result.sweep = sweep
     return result

@@ -39,12 +39,18 @@ def select_specs(only: Sequence[str] | None = None, specs: list[ExperimentSpec] 
     return [s for s in specs if s.name in only or set(s.families) & set(only)]
 
 
-def plans_for(spec: ExperimentSpec, profile: str):
-    """The runs of a training spec for a profile (parameter counts matched as its runner needs)."""
+def plans_for(spec: ExperimentSpec, profile: str, store: Store | None = None):
+    """The runs of a training spec for a profile (parameter counts matched as its runner needs). With a two-phase
+    lr sweep (`lr_sweep_seeds`) and a store: phase 1 until it has finished, then phase 1 + phase 2 (the other
+    seeds at each variant's best lr)."""
+    from archlab.experiments.analysis import best_lrs
     from archlab.experiments.runner import count_model_params, count_params
 
     counter = count_params if spec.runner == "trainer" else None if spec.runner == "toy" else count_model_params
-    return resolve(spec, profile, counter)
+    plans = resolve(spec, profile, counter)
+    if store is not None and spec.lr_sweep_seeds_for(profile) and (best := best_lrs(spec, store, plans)):
+        plans = resolve(spec, profile, counter, best_lr=best)
+    return plans
 
 
 def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "quick", out_dir: str | Path,
@@ -52,6 +58,7 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
               log: Callable[[str], None] | None = print, executor=None, progress: bool = False,
               max_minutes: float | None = None) -> list:
     """Run (resuming) every experiment's runs as one sweep on one executor, then decide every verdict.
+    Follow-up passes run what the finished runs call for: phase 2 of two-phase lr sweeps and adaptive seeds.
     `max_minutes`: start no run after that long; the rest stays pending for the next invocation."""
     from archlab.experiments.analysis import analyze
     from archlab.experiments.executors import InlineExecutor, LocalExecutor
@@ -59,13 +66,11 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
 
     log = log or (lambda s: None)
     results, plans_of = [], {}
-    all_plans = []
     for spec in specs:
         store.put_experiment(spec.name, spec.title, spec.spec_hash, spec.raw)
-        if spec.kind == "cost":
-            continue
-        plans_of[spec.name] = plans_for(spec, profile)
-        all_plans += plans_of[spec.name]
+        if spec.kind != "cost":
+            plans_of[spec.name] = plans_for(spec, profile, store)
+    all_plans = [p for ps in plans_of.values() for p in ps]
     n_unique = len({p.run_key for p in all_plans})
     own = executor is None
     executor = executor or (InlineExecutor() if inline or jobs <= 0 else LocalExecutor(jobs))
@@ -78,23 +83,24 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
         sweep = run_plans(all_plans, store, profile=profile, out_dir=out_dir, max_new_runs=max_new_runs, log=log,
                           executor=executor, progress=progress, max_minutes=max_minutes)
         analysed = {s.name: analyze(s, store, plans_of[s.name], profile) for s in specs if s.kind != "cost"}
-        while not sweep.left and not sweep.interrupted and max_new_runs is None:  # adaptive seeds
+        while not sweep.left and not sweep.interrupted and max_new_runs is None:  # follow-up passes
             grown = {}
             for i, s in enumerate(specs):
+                if s.kind == "cost":
+                    continue
                 more = more_seeds(s, analysed.get(s.name), profile)
                 if more:
-                    specs[i] = grown[s.name] = with_seeds(s, profile, more)
+                    log(f"  [{s.name}] underpowered: adding seeds up to {more} (profile max_seeds)")
+                    specs[i] = s = with_seeds(s, profile, more)
+                plans = plans_for(s, profile, store)
+                if {(p.variant, p.seed, p.run_key) for p in plans} != {
+                        (p.variant, p.seed, p.run_key) for p in plans_of[s.name]}:
+                    grown[s.name], plans_of[s.name] = s, plans
             if not grown:
                 break
             left = None if deadline is None else max(1e-3, (deadline - time.perf_counter()) / 60.0)
-            for name, s in grown.items():
-                log(f"  [{name}] underpowered: adding seeds up to {s.seeds_for(profile)} (profile max_seeds)")
-                plans_of[name] = plans_for(s, profile)
-            more_sweep = run_plans([p for n in grown for p in plans_of[n]], store, profile=profile, out_dir=out_dir,
-                                   log=log, executor=executor, progress=progress, max_minutes=left)
-            for k in ("ran", "reused", "failed", "retried", "interrupted", "left"):
-                setattr(sweep, k, getattr(sweep, k) + getattr(more_sweep, k))
-            sweep.errors += more_sweep.errors
+            sweep.add(run_plans([p for n in grown for p in plans_of[n]], store, profile=profile, out_dir=out_dir,
+                                log=log, executor=executor, progress=progress, max_minutes=left))
             analysed.update({n: analyze(s, store, plans_of[n], profile) for n, s in grown.items()})
     finally:
         if own:
@@ -216,7 +222,7 @@ def calibrations(store: Store, profile: str, specs: Sequence[ExperimentSpec] | N
         r = have.get(spec.name)
         if r is None:
             try:
-                r = analyze(spec, store, plans_for(spec, profile), profile)
+                r = analyze(spec, store, plans_for(spec, profile, store), profile)
             except ConfigError as e:
                 out.append(Calibration(spec, None, "broken", str(e)))
                 continue

@@ -39,7 +39,7 @@ CALIBRATION_DIR = Path(__file__).with_name("calibration")
 EXPECTS = ("better", "worse")
 KINDS = ("train", "cost")
 PROFILES = ("quick", "standard", "full")
-PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep", "max_seeds")
+PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep", "lr_sweep_seeds", "max_seeds")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,12 @@ class ExperimentSpec:
     def lrs_for(self, profile: str) -> list[float]:
         """The learning rates every variant is trained at ([] = no sweep: the config's own lr)."""
         return [float(x) for x in self.profile(profile).get("lr_sweep", self.lr_sweep) or []]
+
+    def lr_sweep_seeds_for(self, profile: str) -> int | None:
+        """How many of the profile's seeds (the first ones) run the whole lr sweep; the other seeds run only at
+        each variant's best lr, picked on those (None: every seed runs every lr)."""
+        k = self.profile(profile).get("lr_sweep_seeds")
+        return None if k is None or not self.lrs_for(profile) else int(k)
 
     @property
     def families(self) -> list[str]:
@@ -251,6 +257,10 @@ def _profiles(data: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
         ms = section.get("max_seeds")
         if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or ms < 2):
             raise ConfigError(f"{where}: profiles.{p}.max_seeds={ms!r} must be an integer >= 2 (the seed cap)")
+        k = section.get("lr_sweep_seeds")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ConfigError(f"{where}: profiles.{p}.lr_sweep_seeds={k!r} must be an integer >= 1 (how many seeds "
+                              "run the whole lr sweep)")
     return profiles
 
 
@@ -328,8 +338,12 @@ def match_parameters(cfg: dict[str, Any], target: int, key: str, count: ParamCou
 
 
 def resolve(spec: ExperimentSpec, profile: str = "quick", count_params: ParamCounter | None = None,
-            variants: list[str] | None = None) -> list[RunPlan]:
-    """Every run of the spec for a profile, with budget and parameter matching applied."""
+            variants: list[str] | None = None, best_lr: Mapping[str, float | None] | None = None) -> list[RunPlan]:
+    """Every run of the spec for a profile, with budget and parameter matching applied.
+
+    With `lr_sweep_seeds: k` in the profile the lr sweep runs in two phases: without `best_lr` only the first k
+    seeds run every lr (phase 1); with `best_lr` (variant -> lr picked on phase 1) the other seeds are added at
+    that lr only (phase 2)."""
     budget = spec.budget_for(profile)
     seeds = spec.seeds_for(profile)
     names = variants or list(spec.variants)
@@ -362,13 +376,15 @@ def resolve(spec: ExperimentSpec, profile: str = "quick", count_params: ParamCou
                                       f"adjusting {key} (closest {n_params[v]:,}, tolerance {tol:.0%})")
     plans = []
     code = code_hash()
+    k = spec.lr_sweep_seeds_for(profile)
     for v in names:
         for lr in spec.lrs_for(profile) or [None]:
             cfg = configs[v]
             if lr is not None:
                 cfg = copy.deepcopy(cfg)
                 set_dotted(cfg, "train.lr", lr)
-            for s in seeds:
+            phase_2 = k is None or (best_lr is not None and v in best_lr and best_lr[v] == lr)
+            for s in (seeds if phase_2 else seeds[:k]):
                 plans.append(RunPlan(spec.name, v, s, cfg, budget, spec.runner,
                                      run_key(cfg, s, budget, spec.runner, code), n_params[v], spec.spec_hash, lr,
                                      code))

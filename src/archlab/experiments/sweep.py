@@ -38,6 +38,12 @@ class Sweep:
     left: int = 0  # not started because the time limit (max_minutes) was reached: the next sweep runs them
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: Sweep) -> None:
+        """Count another call's runs into this one (a sweep run in several passes)."""
+        for k in ("ran", "reused", "skipped", "failed", "retried", "interrupted", "left"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.errors += other.errors
+
     def summary(self) -> str:
         left = f", {self.left} left for the next invocation (time limit)" if self.left else ""
         return (f"ran {self.ran}, reused {self.reused}, already done {self.skipped}, failed {self.failed}, "
