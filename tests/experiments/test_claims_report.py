@@ -66,3 +66,19 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
                    timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
     shutil.copy(shot, paths["html"].parent / "report_screenshot.png")  # kept for a person to look at
+
+
+def test_verdicts_table_counts_only_supported_and_contradicted_as_decided():
+    from archlab.experiments.claims_table import verdict_counts, verdicts_table
+
+    claims = [{"claim": "no_ffn", "verdict": "supported"}, {"claim": "no_residual", "verdict": "contradicted"},
+              {"claim": "single_head", "verdict": "inconclusive"}, {"claim": "mamba_relu", "verdict": "no verdict"},
+              {"claim": "cnn_order", "verdict": "uncalibrated (supported)"}]
+    n = verdict_counts(claims)
+    assert (n["decided"], n["supported"], n["contradicted"], n["inconclusive"], n["no verdict"],
+            n["uncalibrated"]) == (2, 1, 1, 1, 1, 1)
+    rows = [{"claim": "no_ffn", "comparison": "no_ffn worse than base", "baseline": "base: 2.1", "variant": "no_ffn: 2.3",
+             "diff": "0.2 [0.1, 0.3]", "p": "0.01", "verdict": "supported"}]
+    text = verdicts_table({"command": "archlab claims --standard", "claims": claims, "comparisons": rows})
+    assert "**2 of 5 claims decided** (40%: 1 supported, 1 contradicted)" in text and "1 uncalibrated" in text
+    assert "| no_ffn | char-level Shakespeare" in text and "d 0.2 [0.1, 0.3] → supported" in text

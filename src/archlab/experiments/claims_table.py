@@ -1,18 +1,26 @@
-"""The claim → task table of docs/claims.md, generated from the built-in specs (one row per claim).
+"""The claim → task table of docs/claims.md, generated from the built-in specs (one row per claim), and the
+verdict table of a finished sweep, generated from its verdicts.json.
 
-`python -m archlab.experiments.claims_table` prints it; `--write` replaces the text between the markers in
-docs/claims.md. tests/experiments/test_claim_specs.py checks the page's table equals `claims_table()`.
+`python -m archlab.experiments.claims_table` prints the claim → task table; `--write` replaces the text between
+its markers in docs/claims.md. `--verdicts runs/claims/verdicts.json [--write]` does the same for the verdict
+table (markers VERDICTS_START / VERDICTS_END). tests/experiments/test_claim_specs.py checks the page's claim →
+task table equals `claims_table()`.
 """
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from archlab.experiments.spec import ExperimentSpec, builtin_specs
 
 START, END = "<!-- claims-table:start (generated: python -m archlab.experiments.claims_table --write) -->", \
     "<!-- claims-table:end -->"
+VERDICTS_START, VERDICTS_END = "<!-- verdicts-table:start (generated: python -m archlab.experiments.claims_table " \
+    "--verdicts OUT/verdicts.json --write) -->", "<!-- verdicts-table:end -->"
+DECIDED = ("supported", "contradicted")
 POOL_PAIRS = (("max", "relu"), ("max", "tanh"), ("max", "leaky_relu"), ("avg", "relu"), ("max", "gelu"))
 
 
@@ -107,20 +115,64 @@ def section() -> str:
            f"standard-normal 4×8×12×12 tensors, 2×2 windows):\n\n{pool_identity_table()}\n{END}"
 
 
-def replace_section(text: str, new: str) -> str:
-    """`text` with the block from START to END replaced by `new` (which includes both markers)."""
-    i, j = text.index(START), text.index(END) + len(END)
+def verdict_counts(claims: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many claims got each verdict ('uncalibrated (x)' counts as not decided)."""
+    out = {"claims": len(claims), "supported": 0, "contradicted": 0, "inconclusive": 0, "no verdict": 0,
+           "uncalibrated": 0}
+    for c in claims:
+        v = str(c["verdict"])
+        key = "uncalibrated" if v.startswith("uncalibrated") else v if v in out else "no verdict"
+        out[key] += 1
+    out["decided"] = out["supported"] + out["contradicted"]
+    return out
+
+
+def verdicts_table(report: Mapping[str, Any]) -> str:
+    """A finished sweep's verdicts (its verdicts.json): the counts, then one row per claim with its task and each
+    comparison's arms (metric mean ± sd at the best lr), paired difference d [95% CI] and verdict."""
+    specs = {s.name: s for s in builtin_specs()}
+    n = verdict_counts(report["claims"])
+    lines = [f"`{report.get('command', '')}`: **{n['decided']} of {n['claims']} claims decided** "
+             f"({n['decided'] / max(1, n['claims']):.0%}: {n['supported']} supported, {n['contradicted']} "
+             f"contradicted), {n['inconclusive']} inconclusive, {n['no verdict']} no verdict"
+             + (f", {n['uncalibrated']} uncalibrated" if n["uncalibrated"] else "") + ".", "",
+             "| claim | task | verdict | comparisons: baseline → variant, d [95% CI] → verdict |", "|---|---|---|---|"]
+    rows: dict[str, list[str]] = {}
+    for r in report.get("comparisons", []):
+        if r.get("p") == "exact":  # a cost check: seed's figure vs computed
+            rows.setdefault(r["claim"], []).append(f"{r['comparison']}: {r['baseline']}, {r['variant']} → "
+                                                   f"{r['verdict']}")
+        else:
+            rows.setdefault(r["claim"], []).append(f"{r['comparison']}: {r['baseline']} → {r['variant']}, "
+                                                   f"d {r['diff']} → {r['verdict']}")
+    for c in report["claims"]:
+        spec = specs.get(c["claim"])
+        task = task_of(spec) if spec is not None else "?"
+        lines.append(f"| {c['claim']} | {_cell(task)} | **{c['verdict']}** | "
+                     f"{_cell('; '.join(rows.get(c['claim'], [])))} |")
+    return "\n".join(lines)
+
+
+def replace_section(text: str, new: str, start: str = START, end: str = END) -> str:
+    """`text` with the block from `start` to `end` replaced by `new` (which includes both markers)."""
+    i, j = text.index(start), text.index(end) + len(end)
     return text[:i] + new + text[j:]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--write" in argv:
-        page = Path(__file__).resolve().parents[3] / "docs" / "claims.md"
-        page.write_text(replace_section(page.read_text(encoding="utf-8"), section()), encoding="utf-8")
-        print(f"wrote the claim → task table into {page}")
+    page = Path(__file__).resolve().parents[3] / "docs" / "claims.md"
+    if "--verdicts" in argv:
+        path = Path(argv[argv.index("--verdicts") + 1])
+        new = f"{VERDICTS_START}\n{verdicts_table(json.loads(path.read_text(encoding='utf-8')))}\n{VERDICTS_END}"
+        start, end, what = VERDICTS_START, VERDICTS_END, f"the verdict table of {path}"
     else:
-        print(section())
+        new, start, end, what = section(), START, END, "the claim → task table"
+    if "--write" in argv:
+        page.write_text(replace_section(page.read_text(encoding="utf-8"), new, start, end), encoding="utf-8")
+        print(f"wrote {what} into {page}")
+    else:
+        print(new)
     return 0
 
 
