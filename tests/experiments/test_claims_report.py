@@ -77,7 +77,8 @@ def test_verdicts_table_counts_only_supported_and_contradicted_as_decided():
     n = verdict_counts(claims)
     assert (n["decided"], n["supported"], n["contradicted"], n["inconclusive"], n["no verdict"],
             n["uncalibrated"]) == (2, 1, 1, 1, 1, 1)
-    rows = [{"claim": "no_ffn", "comparison": "no_ffn worse than base", "baseline": "base: 2.1", "variant": "no_ffn: 2.3",
+    rows = [{"claim": "no_ffn", "comparison": "no_ffn worse than base", "baseline": "base: 2.1",
+             "variant": "no_ffn: 2.3",
              "diff": "0.2 [0.1, 0.3]", "p": "0.01", "verdict": "supported"}]
     text = verdicts_table({"command": "archlab claims --standard", "claims": claims, "comparisons": rows})
     assert "**2 of 5 claims decided** (40%: 1 supported, 1 contradicted)" in text and "1 uncalibrated" in text
