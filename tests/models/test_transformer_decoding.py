@@ -20,9 +20,14 @@ def test_decoder_kv_cache_matches_full_forward(name):
     torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
 
 
-def test_encoder_decoder_kv_cache_matches_full_forward():
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"block.decoder_order": ["cross", "ffn"]},  # cross-attention alone, no masked self-attention (seed 000)
+    {"block.order": ["cross", "ffn"]},  # no self-attention anywhere: encoder [ffn], decoder [cross, ffn]
+], ids=["default", "cross_alone", "no_self_attention"])
+def test_encoder_decoder_kv_cache_matches_full_forward(overrides):
     torch.manual_seed(0)
-    model = build_model("transformer-tiny").eval()
+    model = build_model(preset("transformer-tiny", **overrides)).eval()
     src = torch.randint(0, 256, (2, 9))
     src_mask = torch.ones(2, 9, dtype=torch.long)
     src_mask[1, 6:] = 0
