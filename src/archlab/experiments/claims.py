@@ -84,18 +84,7 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
                           executor=executor, progress=progress, max_minutes=max_minutes)
         analysed = {s.name: analyze(s, store, plans_of[s.name], profile) for s in specs if s.kind != "cost"}
         while not sweep.left and not sweep.interrupted and max_new_runs is None:  # follow-up passes
-            grown = {}
-            for i, s in enumerate(specs):
-                if s.kind == "cost":
-                    continue
-                more = more_seeds(s, analysed.get(s.name), profile)
-                if more:
-                    log(f"  [{s.name}] underpowered: adding seeds up to {more} (profile max_seeds)")
-                    specs[i] = s = with_seeds(s, profile, more)
-                plans = plans_for(s, profile, store)
-                if {(p.variant, p.seed, p.run_key) for p in plans} != {
-                        (p.variant, p.seed, p.run_key) for p in plans_of[s.name]}:
-                    grown[s.name], plans_of[s.name] = s, plans
+            grown = follow_ups(specs, analysed, plans_of, store, profile, log)
             if not grown:
                 break
             left = None if deadline is None else max(1e-3, (deadline - time.perf_counter()) / 60.0)
@@ -114,6 +103,25 @@ def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "
             r.sweep = sweep
             results.append(r)
     return results
+
+
+def follow_ups(specs: list[ExperimentSpec], analysed: Mapping[str, Any], plans_of: dict[str, list], store: Store,
+               profile: str, log: Callable[[str], None]) -> dict[str, ExperimentSpec]:
+    """The specs whose finished runs call for more runs — phase 2 of a two-phase lr sweep, or adaptive seeds —
+    with `specs` and `plans_of` updated in place to their new plans."""
+    grown = {}
+    for i, s in enumerate(specs):
+        if s.kind == "cost":
+            continue
+        more = more_seeds(s, analysed.get(s.name), profile)
+        if more:
+            log(f"  [{s.name}] underpowered: adding seeds up to {more} (profile max_seeds)")
+            specs[i] = s = with_seeds(s, profile, more)
+        plans = plans_for(s, profile, store)
+        ids = lambda ps: {(p.variant, p.seed, p.run_key) for p in ps}  # noqa: E731
+        if ids(plans) != ids(plans_of[s.name]):
+            grown[s.name], plans_of[s.name] = s, plans
+    return grown
 
 
 def more_seeds(spec: ExperimentSpec, result, profile: str) -> list[int] | None:
