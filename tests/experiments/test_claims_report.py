@@ -83,3 +83,12 @@ def test_verdicts_table_counts_only_supported_and_contradicted_as_decided():
     text = verdicts_table({"command": "archlab claims --standard", "claims": claims, "comparisons": rows})
     assert "**2 of 5 claims decided** (40%: 1 supported, 1 contradicted)" in text and "1 uncalibrated" in text
     assert "| no_ffn | char-level Shakespeare" in text and "d 0.2 [0.1, 0.3] → supported" in text
+
+
+def test_readme_table_has_one_row_per_claim_with_its_seed_and_task():
+    from archlab.experiments.claims_table import readme_table
+
+    claims = [{"claim": "no_ffn", "verdict": "supported"}, {"claim": "heads_compute", "verdict": "contradicted"}]
+    text = readme_table({"command": "archlab claims --standard", "claims": claims, "comparisons": []})
+    assert text.startswith("`archlab claims --standard`: **2 of 2 claims decided**")
+    assert "| no_ffn | 000 | char-level Shakespeare" in text and "| heads_compute | 002 | computation" in text

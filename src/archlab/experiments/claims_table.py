@@ -20,7 +20,8 @@ START, END = "<!-- claims-table:start (generated: python -m archlab.experiments.
     "<!-- claims-table:end -->"
 VERDICTS_START, VERDICTS_END = "<!-- verdicts-table:start (generated: python -m archlab.experiments.claims_table " \
     "--verdicts OUT/verdicts.json --write) -->", "<!-- verdicts-table:end -->"
-DECIDED = ("supported", "contradicted")
+README_START, README_END = "<!-- readme-verdicts:start (generated with the verdicts table) -->", \
+    "<!-- readme-verdicts:end -->"
 POOL_PAIRS = (("max", "relu"), ("max", "tanh"), ("max", "leaky_relu"), ("avg", "relu"), ("max", "gelu"))
 
 
@@ -153,6 +154,18 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def readme_table(report: Mapping[str, Any]) -> str:
+    """The README's short form of a sweep's verdicts: the counts, then claim | seed | task | verdict."""
+    specs = {s.name: s for s in builtin_specs()}
+    lines = [verdicts_table(report).split("\n", 1)[0], "", "| claim | seed | task | verdict |", "|---|---|---|---|"]
+    for c in report["claims"]:
+        spec = specs.get(c["claim"])
+        seeds = ", ".join(dict.fromkeys(q.seed for q in spec.quotes if q.seed)) if spec is not None else "?"
+        lines.append(f"| {c['claim']} | {seeds} | {_cell(task_of(spec)) if spec is not None else '?'} | "
+                     f"{c['verdict']} |")
+    return "\n".join(lines)
+
+
 def replace_section(text: str, new: str, start: str = START, end: str = END) -> str:
     """`text` with the block from `start` to `end` replaced by `new` (which includes both markers)."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -161,18 +174,23 @@ def replace_section(text: str, new: str, start: str = START, end: str = END) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    page = Path(__file__).resolve().parents[3] / "docs" / "claims.md"
+    root = Path(__file__).resolve().parents[3]
     if "--verdicts" in argv:
         path = Path(argv[argv.index("--verdicts") + 1])
-        new = f"{VERDICTS_START}\n{verdicts_table(json.loads(path.read_text(encoding='utf-8')))}\n{VERDICTS_END}"
-        start, end, what = VERDICTS_START, VERDICTS_END, f"the verdict table of {path}"
+        report = json.loads(path.read_text(encoding="utf-8"))
+        blocks = [(root / "docs" / "claims.md", VERDICTS_START, VERDICTS_END, verdicts_table(report)),
+                  (root / "README.md", README_START, README_END, readme_table(report))]
+        what = f"the verdict table of {path}"
     else:
-        new, start, end, what = section(), START, END, "the claim → task table"
-    if "--write" in argv:
-        page.write_text(replace_section(page.read_text(encoding="utf-8"), new, start, end), encoding="utf-8")
-        print(f"wrote {what} into {page}")
-    else:
-        print(new)
+        blocks, what = [(root / "docs" / "claims.md", START, END, section()[len(START) + 1:-len(END) - 1])], \
+            "the claim → task table"
+    for page, start, end, body in blocks:
+        if "--write" in argv:
+            text = page.read_text(encoding="utf-8")
+            page.write_text(replace_section(text, f"{start}\n{body}\n{end}", start, end), encoding="utf-8")
+            print(f"wrote {what} into {page}")
+        else:
+            print(f"{start}\n{body}\n{end}")
     return 0
 
 
