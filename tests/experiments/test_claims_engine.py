@@ -188,7 +188,7 @@ def test_failed_calibration_marks_its_family_uncalibrated(tmp_path):
         results = run_suite(claims, st, out_dir=tmp_path / "out", inline=True, log=None)
     apply_calibrations(results, state)
     a, b, c = results
-    assert a.shown_verdict == a.verdict == "inconclusive" and not a.calibration
+    assert a.shown_verdict == a.verdict == "mixed" and not a.calibration  # one supported, one contradicted
     assert b.shown_verdict == f"uncalibrated ({b.verdict})" and "cal_bad: not reproduced" in b.calibration
     assert c.shown_verdict.startswith("uncalibrated") and "no calibration" in c.calibration
     html = render_html(results, calibrations=state)

@@ -39,7 +39,7 @@ def test_toy_sweep_verdicts_and_store(tmp_path):
     with Store(tmp_path / "a.sqlite") as st:
         res = run_experiment(toy_spec(), st, out_dir=tmp_path, inline=True, log=None)
         assert [c.verdict.verdict for c in res.comparisons] == ["supported", "contradicted"]
-        assert res.verdict == "inconclusive"  # one supported, one contradicted
+        assert res.verdict == "mixed"  # one supported, one contradicted
         assert len(st.runs("toy", status="done")) == 9
         run = st.runs("toy")[0]
         assert json.loads(run["config_json"])["train"]["steps"] == 40

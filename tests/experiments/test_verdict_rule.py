@@ -107,3 +107,5 @@ def test_combine():
     assert combine(["contradicted", "inconclusive"]) == "contradicted"
     assert combine(["no verdict", "no verdict"]) == "no verdict"
     assert combine(["supported", "no verdict"]) == "inconclusive"
+    assert combine(["supported", "contradicted"]) == "mixed"
+    assert combine(["supported", "contradicted", "inconclusive"]) == "mixed"

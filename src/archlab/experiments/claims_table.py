@@ -117,14 +117,15 @@ def section() -> str:
 
 
 def verdict_counts(claims: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """How many claims got each verdict ('uncalibrated (x)' counts as not decided)."""
-    out = {"claims": len(claims), "supported": 0, "contradicted": 0, "inconclusive": 0, "no verdict": 0,
-           "uncalibrated": 0}
+    """How many claims got each verdict; decided = supported + contradicted + mixed (every one of a mixed claim's
+    decided comparisons is supported or contradicted); 'uncalibrated (x)' counts as not decided."""
+    out = {"claims": len(claims), "supported": 0, "contradicted": 0, "mixed": 0, "inconclusive": 0,
+           "no verdict": 0, "uncalibrated": 0}
     for c in claims:
         v = str(c["verdict"])
         key = "uncalibrated" if v.startswith("uncalibrated") else v if v in out else "no verdict"
         out[key] += 1
-    out["decided"] = out["supported"] + out["contradicted"]
+    out["decided"] = out["supported"] + out["contradicted"] + out["mixed"]
     return out
 
 
@@ -135,7 +136,9 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
     n = verdict_counts(report["claims"])
     lines = [f"`{report.get('command', '')}`: **{n['decided']} of {n['claims']} claims decided** "
              f"({n['decided'] / max(1, n['claims']):.0%}: {n['supported']} supported, {n['contradicted']} "
-             f"contradicted), {n['inconclusive']} inconclusive, {n['no verdict']} no verdict"
+             f"contradicted" + (f", {n['mixed']} mixed — some comparisons supported, some contradicted"
+                                if n["mixed"] else "") + f"), {n['inconclusive']} inconclusive, "
+             f"{n['no verdict']} no verdict"
              + (f", {n['uncalibrated']} uncalibrated" if n["uncalibrated"] else "") + ".", "",
              "| claim | task | verdict | comparisons: baseline → variant, d [95% CI] → verdict |", "|---|---|---|---|"]
     rows: dict[str, list[str]] = {}

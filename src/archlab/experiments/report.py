@@ -168,7 +168,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;ma
 color:#1f2328}table{border-collapse:collapse;margin:1em 0;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
 th{background:#f6f8fa}.v-supported{color:#1a7f37;font-weight:600}.v-contradicted{color:#cf222e;font-weight:600}
-.v-inconclusive{color:#9a6700;font-weight:600}.v-no-verdict{color:#57606a;font-weight:600}
+.v-inconclusive{color:#9a6700;font-weight:600}.v-mixed{color:#8250df;font-weight:600}.v-no-verdict{color:#57606a;font-weight:600}
 .v-uncalibrated{color:#8250df;font-weight:600}.smoke{background:#fff8c5;border:1px solid #d4a72c;padding:0.6em}
 blockquote{border-left:4px solid #d0d7de;margin:0.5em 0;padding:0.2em 1em;
 color:#57606a}pre{background:#f6f8fa;padding:0.6em;overflow:auto;font-size:12px;max-height:22em}

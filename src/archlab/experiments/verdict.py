@@ -31,10 +31,12 @@ RULE_TEXT = (
     "'no effect' needs both arms learned and not both at ceiling; zero variance is no evidence. "
     "supported: paired t-test p (Holm-adjusted) < alpha and d >= m. contradicted (opposite): p_adj < alpha, d < 0. "
     "contradicted (no effect): TOST at +-m, p_adj < alpha. inconclusive: otherwise (underpowered when the "
-    "minimum detectable effect at 80% power exceeds m)."
+    "minimum detectable effect at 80% power exceeds m). A claim: supported when every comparison is; "
+    "contradicted when one is and none is supported; mixed when some are supported and some contradicted."
 )
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_VERDICT = "supported", "contradicted", "inconclusive", "no verdict"
+MIXED = "mixed"  # a claim with several comparisons: some supported, some contradicted
 
 
 @dataclass(frozen=True)
@@ -238,15 +240,16 @@ def decide_claim(comparisons: Sequence[Mapping], alpha: float = 0.05) -> list[Pa
 
 
 def combine(verdicts: Sequence[str]) -> str:
-    """A claim's verdict from its comparisons: all supported → supported; any contradicted and none supported →
-    contradicted; all 'no verdict' → no verdict; otherwise inconclusive."""
+    """A claim's verdict from its comparisons: all supported → supported; any contradicted → contradicted when
+    none is supported, else mixed (the claim holds in part and fails in part); all 'no verdict' → no verdict;
+    otherwise inconclusive."""
     vs = list(verdicts)
     if not vs:
         return INCONCLUSIVE
     if all(v == SUPPORTED for v in vs):
         return SUPPORTED
-    if any(v == CONTRADICTED for v in vs) and not any(v == SUPPORTED for v in vs):
-        return CONTRADICTED
+    if any(v == CONTRADICTED for v in vs):
+        return MIXED if any(v == SUPPORTED for v in vs) else CONTRADICTED
     if all(v == NO_VERDICT for v in vs):
         return NO_VERDICT
     return INCONCLUSIVE
