@@ -1,6 +1,7 @@
 """Pretrain, then fine-tune: translation BLEU after T5 span-corruption pretraining vs from scratch.
 
     nice python benchmarks/span_corruption.py [--pretrain-steps 1500] [--finetune-steps 600] [--limit 200]
+        [--pretrained RUN] [--arms scratch,pretrained]   (reuse a pretraining run; run the arms one per process)
 
 Seed 002: an encoder-decoder is pretrained on unlabelled text, then fine-tuned for a task. Both arms use the
 same model (configs/translation_en_es.yaml's encoder-decoder), the same tokenizer (joint BPE trained on the
@@ -26,6 +27,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=200, help="score the first N test verses (0 = all 990)")
     ap.add_argument("--out", default="runs/bench-span")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="overrides for every run")
+    ap.add_argument("--pretrained", default=None,
+                    help="a finished span-corruption run folder to fine-tune from (skips pretraining)")
+    ap.add_argument("--arms", default="scratch,pretrained", help="which fine-tuning arms to run (comma-separated)")
     args = ap.parse_args()
     from archlab.commands._load import load_for_inference
     from archlab.config import read_mapping
@@ -38,15 +42,18 @@ def main() -> None:
     common = [f"train.threads={args.threads}", "train.checkpoint_every=0", "train.warmup_steps=100",
               "train.eval_every=0", *args.overrides]
     t0 = time.perf_counter()
-    pre_cfg = apply_run_overrides(run_config_from_dict({**base, "task": {
-        "name": "span_corruption", "corpus": "shakespeare+verses", "tokenizer": "bpe", "bpe_vocab": 6000,
-        "block_size": 64, "extra_ids": 100}}), [f"train.steps={args.pretrain_steps}", *common])
-    pre = train(pre_cfg, out / "pretrain", progress=True, overwrite=True)
-    print(f"pretraining: {pre['step']} steps, val loss {pre.get('val_loss', float('nan')):.3f}, "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
-    tokenizer = out / "pretrain" / "tokenizer.json"
+    pre_dir = Path(args.pretrained) if args.pretrained else out / "pretrain"
+    if args.pretrained is None:
+        pre_cfg = apply_run_overrides(run_config_from_dict({**base, "task": {
+            "name": "span_corruption", "corpus": "shakespeare+verses", "tokenizer": "bpe", "bpe_vocab": 6000,
+            "block_size": 64, "extra_ids": 100}}), [f"train.steps={args.pretrain_steps}", *common])
+        pre = train(pre_cfg, pre_dir, progress=True, overwrite=True)
+        print(f"pretraining: {pre['step']} steps, val loss {pre.get('val_loss', float('nan')):.3f}, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+    tokenizer = pre_dir / "tokenizer.json"
     rows = []
-    for arm, init in (("from scratch", []), ("after span corruption", [f"train.init_from={out / 'pretrain'}"])):
+    arms = {"scratch": ("from scratch", []), "pretrained": ("after span corruption", [f"train.init_from={pre_dir}"])}
+    for arm, init in (arms[a] for a in args.arms.split(",")):
         cfg = load_run_config(ROOT / "configs" / "translation_en_es.yaml", [
             f"task.tokenizer={tokenizer}", "task.extra_ids=100", f"train.steps={args.finetune_steps}", *init,
             *common])
