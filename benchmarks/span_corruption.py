@@ -65,7 +65,8 @@ def main() -> None:
         rows.append((arm, res.get("val_loss", float("nan")), score["bleu"], score["chrf"], score["n"],
                      time.perf_counter() - t1))
         print(f"{arm}: BLEU {score['bleu']:.2f}", flush=True)
-    print(f"\npretraining {args.pretrain_steps} steps; fine-tuning {args.finetune_steps} steps; beam {args.beam}")
+    pretrained = f"pretrained: {pre_dir}" if args.pretrained else f"pretraining {args.pretrain_steps} steps"
+    print(f"\n{pretrained}; fine-tuning {args.finetune_steps} steps; beam {args.beam}")
     print(f"{'arm':<24} {'val loss':>9} {'BLEU':>6} {'chrF':>6} {'test n':>6} {'wall s':>7}")
     for arm, vl, bleu, chrf, n, wall in rows:
         print(f"{arm:<24} {vl:>9.3f} {bleu:>6.2f} {chrf:>6.2f} {n:>6} {wall:>7.0f}")
