@@ -66,6 +66,15 @@ def best_lrs(spec: ExperimentSpec, store: Store, plans: list[RunPlan]) -> dict[s
     return {v: pick_lr({lr: rs for lr, rs in o.items() if rs}, spec.metric, spec.goal) for v, o in by_lr.items()}
 
 
+def with_phase_2(spec: ExperimentSpec, store: Store, profile: str, counter: Callable[[Mapping[str, Any]], int] | None,
+                 plans: list[RunPlan]) -> list[RunPlan]:
+    """A two-phase lr sweep's plans once its phase 1 (`plans`) has finished: phase 1 + the other seeds at each
+    variant's best lr; otherwise `plans` unchanged."""
+    if spec.lr_sweep_seeds_for(profile) and (best := best_lrs(spec, store, plans)) is not None:
+        return resolve(spec, profile, counter, best_lr=best)
+    return plans
+
+
 def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: str) -> ExperimentResult:
     """Collect the finished runs of a plan list, judge each variant at its best lr (lr_sweep) and decide every
     comparison of the spec by the paired, gated rule with Holm correction (archlab.experiments.verdict)."""
@@ -132,8 +141,8 @@ def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick"
     sweep = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
                       run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log, executor=executor,
                       progress=progress)
-    if spec.lr_sweep_seeds_for(profile) and (best := best_lrs(spec, store, plans)) is not None:
-        plans = resolve(spec, profile, counter, best_lr=best)  # phase 2: the other seeds at each best lr
+    if (full := with_phase_2(spec, store, profile, counter, plans)) is not plans:
+        plans = full  # phase 2: the other seeds at each best lr
         more = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
                          run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log, executor=executor,
                          progress=progress)

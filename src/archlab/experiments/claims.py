@@ -43,14 +43,12 @@ def plans_for(spec: ExperimentSpec, profile: str, store: Store | None = None):
     """The runs of a training spec for a profile (parameter counts matched as its runner needs). With a two-phase
     lr sweep (`lr_sweep_seeds`) and a store: phase 1 until it has finished, then phase 1 + phase 2 (the other
     seeds at each variant's best lr)."""
-    from archlab.experiments.analysis import best_lrs
+    from archlab.experiments.analysis import with_phase_2
     from archlab.experiments.runner import count_model_params, count_params
 
     counter = count_params if spec.runner == "trainer" else None if spec.runner == "toy" else count_model_params
     plans = resolve(spec, profile, counter)
-    if store is not None and spec.lr_sweep_seeds_for(profile) and (best := best_lrs(spec, store, plans)):
-        plans = resolve(spec, profile, counter, best_lr=best)
-    return plans
+    return plans if store is None else with_phase_2(spec, store, profile, counter, plans)
 
 
 def run_suite(specs: Sequence[ExperimentSpec], store: Store, *, profile: str = "quick", out_dir: str | Path,

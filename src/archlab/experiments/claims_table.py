@@ -59,6 +59,11 @@ def task_of(spec: ExperimentSpec) -> str:
     return str(name)
 
 
+def _seeds(spec: ExperimentSpec) -> str:
+    """The seed documents a spec quotes, in order, each once."""
+    return ", ".join(dict.fromkeys(q.seed for q in spec.quotes if q.seed))
+
+
 def _metric(spec: ExperimentSpec) -> str:
     if spec.kind == "cost":
         return "MACs"
@@ -92,7 +97,7 @@ def claims_table(specs: Sequence[ExperimentSpec] | None = None) -> str:
     rows = ["| claim | seed | task | metric | min effect | gate: chance / plateau | lr sweep | why this task |",
             "|---|---|---|---|---|---|---|---|"]
     for s in specs:
-        seeds = ", ".join(dict.fromkeys(q.seed for q in s.quotes if q.seed))
+        seeds = _seeds(s)
         lrs = ", ".join(f"{x:g}" for x in s.lr_sweep) or "—"
         rows.append(f"| {s.name} | {seeds} | {_cell(task_of(s))} | {_cell(_metric(s))} | {_min_effect(s)} | "
                     f"{_gate(s)} | {lrs} | {_cell(s.task_reason)} |")
@@ -110,10 +115,15 @@ def pool_identity_table() -> str:
     return "\n".join(rows)
 
 
+def section_body() -> str:
+    """The text between the claim → task table's markers in docs/claims.md."""
+    return f"{claims_table()}\n\nPooling and activation order, computed (`claim_runs.pool_commute_gap`, 8 " \
+           f"standard-normal 4×8×12×12 tensors, 2×2 windows):\n\n{pool_identity_table()}"
+
+
 def section() -> str:
-    """Everything between the markers in docs/claims.md."""
-    return f"{START}\n{claims_table()}\n\nPooling and activation order, computed (`claim_runs.pool_commute_gap`, 8 " \
-           f"standard-normal 4×8×12×12 tensors, 2×2 windows):\n\n{pool_identity_table()}\n{END}"
+    """The claim → task block of docs/claims.md, markers included."""
+    return f"{START}\n{section_body()}\n{END}"
 
 
 def verdict_counts(claims: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -129,17 +139,22 @@ def verdict_counts(claims: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return out
 
 
+def counts_line(report: Mapping[str, Any]) -> str:
+    """One line: the sweep's command and how many of its claims got each verdict."""
+    n = verdict_counts(report["claims"])
+    return (f"`{report.get('command', '')}`: **{n['decided']} of {n['claims']} claims decided** "
+            f"({n['decided'] / max(1, n['claims']):.0%}: {n['supported']} supported, {n['contradicted']} "
+            f"contradicted" + (f", {n['mixed']} mixed — some comparisons supported, some contradicted"
+                               if n["mixed"] else "") + f"), {n['inconclusive']} inconclusive, "
+            f"{n['no verdict']} no verdict" + (f", {n['uncalibrated']} uncalibrated" if n["uncalibrated"] else "")
+            + ".")
+
+
 def verdicts_table(report: Mapping[str, Any]) -> str:
     """A finished sweep's verdicts (its verdicts.json): the counts, then one row per claim with its task and each
     comparison's arms (metric mean ± sd at the best lr), paired difference d [95% CI] and verdict."""
     specs = {s.name: s for s in builtin_specs()}
-    n = verdict_counts(report["claims"])
-    lines = [f"`{report.get('command', '')}`: **{n['decided']} of {n['claims']} claims decided** "
-             f"({n['decided'] / max(1, n['claims']):.0%}: {n['supported']} supported, {n['contradicted']} "
-             f"contradicted" + (f", {n['mixed']} mixed — some comparisons supported, some contradicted"
-                                if n["mixed"] else "") + f"), {n['inconclusive']} inconclusive, "
-             f"{n['no verdict']} no verdict"
-             + (f", {n['uncalibrated']} uncalibrated" if n["uncalibrated"] else "") + ".", "",
+    lines = [counts_line(report), "",
              "| claim | task | verdict | comparisons: baseline → variant, d [95% CI] → verdict |", "|---|---|---|---|"]
     rows: dict[str, list[str]] = {}
     for r in report.get("comparisons", []):
@@ -160,12 +175,11 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
 def readme_table(report: Mapping[str, Any]) -> str:
     """The README's short form of a sweep's verdicts: the counts, then claim | seed | task | verdict."""
     specs = {s.name: s for s in builtin_specs()}
-    lines = [verdicts_table(report).split("\n", 1)[0], "", "| claim | seed | task | verdict |", "|---|---|---|---|"]
+    lines = [counts_line(report), "", "| claim | seed | task | verdict |", "|---|---|---|---|"]
     for c in report["claims"]:
         spec = specs.get(c["claim"])
-        seeds = ", ".join(dict.fromkeys(q.seed for q in spec.quotes if q.seed)) if spec is not None else "?"
-        lines.append(f"| {c['claim']} | {seeds} | {_cell(task_of(spec)) if spec is not None else '?'} | "
-                     f"{c['verdict']} |")
+        seeds, task = (_seeds(spec), _cell(task_of(spec))) if spec is not None else ("?", "?")
+        lines.append(f"| {c['claim']} | {seeds} | {task} | {c['verdict']} |")
     return "\n".join(lines)
 
 
@@ -185,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   (root / "README.md", README_START, README_END, readme_table(report))]
         what = f"the verdict table of {path}"
     else:
-        blocks, what = [(root / "docs" / "claims.md", START, END, section()[len(START) + 1:-len(END) - 1])], \
+        blocks, what = [(root / "docs" / "claims.md", START, END, section_body())], \
             "the claim → task table"
     for page, start, end, body in blocks:
         if "--write" in argv:
