@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archlab.experiments.claims_table import END, START, claims_table, section
+from archlab.experiments.claims_table import END, START, claims_table, section, task_of
 from archlab.experiments.spec import builtin_specs, load_spec, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +94,12 @@ def test_claims_table_in_docs_is_the_generated_one():
     table = claims_table()
     for s in SPECS:
         assert f"| {s.name} |" in table
+
+
+def test_claims_table_describes_the_task_each_profile_runs():
+    # the table describes the profile the docs quote (standard), whose overrides may differ from the base config
+    shapes = next(s for s in SPECS if s.name == "transformer_shapes")
+    relu = next(s for s in SPECS if s.name == "mamba_relu")
+    assert task_of(shapes, "quick") == "sequence reversal (12 tokens)"
+    assert task_of(shapes) == task_of(shapes, "standard") == "sequence reversal (24 tokens)"
+    assert task_of(relu, "quick") == "induction_heads (T=32)" and task_of(relu) == "induction_heads (T=64)"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archlab.experiments.spec import ExperimentSpec, builtin_specs
+from archlab.experiments.spec import ExperimentSpec, builtin_specs, variant_config
 
 START, END = "<!-- claims-table:start (generated: python -m archlab.experiments.claims_table --write) -->", \
     "<!-- claims-table:end -->"
@@ -29,12 +29,14 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def task_of(spec: ExperimentSpec) -> str:
-    """A short description of what a spec runs on, read from its base config and runner."""
+def task_of(spec: ExperimentSpec, profile: str = "standard") -> str:
+    """A short description of what a spec runs on at `profile` (the standard profile's verdicts are the ones the
+    docs quote), read from its first variant's config and its runner."""
     if spec.kind == "cost":
         return "computation (archlab.cost)"
-    task = spec.base.get("task", {})
-    model = spec.base.get("model", {})
+    cfg = variant_config(spec, next(iter(spec.variants)), profile) if spec.variants else spec.base
+    task = cfg.get("task", {})
+    model = cfg.get("model", {})
     runner = spec.runner.rsplit(":", 1)[-1]
     if runner == "step_throughput_run":
         return f"training-step throughput, T = {task.get('seq_len')}"
@@ -52,7 +54,8 @@ def task_of(spec: ExperimentSpec) -> str:
         extra = {"mqar": f"P={task.get('n_pairs')}, T={task.get('seq_len')}",
                  "selective_copy": f"{task.get('n_tokens')} tokens, T={task.get('seq_len')}",
                  "kth_order": f"k={task.get('k', 3)}, T={task.get('seq_len')}",
-                 "program_log": f"T={task.get('seq_len')}"}.get(task.get("kind", ""), "")
+                 "program_log": f"T={task.get('seq_len')}",
+                 "induction_heads": f"T={task.get('seq_len')}"}.get(task.get("kind", ""), "")
         return f"{task.get('kind', 'mqar')} ({extra})" if extra else str(task.get("kind", "mqar"))
     if name == "image_classification":
         return str(task.get("dataset", "images")).replace("_", "-").title().replace("Mnist", "MNIST")
