@@ -66,6 +66,14 @@ def best_lrs(spec: ExperimentSpec, store: Store, plans: list[RunPlan]) -> dict[s
     return {v: pick_lr({lr: rs for lr, rs in o.items() if rs}, spec.metric, spec.goal) for v, o in by_lr.items()}
 
 
+def param_counter_for(runner: str) -> Callable[[Mapping[str, Any]], int] | None:
+    """How a runner's configs are counted for parameter matching: the trainer's model+task config, a bare model
+    config for the other run functions, nothing for the toy runner (it builds no model)."""
+    if runner == "toy":
+        return None
+    return count_params if runner == "trainer" else count_model_params
+
+
 def with_phase_2(spec: ExperimentSpec, store: Store, profile: str, counter: Callable[[Mapping[str, Any]], int] | None,
                  plans: list[RunPlan]) -> list[RunPlan]:
     """A two-phase lr sweep's plans once its phase 1 (`plans`) has finished: phase 1 + the other seeds at each
@@ -134,7 +142,7 @@ def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick"
     counter: Callable[[Mapping[str, Any]], int] | None
     if param_counter == "auto":
         fake = spec.runner == "toy" or (run_fn is not None and not isinstance(run_fn, str))
-        counter = None if fake else count_params if spec.runner == "trainer" else count_model_params
+        counter = None if fake else param_counter_for(spec.runner)
     else:
         counter = param_counter  # type: ignore[assignment]
     plans = resolve(spec, profile, counter)

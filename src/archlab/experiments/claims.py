@@ -43,10 +43,9 @@ def plans_for(spec: ExperimentSpec, profile: str, store: Store | None = None):
     """The runs of a training spec for a profile (parameter counts matched as its runner needs). With a two-phase
     lr sweep (`lr_sweep_seeds`) and a store: phase 1 until it has finished, then phase 1 + phase 2 (the other
     seeds at each variant's best lr)."""
-    from archlab.experiments.analysis import with_phase_2
-    from archlab.experiments.runner import count_model_params, count_params
+    from archlab.experiments.analysis import param_counter_for, with_phase_2
 
-    counter = count_params if spec.runner == "trainer" else None if spec.runner == "toy" else count_model_params
+    counter = param_counter_for(spec.runner)
     plans = resolve(spec, profile, counter)
     return plans if store is None else with_phase_2(spec, store, profile, counter, plans)
 
