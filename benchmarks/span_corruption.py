@@ -31,6 +31,11 @@ def main() -> None:
                     help="a finished span-corruption run folder to fine-tune from (skips pretraining)")
     ap.add_argument("--arms", default="scratch,pretrained", help="which fine-tuning arms to run (comma-separated)")
     args = ap.parse_args()
+    wanted = args.arms.split(",")
+    if unknown := [a for a in wanted if a not in ("scratch", "pretrained")]:
+        ap.error(f"--arms: unknown arm(s) {unknown} (expected scratch and/or pretrained, comma-separated)")
+    if args.pretrained and not (Path(args.pretrained) / "tokenizer.json").is_file():
+        ap.error(f"--pretrained {args.pretrained}: not a finished span-corruption run (no tokenizer.json in it)")
     from archlab.commands._load import load_for_inference
     from archlab.config import read_mapping
     from archlab.tasks import build_task
@@ -53,7 +58,7 @@ def main() -> None:
     tokenizer = pre_dir / "tokenizer.json"
     rows = []
     arms = {"scratch": ("from scratch", []), "pretrained": ("after span corruption", [f"train.init_from={pre_dir}"])}
-    for arm, init in (arms[a] for a in args.arms.split(",")):
+    for arm, init in (arms[a] for a in wanted):
         cfg = load_run_config(ROOT / "configs" / "translation_en_es.yaml", [
             f"task.tokenizer={tokenizer}", "task.extra_ids=100", f"train.steps={args.finetune_steps}", *init,
             *common])
