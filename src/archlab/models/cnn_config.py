@@ -18,7 +18,6 @@ n_classes logits — raises ConfigError at config time naming the layer index an
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -391,7 +390,3 @@ def order_variants(base: tuple[str, ...] = SMALL_LAYERS, in_channels: int = 1,
 
 ORDER_VARIANTS = order_variants()
 
-
-def config_fields() -> list[str]:
-    """Top-level CNNConfig field names (for docs and CLIs)."""
-    return [f.name for f in dataclasses.fields(CNNConfig)]

@@ -16,11 +16,3 @@ from archlab.objectives.prefix_lm import (  # noqa: F401
     random_prefix_lm_batch,
 )
 from archlab.objectives.seq2seq import encode_source, seq2seq_batch, seq2seq_loss  # noqa: F401
-
-OBJECTIVES = {
-    "causal_lm": causal_lm_loss,
-    "mlm": mlm_loss,
-    "prefix_lm": prefix_lm_loss,
-    "seq2seq": seq2seq_loss,
-    "classification": classification_loss,
-}

@@ -16,9 +16,6 @@ def enable_tf32(on: bool = True) -> None:
     torch.set_float32_matmul_precision("high" if on else "highest")
 
 
-SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
-
-
 def _backend_enum(name: str):
     from torch.nn.attention import SDPBackend
 

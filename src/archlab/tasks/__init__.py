@@ -117,9 +117,4 @@ def build_task(run_cfg):
     return registry.build("task", run_cfg.task_name, run_cfg)
 
 
-def task_names() -> list[str]:
-    load_tasks()
-    return registry.names("task")
-
-
 load_tasks()
