@@ -389,4 +389,3 @@ def order_variants(base: tuple[str, ...] = SMALL_LAYERS, in_channels: int = 1,
 
 
 ORDER_VARIANTS = order_variants()
-
