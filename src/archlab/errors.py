@@ -1,5 +1,5 @@
-"""The error a user's config mistake raises, and the one-line form of any error (used by archlab.config and
-archlab.dotted, which both re-export what they need from here)."""
+"""The errors a user can cause (a config mistake, a bad checkpoint), and the one-line form of any error
+(archlab.config and archlab.dotted re-export ConfigError and one_line from here)."""
 from __future__ import annotations
 
 import yaml
@@ -16,3 +16,7 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, yaml.YAMLError) and problem and mark is not None:
         return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
     return "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, incomplete, corrupt, or does not match what is being loaded."""

@@ -8,7 +8,7 @@ import torch
 
 from archlab.config import to_dict
 from archlab.models import build_model, model_config_from_dict, preset
-from archlab.models.mamba import upgrade_saved_model_config
+from archlab.models.migrations import upgrade_saved_model_config
 from archlab.train import checkpoint as ck
 
 

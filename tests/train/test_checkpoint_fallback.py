@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from archlab.cli import main
-from archlab.train.checkpoint import CheckpointError, load_checkpoint, open_checkpoint
+from archlab.errors import CheckpointError
+from archlab.train.checkpoint import load_checkpoint, open_checkpoint
 
 STEP2, STEP4 = "step_00000002", "step_00000004"
 

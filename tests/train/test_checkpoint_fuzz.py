@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archlab.commands._load import load_for_inference
+from archlab.errors import CheckpointError
 from archlab.models import build_model
 from archlab.train import build_run, run_config_from_dict, train
-from archlab.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, verify_checkpoint
+from archlab.train.checkpoint import find_checkpoint, load_checkpoint, verify_checkpoint
 from archlab.train.optim import build_optimizer
 
 FUZZ_EXAMPLES = int(os.environ.get("ARCHLAB_FUZZ_EXAMPLES", "40"))

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from archlab.train import build_run, read_metrics, run_config_from_dict, train
+from archlab.train.distributed import DataParallel, DistInfo
 from archlab.train.optim import build_optimizer, lr_at, set_lr
-from archlab.train.trainer import _eval, seed_everything
+from archlab.train.runtime import seed_everything
+from archlab.train.trainer import _eval
 
 CFG = {"name": "loop", "task": {"name": "causal_lm", "corpus": "shakespeare", "tokenizer": "char"},
        "model": {"preset": "gpt-tiny", "d_model": 32, "n_layers": 2, "max_seq_len": 32, "dropout": 0.1},
@@ -60,9 +62,6 @@ def test_trainer_equals_the_plain_loop_bit_for_bit(single):
 @pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 def test_data_parallel_strategy_in_one_process_equals_single_process(single, tmp_path):
     """The DDP strategy with a world of one: same loop, same records, same evaluation, DCP checkpoints; resumes."""
-    from archlab.train.distributed import DistInfo
-    from archlab.train.strategy import DataParallel
-
     res1, out1 = single
     info = DistInfo(0, 1, 0, torch.device("cpu"))
     cfg = run_config_from_dict(CFG)

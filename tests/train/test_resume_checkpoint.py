@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import toy_task_helpers as toy  # noqa: E402
 
 from archlab.config import ConfigError  # noqa: E402
+from archlab.errors import CheckpointError  # noqa: E402
 from archlab.train import apply_run_overrides, checkpoint, read_metrics, train  # noqa: E402
-from archlab.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint  # noqa: E402
+from archlab.train.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
 
 
 def _losses(out: Path) -> dict[int, float]:

@@ -1,5 +1,6 @@
 """Training: run configs, AdamW + schedule, the loop, atomic resumable checkpoints."""
-from archlab.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: F401
+from archlab.errors import CheckpointError  # noqa: F401
+from archlab.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
 from archlab.train.run_config import (  # noqa: F401
     RunConfig,
     TrainConfig,

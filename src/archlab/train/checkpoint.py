@@ -37,7 +37,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from archlab.errors import CheckpointError
 from archlab.fileio import atomic_write_text, fsync_dir, fsync_file, honour_umask, make_temp_dir
+from archlab.models.migrations import upgrade_saved_model_config
 from archlab.train.state_io import optimizer_from_tensors, optimizer_to_tensors, rng_state, set_rng_state  # noqa: F401
 
 FORMAT = "archlab-checkpoint/2"  # /2: state.json carries state_sha256 (required); /1 (older) is still read
@@ -51,10 +53,6 @@ LATEST = "LATEST"
 # Test hook: called with a stage name while a checkpoint is being written ("model", "optimizer",
 # "state", "publish"); a test makes it raise to simulate a crash at that moment.
 _test_hook: Callable[[str], None] | None = None
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete, corrupt, or does not match what is being loaded."""
 
 
 def _sha256(path: Path) -> str:
@@ -200,9 +198,7 @@ def _read_state(ckpt: Path) -> dict:
             isinstance(v, dict) and isinstance(v.get("bytes"), int) and isinstance(v.get("sha256"), str)
             for v in files.values()) or not isinstance(doc.get("step"), int):
         raise CheckpointError(f"checkpoint {str(ckpt)!r} is corrupt: {STATE_FILE} lacks a valid step or file list")
-    from archlab.models.mamba import upgrade_saved_model_config  # older configs keep the meaning they were saved with
-
-    if "model_config" in doc:
+    if "model_config" in doc:  # older configs keep the meaning they were saved with
         doc["model_config"] = upgrade_saved_model_config(doc["model_config"])
     return doc
 
@@ -291,11 +287,6 @@ def open_checkpoint(path: str | Path) -> tuple[Path, dict]:
         return p, verify_checkpoint(p)
     found, doc, _ = find_checkpoint(p)
     return found, doc
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint dir from a checkpoint dir, a run dir, or a run's checkpoints/ dir; clear error if none."""
-    return open_checkpoint(path)[0]
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,

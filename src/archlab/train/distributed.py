@@ -8,10 +8,10 @@ function of (seed, i)) and keeps rows [r·B/W, (r+1)·B/W). DDP all-reduces the 
 FSDP2 reduce-scatters it; when every shard holds the same number of loss tokens (causal LM and the
 fixed-length synthetic tasks) that mean is the gradient of the global-batch mean loss, so the loss
 curve equals single-process training on the same global batch (tests/perf/test_distributed.py).
-The loop itself is the single-process trainer's (archlab.train.trainer.train with the DataParallel strategy of
-archlab.train.strategy): the same evaluation, metrics.jsonl records, checkpoint cadence, resume seeding
-(the RNG state saved with each checkpoint) and run folder (rank 0 holds OUT/run.lock) — this module holds only
-the torch.distributed specifics.
+The loop itself is the single-process trainer's (archlab.train.trainer.train with this module's DataParallel
+strategy): the same evaluation, metrics.jsonl records, checkpoint cadence, resume seeding (the RNG state saved
+with each checkpoint) and run folder (rank 0 holds OUT/run.lock) — this module holds only the torch.distributed
+specifics and that strategy.
 
 Checkpoints use torch.distributed.checkpoint (DCP): every rank writes its own shard in parallel, and
 a resume may use another world size or strategy (DCP reshards on load). `OUT/dcp/step_N/` holds the
@@ -30,6 +30,7 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ from torch import nn
 
 from archlab.fileio import atomic_write_text
 from archlab.train.run_config import RunConfig, load_run_config, run_config_from_dict
+from archlab.train.runtime import uses_bf16
+from archlab.train.strategy import SingleProcess
+from archlab.train.trainer import train
 
 STRATEGIES = ("ddp", "fsdp", "none")
 
@@ -218,6 +222,86 @@ def export_safetensors(model: nn.Module, path: str | Path, info: DistInfo) -> No
         save_model(dense, str(path))
 
 
+# ---------------------------------------------------------------------------------------------- strategy
+class DataParallel(SingleProcess):
+    """One rank of a DDP or FSDP2 job: the trainer's loop (archlab.train.strategy) on 1/W of every global batch.
+
+    Checkpoints are DCP shards under OUT/dcp/step_N (any world size or strategy can resume them); rank 0 holds
+    the run folder's lock and writes the run's files; evaluation runs on every rank (FSDP2 needs every rank in
+    each forward) and gives the same numbers everywhere.
+    """
+
+    def __init__(self, kind: str, info: DistInfo) -> None:
+        super().__init__()
+        if kind not in STRATEGIES or kind == "none":
+            raise ValueError(f"strategy {kind!r} unknown; expected 'ddp' or 'fsdp'")
+        self.name, self.info = kind, info
+        self.is_main, self.world_size = info.is_main, info.world_size
+        self.model: nn.Module | None = None  # the wrapped model, after wrap()
+
+    def device(self, tc) -> torch.device:
+        return self.info.device
+
+    def wrap(self, model: nn.Module, tc) -> nn.Module:
+        dev = self.info.device
+        bf16 = uses_bf16(dev, tc.precision) and dev.type == "cuda"
+        self.model = wrap_model(model, self.name, self.info, bf16_params=bf16)
+        return self.model
+
+    def shard(self, batch: dict) -> dict:
+        return shard_batch(batch, self.info)
+
+    def accumulating(self, fwd: nn.Module, last: bool):
+        return contextlib.nullcontext() if last else no_grad_sync(self.model, self.name)
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        keys = list(values)  # the same order on every rank
+        sums = all_reduce([values[k] for k in keys], self.info, "sum")
+        return {k: s / self.world_size for k, s in zip(keys, sums)}
+
+    def any(self, flag: bool) -> bool:
+        return bool(all_reduce([float(flag)], self.info, "max")[0])
+
+    def on_main(self, fn: Callable[[], Any]) -> None:
+        failed: BaseException | None = None
+        if self.is_main:
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - re-raised below, after the other ranks have heard
+                failed = e
+        if all_reduce([float(failed is not None)], self.info, "max")[0]:
+            if failed is not None:
+                raise failed
+            raise RuntimeError("the main process (rank 0) could not prepare the run folder; see its error")
+
+    def checkpoint_dir(self, out: Path) -> Path:
+        return out / "dcp"
+
+    def has_checkpoint(self, out: Path) -> bool:
+        return any(self.checkpoint_dir(out).glob("step_*"))
+
+    def find_checkpoint(self, out: Path) -> tuple[Path, dict, list]:
+        found = latest_distributed(self.checkpoint_dir(out))
+        if found is None:
+            raise FileNotFoundError(f"nothing to resume: no complete checkpoint under {str(self.checkpoint_dir(out))!r}"
+                                    )
+        return found, json.loads((found / "state.json").read_text()), []
+
+    def load_checkpoint(self, path: Path, model: nn.Module, optimizer, device, doc: dict) -> dict:
+        return load_distributed(path, self.model, optimizer)
+
+    def save_checkpoint(self, out: Path, step: int, model: nn.Module, optimizer, state: dict, tokenizer,
+                        keep: int) -> Path:
+        return save_distributed(self.checkpoint_dir(out), step, self.model, optimizer, self.info,
+                                {**state, "strategy": self.name}, keep=keep)
+
+    def can_report(self) -> bool:
+        return self.name == "ddp" or self.world_size == 1  # an FSDP2 forward needs every rank
+
+    def describe(self) -> dict[str, Any]:
+        return {"strategy": self.name, "world_size": self.world_size}
+
+
 # --------------------------------------------------------------------------------------------- training
 def train_distributed(run_cfg: RunConfig, strategy: str, out_dir: str | Path, *, resume: bool = False,
                       info: DistInfo | None = None, progress: bool = True, overwrite: bool = False,
@@ -226,9 +310,6 @@ def train_distributed(run_cfg: RunConfig, strategy: str, out_dir: str | Path, *,
     (archlab.train.trainer.train with a DataParallel strategy: the same evaluation, metrics.jsonl records,
     checkpoint cadence, resume seeding and run-folder lock as single-process training). Returns the per-step
     global-batch losses of this invocation."""
-    from archlab.train.strategy import DataParallel
-    from archlab.train.trainer import train
-
     info = info or init_distributed(device=run_cfg.train.device)
     plan = DataParallel(strategy, info)
     train(run_cfg, out_dir, resume=resume, progress=progress and info.is_main, overwrite=overwrite, strategy=plan)
@@ -305,6 +386,6 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__: list[Any] = ["DistInfo", "init_distributed", "wrap_model", "shard_batch", "save_distributed",
+__all__: list[Any] = ["DistInfo", "DataParallel", "init_distributed", "wrap_model", "shard_batch", "save_distributed",
                       "load_distributed", "latest_distributed", "export_safetensors", "train_distributed",
                       "launch_local", "main"]

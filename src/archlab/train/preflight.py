@@ -25,7 +25,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.distributed as dist
+
 from archlab.config import ConfigError
+from archlab.cost.analytic import dtype_bytes
+from archlab.cost.model_cost import (
+    example_run,
+    human_bytes,
+    is_image_config,
+    is_sequence_config,
+    meta_model,
+    workload_for,
+)
+from archlab.cost.walk import record_calls, walk
+from archlab.tasks import build_task
+from archlab.train.runtime import pick_device, seed_everything, uses_bf16
 
 THREADS_PER_CORE = 4  # train.threads above THREADS_PER_CORE × os.cpu_count() is refused
 ACTIVATION_FACTOR = 2.5  # what a training step keeps / Σ priced layer outputs (measured, see above)
@@ -54,12 +69,6 @@ def check_threads(threads: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------- memory
-def human_bytes(x: float) -> str:
-    from archlab.cost.model_cost import human_bytes as hb
-
-    return hb(x)
-
-
 def _meminfo_available() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -90,8 +99,6 @@ def _cgroup_available() -> int | None:
 
 def available_memory(device: Any = "cpu") -> tuple[int | None, str]:
     """(bytes available now, what was measured) for a torch device; None where it cannot be told (MPS)."""
-    import torch
-
     dev = torch.device(device)
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)
@@ -150,10 +157,6 @@ def _layer_fields(cfg: Any) -> dict[str, int]:
 def _price(cfg: Any, batch: int, seq_len: int | None, image_size: int | None, act_dtype: str
            ) -> tuple[int, float, float]:
     """(parameters, buffer bytes, activation bytes) of cfg, walked on the meta device."""
-    from archlab.cost.analytic import dtype_bytes
-    from archlab.cost.model_cost import example_run, meta_model, workload_for
-    from archlab.cost.walk import record_calls, walk
-
     wl = workload_for(cfg, batch, seq_len, image_size)
     try:
         model = meta_model(cfg)
@@ -174,8 +177,6 @@ def _price(cfg: Any, batch: int, seq_len: int | None, image_size: int | None, ac
 def estimate_training_memory(model_cfg: Any, batch: int, seq_len: int | None = None,
                              image_size: int | None = None, act_dtype: str = "fp32") -> MemoryEstimate:
     """Memory to train model_cfg with AdamW on micro-batches of `batch` (see the module docstring)."""
-    from archlab.cost.model_cost import is_image_config, is_sequence_config
-
     if is_sequence_config(model_cfg):
         seq_len = seq_len or model_cfg.max_seq_len
         image_size = None
@@ -220,16 +221,8 @@ def eval_window_bytes(task: Any) -> float:
     return float(n) * task.batch_size * (16 * T + 16)
 
 
-def uses_bf16(device: Any, precision: str) -> bool:
-    import torch
-
-    return precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda")
-
-
 def _world() -> tuple[int, int]:
     """(processes in the run, processes on this host): (1, 1) unless torch.distributed is initialised."""
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()):
         return 1, 1
     world = dist.get_world_size()
@@ -247,8 +240,6 @@ def check_memory(run_cfg: Any, task: Any, model_cfg: Any, device: Any = "cpu",
     where = "memory"
     if available is None:
         available, where = available_memory(device)
-    import torch
-
     need = est.total * (local if torch.device(device).type == "cpu" else 1)  # CPU processes share one host
     if available is not None and need > available:
         per = f" ({local} processes on this host)" if need != est.total else ""
@@ -285,8 +276,6 @@ IMAGE_TASKS = ("image_classification",)
 
 def check_task_model(run_cfg: Any) -> None:
     """A text task needs a sequence model (vocab_size, max_seq_len), an image task an image model."""
-    from archlab.cost.model_cost import is_image_config, is_sequence_config
-
     cfg = run_cfg.model_config()
     name, arch = run_cfg.task_name, getattr(cfg, "arch", type(cfg).__name__)
     if name in IMAGE_TASKS and not is_image_config(cfg):
@@ -319,9 +308,6 @@ def check_finite_loss(loss: float, step: int, lr: float, tc: Any) -> None:
 # ------------------------------------------------------------------------------------------- dry run
 def dry_run(run_cfg: Any) -> dict[str, Any]:
     """Make every check `archlab train` makes before training, build nothing, and describe the run."""
-    from archlab.tasks import build_task
-    from archlab.train.trainer import pick_device, seed_everything
-
     tc = run_cfg.train
     check_threads(tc.threads)
     device = pick_device(tc.device)

@@ -8,6 +8,7 @@ from typing import Any
 
 from archlab.config import (
     ConfigError,
+    apply_overrides,
     check_choice,
     check_positive,
     flatten,
@@ -17,6 +18,7 @@ from archlab.config import (
     to_dict,
 )
 from archlab.dotted import parse_assignments, unflatten
+from archlab.models import model_config_from_dict, preset
 
 # Fields that may change when resuming without breaking bit-exact continuation (they steer logging,
 # evaluation and when to stop, never the arithmetic of a training step).
@@ -107,14 +109,9 @@ class RunConfig:
 
     def model_config(self, extra: Mapping[str, Any] | None = None):
         """The resolved model config (archlab.models.model_config_from_dict), plus dotted overrides `extra`."""
-        from archlab.models import model_config_from_dict
-
         flat = flatten(self.model)
         flat.update(extra or {})
         if "preset" in flat:  # the preset, then every other key as a dotted override (`name` included)
-            from archlab.config import apply_overrides
-            from archlab.models import preset
-
             base = preset(flat.pop("preset"))
             return apply_overrides(base, flat) if flat else base
         return model_config_from_dict(unflatten(flat))

@@ -16,6 +16,7 @@ import socket
 from pathlib import Path
 
 from archlab.fileio import make_temp_file
+from archlab.train.checkpoint import notice
 
 try:
     import fcntl
@@ -98,8 +99,6 @@ class RunLock:
                                  f"({_describe(info)}); wait for it to finish or choose another --out") from None
         stale = self._read()
         if stale:
-            from archlab.train.checkpoint import notice
-
             notice(f"taking over the stale lock of {str(self.out)!r} (left by {_describe(stale)}, "
                    "which is no longer running)")
         data = json.dumps(_holder()).encode("utf-8")
@@ -147,8 +146,6 @@ def start_fresh(out: str | Path) -> None:
 def set_aside_damaged(skipped: list[tuple[Path, str]]) -> None:
     """Rename incomplete checkpoints that a resume skipped to `.damaged-step_N` (kept for inspection, but no
     longer a step_* dir: never again taken as the newest, never pruned in place of a good one)."""
-    from archlab.train.checkpoint import notice
-
     for p, _why in skipped:
         dest = p.with_name(f".damaged-{p.name}")
         shutil.rmtree(dest, ignore_errors=True)

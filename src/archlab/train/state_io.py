@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from archlab.errors import CheckpointError
+
 
 # ----------------------------------------------------------------------------- RNG state as JSON
 def _b64(t: torch.Tensor) -> str:
@@ -83,8 +85,6 @@ def optimizer_from_tensors(optimizer: torch.optim.Optimizer, model: torch.nn.Mod
     if sorted(saved) != sorted(order):
         missing = sorted(set(order) - set(saved))[:3]
         extra = sorted(set(saved) - set(order))[:3]
-        from archlab.train.checkpoint import CheckpointError
-
         raise CheckpointError(f"optimizer state in {where} does not match the model's parameters "
                               f"(missing {missing}, unexpected {extra})")
     state: dict[int, dict] = {}

@@ -3,47 +3,30 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from archlab.config import ConfigError, config_diff, to_dict
+from archlab.config import ConfigError, config_diff, flatten, to_dict
 from archlab.fileio import atomic_write_text
+from archlab.models import build_model, model_config_from_dict
+from archlab.tasks import batch_tokens, build_task, to_device
 from archlab.train import checkpoint as ckpt_mod
 from archlab.train.interrupt import StopOnInterrupt, TrainingInterrupted
 from archlab.train.metrics_log import MetricsLog, plot_losses, read_metrics  # noqa: F401 - re-exported
 from archlab.train.optim import build_optimizer, lr_at, set_lr
 from archlab.train.preflight import check_before_build, check_finite_loss, check_task_model, check_threads
-from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig
+from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig, run_config_from_dict
 from archlab.train.run_folder import RunLock, check_writable, set_aside_damaged, start_fresh
-from archlab.train.strategy import SingleProcess, pick_device  # noqa: F401 - pick_device re-exported
-
-
-def autocast_context(device: torch.device, precision: str):
-    """bf16 autocast on CUDA (or when asked for), plain fp32 otherwise."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+from archlab.train.runtime import autocast_context, seed_everything
+from archlab.train.strategy import SingleProcess
 
 
 def build_run(run_cfg: RunConfig, device: torch.device | str = "cpu"):
     """(task, model config, model) for a run config, seeded by train.seed (the same model every time)."""
-    from archlab.models import build_model
-    from archlab.tasks import build_task
-
     check_task_model(run_cfg)  # a text task on a CNN (or the reverse) is refused before the data is read
     seed_everything(run_cfg.train.seed)
     task = build_task(run_cfg)
@@ -65,26 +48,18 @@ def _with_defaults(saved: dict, normalise) -> dict:
 
 
 def _check_resume(saved: dict, current: dict, saved_model: dict, current_model: dict, where: str) -> None:
-    from archlab.models import model_config_from_dict
-    from archlab.train.run_config import run_config_from_dict
-
+    """Refuse a resume whose config differs from the checkpoint's in anything but RESUMABLE_FIELDS."""
     saved = _with_defaults(saved, lambda d: run_config_from_dict(d).to_dict()) if saved else saved
     saved_model = _with_defaults(saved_model, lambda d: to_dict(model_config_from_dict(d)))
     diff = {k: v for k, v in config_diff(saved, current).items() if k not in RESUMABLE_FIELDS}
     diff.update({f"model.{k}": v for k, v in config_diff(saved_model, current_model).items()
                  if f"model.{k}" not in diff})
     if diff:
-        flat_saved = {**ckpt_flat(saved), **{f"model.{k}": v for k, v in ckpt_flat(saved_model).items()}}
+        flat_saved = {**flatten(saved), **{f"model.{k}": v for k, v in flatten(saved_model).items()}}
         parts = [f"{k}: checkpoint has {flat_saved.get(k)!r}, config has {v!r}" for k, v in list(diff.items())[:6]]
         more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
         raise ConfigError(f"cannot resume from {where}: the config differs in {', '.join(diff)}{more} — "
                           + "; ".join(parts))
-
-
-def ckpt_flat(d: dict) -> dict:
-    from archlab.config import flatten
-
-    return flatten(d)
 
 
 def _eval(task, model, split: str) -> dict:
@@ -277,8 +252,6 @@ def _loop(run: _Run, pos: _Progress, log: MetricsLog | None, bar) -> None:
 def _train_step(run: _Run, step: int, pos: _Progress) -> tuple[float, float, dict, float | None]:
     """One optimiser step over train.grad_accum micro-batches of the global batch:
     (loss, lr, other metrics — both averaged over micro-batches and processes —, grad norm before clipping)."""
-    from archlab.tasks import batch_tokens, to_device
-
     tc, strategy = run.cfg.train, run.strategy
     t0 = time.perf_counter()
     lr = lr_at(step - 1, tc)

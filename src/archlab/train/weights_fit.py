@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from archlab.models import build_model
+
 
 class WeightsMismatch(ValueError):
     """model_config and the weights file disagree; the message names the file and the first tensors."""
@@ -39,8 +41,6 @@ def _few(items: list) -> str:
 
 def check_config_fits_weights(cfg, weights: str | Path, where: str = "model_config") -> None:
     """Raise WeightsMismatch unless a model built from `cfg` has exactly the tensors (names, shapes) stored."""
-    from archlab.models import build_model
-
     with torch.device("meta"):
         model = build_model(cfg)
     want = {k: tuple(t.shape) for k, t in model.state_dict().items()}
