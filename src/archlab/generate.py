@@ -3,65 +3,21 @@
 Decoder-only models keep a per-layer cache (`model.init_state`, then `model(ids, state=state)`);
 encoder-decoder models run the encoder once and keep the cross-attention keys/values of the memory
 in the same state. Uncached decoding (`use_cache=False`) re-runs the whole prefix every step and must
-give the same tokens — the tests check that.
+give the same tokens — the tests check that. The pieces (Sampling, Decoder, StopTracker, sample_loop)
+live in `archlab.decoding`; `generate` wires them together.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
+from archlab.decoding import Decoder, Sampling, StopTracker, check_sampling, filter_logits, sample_loop, sample_next
+
 __all__ = ["generate", "beam_search", "sample_next", "filter_logits", "check_sampling", "GenerationInterrupted",
-           "position_limit"]
-
-
-def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
-    """Set logits outside the top-k / nucleus (smallest set with cumulative probability ≥ top_p) to -inf."""
-    if top_k is not None and top_k > 0 and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and 0.0 < top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) >= top_p  # keep tokens until the mass before them reaches top_p
-        drop[..., 0] = False
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    return logits
-
-
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
-                   names: tuple[str, str, str] = ("temperature", "top_k", "top_p")) -> None:
-    """Raise ValueError naming the option when a sampling setting is out of range.
-
-    temperature: finite and > 0, or exactly 0 for greedy decoding (argmax); top_k: None or ≥ 1;
-    top_p: None or 0 < p ≤ 1.
-    """
-    t_name, k_name, p_name = names
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
-            or temperature < 0:
-        raise ValueError(f"{t_name}={temperature!r} must be a finite number > 0 (or exactly 0 for greedy decoding)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"{k_name}={top_k!r} must be an integer ≥ 1 (leave it unset to keep every token)")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
-                              or not math.isfinite(top_p) or not 0 < top_p <= 1):
-        raise ValueError(f"{p_name}={top_p!r} must satisfy 0 < p ≤ 1 (1 keeps every token)")
-
-
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Next token ids (B,) from last-position logits (B, V); temperature 0 means greedy (argmax).
-
-    Order (as transformers' logits processors): divide by the temperature first, then keep the top-k /
-    nucleus of the tempered distribution, then sample. The nucleus depends on the temperature.
-    """
-    check_sampling(temperature, top_k, top_p)
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = filter_logits(logits.float() / temperature, top_k, top_p)
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+           "position_limit", "Sampling", "Decoder", "StopTracker", "sample_loop"]
 
 
 class GenerationInterrupted(KeyboardInterrupt):
@@ -94,27 +50,6 @@ def _check_vocab(ids: torch.Tensor, vocab: int, what: str) -> None:
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab:
         raise ValueError(f"{what} holds token id {lo if lo < 0 else hi}, outside the vocabulary [0, {vocab})")
-
-
-class _Tokens:
-    """A (B, n) token buffer that grows by doubling (no O(n²) re-concatenation on long generations)."""
-
-    def __init__(self, ids: torch.Tensor, extra: int) -> None:
-        self.buf = ids.new_empty(ids.shape[0], ids.shape[1] + max(min(extra, 4096), 1))
-        self.buf[:, :ids.shape[1]] = ids
-        self.n = ids.shape[1]
-
-    def append(self, col: torch.Tensor) -> None:
-        if self.n == self.buf.shape[1]:
-            grown = self.buf.new_empty(self.buf.shape[0], 2 * self.n)
-            grown[:, :self.n] = self.buf
-            self.buf = grown
-        self.buf[:, self.n] = col
-        self.n += 1
-
-    @property
-    def ids(self) -> torch.Tensor:
-        return self.buf[:, :self.n]
 
 
 def _generation_inputs(model, prompt_ids, src_ids, max_new_tokens: int, window: bool):
@@ -153,6 +88,17 @@ def _generation_inputs(model, prompt_ids, src_ids, max_new_tokens: int, window: 
     return ids, src, enc_dec
 
 
+@contextmanager
+def _eval_mode(model) -> Iterator[None]:
+    """The model in eval mode for the block; its training flag restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, stop_tokens: Sequence[int] = (), use_cache: bool = True,
@@ -173,70 +119,18 @@ def generate(model, prompt_ids, max_new_tokens: int, *, temperature: float = 1.0
     `on_token(col)` is called with each new column (B,) of tokens as it is produced (streaming). With
     `interruptible=True`, Ctrl-C raises GenerationInterrupted carrying the tokens produced so far.
     """
-    check_sampling(temperature, top_k, top_p)
-    ids, src, enc_dec = _generation_inputs(model, prompt_ids, src_ids, max_new_tokens, window)
-    cfg, device, slide = model.cfg, ids.device, window
-    ctx = cfg.max_seq_len
-    was_training = model.training
-    model.eval()
-    b = ids.shape[0]
-    seq = _Tokens(ids, max_new_tokens)
-    stops = torch.tensor(sorted(set(stop_tokens)), dtype=torch.long, device=device)
-    finished = torch.zeros(b, dtype=torch.bool, device=device)
-    fill = torch.full((b,), -1, dtype=torch.long, device=device)
-    enc_kw = {"attention_mask": src_mask} if src_mask is not None else {}
-
-    def visible(s: torch.Tensor) -> torch.Tensor:
-        return s[:, -ctx:] if slide else s
-
-    def full_logits(s: torch.Tensor) -> torch.Tensor:
-        if enc_dec:
-            return model(src, decoder_input_ids=visible(s), **enc_kw)[:, -1]
-        return model(visible(s))[:, -1]
-
-    state = None
-
-    def fresh_state(s: torch.Tensor) -> torch.Tensor:
-        nonlocal state
-        w = visible(s)
-        size = ctx if slide else min(w.shape[1] + max_new_tokens, max(ctx, w.shape[1] + 1))  # the cache grows
-        state = model.init_state(b, size, input_ids=src if enc_dec else None, attention_mask=src_mask)
-        if enc_dec:
-            return model(src, decoder_input_ids=w, state=state, **enc_kw)[:, -1]
-        return model(w, state=state)[:, -1]
-
-    try:
-        logits = fresh_state(seq.ids) if use_cache else full_logits(seq.ids)
-        for step in range(max_new_tokens):
-            nxt = sample_next(logits, temperature, top_k, top_p, generator)
-            if finished.any():
-                nxt = torch.where(finished, fill, nxt)
-            seq.append(nxt)
-            if on_token is not None:
-                on_token(nxt)
-            if stops.numel():
-                just = ~finished & torch.isin(nxt, stops)
-                fill = torch.where(just, nxt if pad_id is None else torch.full_like(nxt, pad_id), fill)
-                finished |= just
-                if bool(finished.all()):
-                    break
-            if step + 1 == max_new_tokens:  # the last token is never fed back
-                break
-            if not use_cache:
-                logits = full_logits(seq.ids)
-            elif slide and state.pos >= ctx:  # cache full: slide the window, as the uncached path does
-                logits = fresh_state(seq.ids)
-            else:
-                step_in = nxt.clamp_min(0)[:, None]
-                out = model(src, decoder_input_ids=step_in, state=state) if enc_dec else model(step_in, state=state)
-                logits = out[:, -1]
-    except KeyboardInterrupt:
-        if interruptible:
-            raise GenerationInterrupted(seq.ids.clone()) from None
-        raise
-    finally:
-        model.train(was_training)
-    return seq.ids.clone()
+    sampling = Sampling(temperature, top_k, top_p)
+    ids, src, _ = _generation_inputs(model, prompt_ids, src_ids, max_new_tokens, window)
+    dec = Decoder(model, max_new_tokens=max_new_tokens, src=src, src_mask=src_mask, use_cache=use_cache,
+                  window=window)
+    stop = StopTracker(ids.shape[0], max_new_tokens, stop_tokens, pad_id, device=ids.device)
+    with _eval_mode(model):
+        try:
+            return sample_loop(dec, dec.prefill(ids), sampling, stop, generator, on_token).clone()
+        except KeyboardInterrupt:
+            if interruptible:
+                raise GenerationInterrupted((ids if dec.seq is None else dec.ids).clone()) from None
+            raise
 
 
 @torch.no_grad()
@@ -248,45 +142,20 @@ def beam_search(model, src_ids, *, bos_id: int, eos_id: int, beam_size: int = 4,
     Encoder-decoder: src_ids (B, S) is the source, decoding starts from [bos_id]. Decoder-only: src_ids is
     the prompt and the continuation is searched. Returned token lists exclude the start token and eos.
     """
-    cfg = model.cfg
-    device = next(model.parameters()).device
-    src = _as_batch(src_ids, device, "source")
-    _check_vocab(src, cfg.vocab_size, "source")
-    ctx = cfg.max_seq_len
-    if src.shape[1] > ctx:
-        raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
-    enc_dec = cfg.shape == "encoder_decoder"
-    B, K = src.shape[0], beam_size
-    if enc_dec:
-        start = torch.full((B * K, 1), bos_id, dtype=torch.long, device=device)
-        max_new_tokens = min(max_new_tokens, ctx - 1)
-    else:
-        start = src.repeat_interleave(K, 0)
-        max_new_tokens = min(max_new_tokens, ctx - src.shape[1])
-    src_k = src.repeat_interleave(K, 0)
-    mask_k = src_mask.repeat_interleave(K, 0) if src_mask is not None else None
-    enc_kw = {"attention_mask": mask_k} if mask_k is not None else {}
-    was_training = model.training
-    model.eval()
-    seqs = start
-    n_prefix = start.shape[1]
+    src, seqs, steps = _beam_inputs(model, src_ids, beam_size, bos_id, max_new_tokens)
+    B, K, device = src.shape[0], beam_size, src.device
+    src_k = src.repeat_interleave(K, 0) if model.cfg.shape == "encoder_decoder" else None
+    enc_kw = {"attention_mask": src_mask.repeat_interleave(K, 0)} if src_mask is not None else {}
+    n_prefix = seqs.shape[1]
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
     done = [False] * B
-    state = None
-    try:
-        if use_cache:
-            if enc_dec:  # encode each source once, then copy the memory to its beams
-                state = model.init_state(B, ctx, input_ids=src, attention_mask=src_mask)
-                state.reorder(torch.arange(B, device=device).repeat_interleave(K))
-                logits = model(src_k, decoder_input_ids=seqs, state=state)[:, -1]
-            else:
-                state = model.init_state(B * K, ctx)
-                logits = model(seqs, state=state)[:, -1]
-        for t in range(max_new_tokens):
+    with _eval_mode(model):
+        state, logits = _beam_prefill(model, src, src_mask, seqs, K) if use_cache else (None, None)
+        for t in range(steps):
             if not use_cache:
-                logits = (model(src_k, decoder_input_ids=seqs, **enc_kw) if enc_dec else model(seqs))[:, -1]
+                logits = _beam_logits(model, src_k, seqs, **enc_kw)
             logp = F.log_softmax(logits.float(), -1).view(B, K, -1)
             V = logp.shape[-1]
             cand = (scores[:, :, None] + logp).view(B, K * V)
@@ -300,12 +169,42 @@ def beam_search(model, src_ids, *, bos_id: int, eos_id: int, beam_size: int = 4,
             scores = new_scores
             if use_cache:
                 state.reorder(index)
-                step_in = new_tok.view(-1, 1)
-                logits = (model(src_k, decoder_input_ids=step_in, state=state) if enc_dec
-                          else model(step_in, state=state))[:, -1]
-        return _best_hypotheses(finished, done, scores, seqs, n_prefix, length_penalty)
-    finally:
-        model.train(was_training)
+                logits = _beam_logits(model, src_k, new_tok.view(-1, 1), state)
+    return _best_hypotheses(finished, done, scores, seqs, n_prefix, length_penalty)
+
+
+def _beam_inputs(model, src_ids, beam_size: int, bos_id: int, max_new_tokens: int):
+    """beam_search's checked source (B, S), the start tokens of its B·K beams and the number of steps that fit."""
+    cfg = model.cfg
+    src = _as_batch(src_ids, next(model.parameters()).device, "source")
+    _check_vocab(src, cfg.vocab_size, "source")
+    ctx = cfg.max_seq_len
+    if src.shape[1] > ctx:
+        raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+    if cfg.shape == "encoder_decoder":
+        start = torch.full((src.shape[0] * beam_size, 1), bos_id, dtype=torch.long, device=src.device)
+        return src, start, min(max_new_tokens, ctx - 1)
+    return src, src.repeat_interleave(beam_size, 0), min(max_new_tokens, ctx - src.shape[1])
+
+
+def _beam_prefill(model, src: torch.Tensor, src_mask: torch.Tensor | None, seqs: torch.Tensor, K: int):
+    """A fresh cache holding the beams' start tokens seqs (B·K, T0), and the logits (B·K, V) after them."""
+    ctx = model.cfg.max_seq_len
+    if model.cfg.shape != "encoder_decoder":
+        state = model.init_state(seqs.shape[0], ctx)
+        return state, _beam_logits(model, None, seqs, state)
+    # encode each source once, then copy the memory to its beams
+    state = model.init_state(src.shape[0], ctx, input_ids=src, attention_mask=src_mask)
+    state.reorder(torch.arange(src.shape[0], device=src.device).repeat_interleave(K))
+    return state, _beam_logits(model, src.repeat_interleave(K, 0), seqs, state)
+
+
+def _beam_logits(model, src_k: torch.Tensor | None, ids: torch.Tensor, state=None, **enc_kw) -> torch.Tensor:
+    """Last-position logits (B·K, V) of the beams' decoder inputs; src_k: each beam's source (None: decoder-only)."""
+    kw = {} if state is None else {"state": state}
+    if src_k is None:
+        return model(ids, **kw)[:, -1]
+    return model(src_k, decoder_input_ids=ids, **kw, **enc_kw)[:, -1]
 
 
 def _select_beams(top_scores: torch.Tensor, top_idx: torch.Tensor, V: int, K: int, eos_id: int, seqs: torch.Tensor,
