@@ -151,9 +151,11 @@ class Decoder:
         return self._fresh_state()
 
     def _visible(self) -> torch.Tensor:
+        """The tokens the model reads (B, ≤ T): the last max_seq_len with a window, else all."""
         return self.ids[:, -self.ctx:] if self.window else self.ids
 
     def _fresh_state(self) -> torch.Tensor:
+        """A new cache filled with the visible tokens; logits (B, V) after them."""
         w = self._visible()
         # without a window the cache grows past its initial size, so reserve room for every new token
         size = self.ctx if self.window else min(w.shape[1] + self.max_new_tokens, max(self.ctx, w.shape[1] + 1))
@@ -161,6 +163,7 @@ class Decoder:
         return self._logits(w, self.state, **self.enc_kw)
 
     def _logits(self, ids: torch.Tensor, state=None, **enc_kw) -> torch.Tensor:
+        """Last-position logits (B, V) of the decoder input ids (through `state` when given)."""
         kw = {} if state is None else {"state": state}
         if self.src is None:
             return self.model(ids, **kw)[:, -1]
