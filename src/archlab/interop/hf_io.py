@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from archlab.fileio import atomic_write
+from archlab.fileio import atomic_write, remove_stale_temps
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -114,6 +114,10 @@ def write_model_dir(model_dir: str | Path, config: dict[str, Any], tensors: dict
     if d.exists() and not d.is_dir():
         raise InteropError(f"{str(d)!r} exists and is not a directory")
     d.mkdir(parents=True, exist_ok=True)
+    # what a killed earlier write into this folder left (e.g. a half-written weights file in
+    # `.model.safetensors.tmp-<pid>/`), also for files this write will not rewrite
+    for name in (WEIGHTS_FILE, TOKENIZER_FILE, CONFIG_FILE, "tokenizer_config.json"):
+        remove_stale_temps(d / name)
     # safetensors refuses tensors that share storage (tied weights); every tensor gets its own copy
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     atomic_write(d / WEIGHTS_FILE, lambda tmp: save_file(plain, tmp, metadata={"format": "pt", **(metadata or {})}))
