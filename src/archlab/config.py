@@ -18,6 +18,7 @@ import yaml
 
 from archlab.dotted import flatten, is_none_word, parse_assignments, parse_value, set_dotted, suggest
 from archlab.errors import ConfigError, one_line
+from archlab.fileio import load_yaml
 
 __all__ = ["ConfigError", "apply_overrides", "check_choice", "check_positive", "check_probability", "config_diff",
            "dumps", "flatten", "from_dict", "one_line", "parse_value", "read_mapping", "replace", "to_dict"]
@@ -148,7 +149,7 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
         text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if p.suffix == ".json" else load_yaml(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         kind = "JSON" if p.suffix == ".json" else "YAML"
         raise ConfigError(f"config file {str(p)!r} is not valid {kind}: {one_line(e)}") from None

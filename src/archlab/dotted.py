@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from archlab.errors import ConfigError, one_line
+from archlab.fileio import load_yaml
 
 NONE_WORDS = ("none", "None", "null", "Null", "NULL", "~")
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -147,7 +148,7 @@ def expand_values(diff: Mapping[str, Any]) -> dict[str, Any]:
 def parse_value(text: str) -> Any:
     """'2' -> 2, 'post' -> 'post', '[a, b]' -> ['a', 'b'], '1e-3' -> 0.001, 'null'/'~' -> None, 'none' -> 'none'."""
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"value {text!r} is not valid YAML ({one_line(e)}); quote it or fix the brackets") from None
     if isinstance(value, str) and _FLOAT.match(text.strip()):  # unquoted only
