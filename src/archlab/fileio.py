@@ -3,9 +3,10 @@
 A file is written in a temporary folder beside its target named after the target and the writer's pid
 (`.<name>.tmp-<pid>/`), flushed to disk, renamed over the target (atomic on one filesystem) and the
 directory entry is flushed too: a crash at any moment leaves either the old file or the new one, never a
-torn file, and the next write to the same target removes what a killed writer left behind. Temporary files and folders are created
-with the default permissions (0666 / 0777 less the umask), like any file the user writes, so what is
-renamed into place is readable by whoever the umask allows (not 0600/0700 as `tempfile` would make it).
+torn file, and the next write to the same target removes what a killed writer left behind. Temporary
+files and folders are created with the default permissions (0666 / 0777 less the umask), like any file the
+user writes, so what is renamed into place is readable by whoever the umask allows (not 0600/0700 as
+`tempfile` would make it).
 """
 from __future__ import annotations
 
@@ -90,10 +91,10 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- temporaries named per target
-# A write to `dir/name` goes through the folder `dir/.name.tmp-<pid>/` (`.tmp-<pid>.<k>` for a second write from the same
-# process at once). The name says which target and which process a temporary belongs to, so the next write to
-# the same target removes what a killed writer (kill -9, power loss) left behind: every temporary of that
-# target whose process is gone, and none of a writer that is still running.
+# A write to `dir/name` goes through the folder `dir/.name.tmp-<pid>/` (`.tmp-<pid>.<k>` for a second write
+# from the same process at once). The name says which target and which process a temporary belongs to, so
+# the next write to the same target removes what a killed writer (kill -9, power loss) left behind: every
+# temporary of that target whose process is gone, and none of a writer that is still running.
 _TEMP_RE = r"\.tmp-(\d+)(?:\.\d+)?"
 _LEGACY_RE = r"\.[0-9a-f]{8}\.tmp"  # what atomic_write named its temporaries before (random, no pid)
 _active: set[str] = set()  # this process's temporaries being written now
