@@ -80,14 +80,43 @@ def test_mobilenet_v1_count_and_macs():
     assert abs(fc.get_total_flops() / 2 / 569e6 - 1) < 0.01  # the paper's 569M multiply-adds
 
 
+def _biases_cancelled_by_batchnorm(model: nn.Module) -> set[str]:
+    """Names of conv/linear biases directly followed by a BatchNorm in training mode: BN subtracts the batch mean,
+    so their gradient is exactly zero in exact arithmetic."""
+    names = {m: n for n, m in model.named_modules()}
+    out = set()
+    for seq in model.modules():
+        if isinstance(seq, nn.Sequential):
+            kids = list(seq)
+            for a, b in zip(kids, kids[1:]):
+                if isinstance(a, (nn.Conv2d, nn.Linear)) and a.bias is not None and isinstance(b, nn.BatchNorm2d):
+                    out.add(f"{names[a]}.bias")
+    return out
+
+
+def assert_gradients_reach_every_parameter(model: nn.Module) -> None:
+    """Every parameter has a finite gradient; every one that can move the loss has a non-zero one."""
+    cancelled = _biases_cancelled_by_batchnorm(model)
+    for n, p in model.named_parameters():
+        assert p.grad is not None, f"{n} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{n} has a non-finite gradient"
+        if n in cancelled:
+            assert p.grad.abs().max() < 1e-4, f"{n} sits before a BatchNorm, yet its gradient is not ~0"
+        else:
+            assert p.grad.abs().max() > 0, f"{n} has an all-zero gradient"
+
+
 @pytest.mark.parametrize("name", ["cnn-small", "resnet-small", "mobilenet-small", "googlenet-small"])
 def test_small_presets_run_on_28x28(name):
     torch.manual_seed(0)
     model = build_model(preset(name))
     assert model.cfg.name == name and model.num_parameters() > 0
-    logits = model(torch.randn(3, 1, 28, 28))
-    assert logits.shape == (3, 10)
-    logits.sum().backward()
+    x = torch.randn(8, 1, 28, 28)
+    logits = model(x)
+    assert logits.shape == (8, 10) and torch.isfinite(logits).all()
+    assert logits[0].sub(logits[1]).abs().max() > 0  # different images, different logits
+    torch.nn.functional.cross_entropy(logits, torch.arange(8)).backward()
+    assert_gradients_reach_every_parameter(model)
 
 
 def test_224_presets_forward_on_meta():

@@ -3,10 +3,31 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from archlab.config import ConfigError, apply_overrides, config_diff
 from archlab.models import build_model, model_config_from_dict, preset
 from archlab.models.cnn_config import ORDER_VARIANTS, CNNConfig, order_variants, parse_layer
+
+KIND_OF_MODULE = {nn.Conv2d: "conv", nn.BatchNorm2d: "bn", nn.ReLU: "relu", nn.MaxPool2d: "maxpool",
+                  nn.AvgPool2d: "avgpool", nn.Flatten: "flatten", nn.Unflatten: "unflatten", nn.Linear: "fc",
+                  nn.Dropout: "dropout"}
+
+
+def _executed_kinds(model: nn.Module, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+    """The layer kinds in the order the forward pass actually ran them (forward hooks), and the logits."""
+    ran: list[str] = []
+    handles = [m.register_forward_hook(lambda mod, _a, _o, k=kind: ran.append(k))
+               for m in model.modules() for cls, kind in KIND_OF_MODULE.items() if type(m) is cls]
+    try:
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return ran, out
+
+
+BASE_KINDS = [parse_layer(t).kind for t in preset("cnn-small").layers]
 
 
 @pytest.mark.parametrize("variant", sorted(ORDER_VARIANTS))
@@ -16,10 +37,16 @@ def test_each_order_variant_builds_trains_one_step(variant):
     assert set(config_diff(base, cfg)) <= {"layers"}  # the variant is a diff of `layers` only
     torch.manual_seed(0)
     model = build_model(cfg)
-    logits = model(torch.randn(4, 1, 28, 28))
-    assert logits.shape == (4, 10)
-    torch.nn.functional.cross_entropy(logits, torch.arange(4)).backward()
     kinds = [parse_layer(t).kind for t in cfg.layers]
+    ran, logits = _executed_kinds(model, torch.randn(4, 1, 28, 28))
+    assert logits.shape == (4, 10) and torch.isfinite(logits).all()
+    assert ran == kinds  # the model runs exactly the configured layers, in the configured order
+    assert (ran == BASE_KINDS) == (variant == "baseline")  # and every variant really is a different order
+    torch.nn.functional.cross_entropy(logits, torch.arange(4)).backward()
+    for n, p in model.named_parameters():  # every layer learns (a bias right before BN is cancelled by it)
+        assert p.grad is not None and torch.isfinite(p.grad).all(), n
+        before_bn = n.endswith(".bias") and kinds[int(n.split(".")[-2]) + 1:][:1] == ["bn"]
+        assert (p.grad.abs().max() < 1e-4) if before_bn else (p.grad.abs().max() > 0), n
     if variant == "relu_before_conv":
         assert kinds[:2] == ["relu", "conv"]
     if variant == "pool_before_activation":
