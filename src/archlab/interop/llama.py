@@ -33,30 +33,52 @@ GATED_FROM_HF = {"silu": "swiglu", "gelu": "geglu", "relu": "reglu"}
 GATED_TO_HF = {v: k for k, v in GATED_FROM_HF.items()}
 
 
+def rope_params_from_hf(hf: dict[str, Any], family: str = FAMILY) -> tuple[str, dict[str, Any]]:
+    """(the config field that decides, the RoPE parameters) resolved exactly as transformers 5 does.
+
+    transformers (`RotaryEmbeddingConfigMixin.convert_rope_params_to_dict` + `standardize_rope_params`):
+    `rope_parameters = rope_scaling or rope_parameters`, so a non-empty `rope_scaling` replaces `rope_parameters`
+    wholesale (its `rope_theta` included), whatever their order in config.json; then `rope_theta` is the chosen
+    dict's, else the top-level `rope_theta`, else 10000; `rope_type` is its `rope_type`, else its legacy `type`,
+    else "default"; `partial_rotary_factor` likewise falls back to the top-level key; for llama3 a missing
+    `original_max_position_embeddings` is `max_position_embeddings`.
+    """
+    scaling, params = hf.get("rope_scaling"), hf.get("rope_parameters")
+    field, chosen = ("rope_scaling", scaling) if scaling else ("rope_parameters", params or {})
+    if not isinstance(chosen, dict):
+        raise InteropError(f"{family} config field {field!r} must be a JSON object (rope_type, factor, ...), "
+                           f"got {chosen!r}")
+    out = dict(chosen)
+    out.setdefault("rope_theta", hf.get("rope_theta", 10000.0))
+    out.setdefault("rope_type", out.get("type", "default"))
+    if "partial_rotary_factor" in hf:
+        out.setdefault("partial_rotary_factor", hf["partial_rotary_factor"])
+    if out["rope_type"] in ("llama3", "yarn", "longrope"):
+        out.setdefault("original_max_position_embeddings", hf.get("max_position_embeddings", 2048))
+    return field, out
+
+
 def rope_from_hf(hf: dict[str, Any], family: str = FAMILY) -> dict[str, Any]:
-    """archlab `pos` section from HF rope_parameters (transformers 5) or rope_theta + rope_scaling (4.x)."""
-    rp = hf.get("rope_parameters")
-    if isinstance(rp, dict):
-        field, params, theta = "rope_parameters", rp, rp.get("rope_theta", hf.get("rope_theta", 10000.0))
-    else:
-        field, params, theta = "rope_scaling", hf.get("rope_scaling") or {}, hf.get("rope_theta", 10000.0)
-    kind = params.get("rope_type", params.get("type", "default"))
-    prf = params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
+    """archlab `pos` section from HF rope_parameters (transformers 5) / rope_theta + rope_scaling (4.x), both
+    present resolved as transformers resolves them (`rope_params_from_hf`)."""
+    field, params = rope_params_from_hf(hf, family)
+    kind, theta = params["rope_type"], params["rope_theta"]
+    prf = params.get("partial_rotary_factor", 1.0)
     if prf != 1.0:
         raise unsupported(family, "partial_rotary_factor", prf, 1.0)
     pos: dict[str, Any] = {"kind": "rope", "rope_theta": float(theta)}
-    if kind == "linear":
-        pos["rope_scaling"] = {"kind": "linear", "factor": float(params["factor"])}
-    elif kind == "llama3":
-        try:
+    try:
+        if kind == "linear":
+            pos["rope_scaling"] = {"kind": "linear", "factor": float(params["factor"])}
+        elif kind == "llama3":
             pos["rope_scaling"] = {"kind": "llama3", "factor": float(params["factor"]),
                                    "low_freq_factor": float(params["low_freq_factor"]),
                                    "high_freq_factor": float(params["high_freq_factor"]),
                                    "original_max_seq_len": int(params["original_max_position_embeddings"])}
-        except KeyError as e:
-            raise InteropError(f"{family} config field {field!r} with rope_type 'llama3' lacks {e.args[0]!r}") from None
-    elif kind != "default":
-        raise unsupported(family, f"{field}.rope_type", kind, ["default", "linear", "llama3"])
+        elif kind != "default":
+            raise unsupported(family, f"{field}.rope_type", kind, ["default", "linear", "llama3"])
+    except KeyError as e:
+        raise InteropError(f"{family} config field {field!r} with rope_type {kind!r} lacks {e.args[0]!r}") from None
     return pos
 
 
