@@ -18,6 +18,7 @@ import torch
 
 from archlab.interop import bert, gpt2, llama, mamba, marian
 from archlab.interop.hf_io import (
+    ACT_FROM_HF,
     CONFIG_FILE,
     WEIGHTS_FILE,
     InteropError,
@@ -35,9 +36,11 @@ __all__ = ["InteropError", "from_hf", "to_hf", "is_hf_dir", "load_pretrained", "
 
 FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (gpt2, llama, bert, marian, mamba)}
 
-# HF keys carried to the archlab model as `model.hf_meta` (generation needs them; archlab configs do not)
+# HF keys carried to the archlab model as `model.hf_meta` (generation needs the token ids; the activation's
+# spelling is written back on export: archlab configs hold neither)
 META_KEYS = ("model_type", "architectures", "bos_token_id", "eos_token_id", "decoder_start_token_id",
-             "pad_token_id", "forced_eos_token_id")
+             "pad_token_id", "forced_eos_token_id", "activation_function", "hidden_act")
+ACT_KEYS = ("activation_function", "hidden_act")
 
 
 def _gguf_files(path: Path) -> list[Path]:
@@ -145,6 +148,10 @@ def to_hf(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Pa
         start = decoder_start_id(model, tokenizer)
         if start is not None:
             hf["decoder_start_token_id"] = start
+    for k in ACT_KEYS:  # e.g. GPT-2 `gelu_pytorch_tanh` stays that, not the equal `gelu_new` archlab would write
+        spelled = meta.get(k)
+        if k in hf and isinstance(spelled, str) and ACT_FROM_HF.get(spelled, "?") == ACT_FROM_HF.get(hf[k]):
+            hf[k] = spelled
     hf.setdefault("dtype", "float32")
     state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     tensors = fam.convert_to_hf(state, cfg)
