@@ -111,6 +111,7 @@ def test_load_pretrained_sample_and_convert_paths(tmp_path, capsys):
 
 def test_rope_dict_of_the_wrong_type_is_named(tmp_path, capsys):
     d = _hf_dir(tmp_path, [("rope_parameters", DEFAULT), ("rope_scaling", "linear")])
+    capsys.readouterr()  # transformers' save progress bar
     assert main(["convert", "--from-hf", str(d), "--to", str(tmp_path / "x"), "--no-check"]) == 2
     assert capsys.readouterr().err.strip() == (
         "archlab convert: error: LLaMA config field 'rope_scaling' must be a JSON object (rope_type, factor, ...), "

@@ -39,6 +39,12 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
     for field in ("normalize_before", "add_final_layer_norm", "normalize_embedding", "layernorm_embedding"):
         if hf.get(field):
             raise unsupported(FAMILY, field, hf[field], False)
+    d_model = hf.get("d_model", 1024)
+    if isinstance(d_model, int) and d_model % 2:
+        # transformers' MarianSinusoidalPositionalEmbedding gives an odd width one more sine than cosine column;
+        # archlab's sinusoid (nn.position) pairs every sine with a cosine, so refuse before building anything
+        raise InteropError(f"{FAMILY} config field 'd_model'={d_model} is not supported by archlab (supported: an "
+                           "even d_model; archlab's sinusoidal positions pair each sine with a cosine)")
     vocab = hf.get("vocab_size", 58101)
     require(hf, FAMILY, "decoder_vocab_size", [vocab, None], vocab)
     heads = require(hf, FAMILY, "decoder_attention_heads", [hf.get("encoder_attention_heads", 16)],
@@ -53,7 +59,7 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
     # (the forward pass reads encoder.embed_tokens and decoder.embed_tokens), so archlab keeps two tables
     shared = bool(hf.get("share_encoder_decoder_embeddings", True)) and tie
     return from_dict(TransformerConfig, dict(
-        name=hf.get("_name_or_path") or "marian-hf", vocab_size=vocab, d_model=hf.get("d_model", 1024),
+        name=hf.get("_name_or_path") or "marian-hf", vocab_size=vocab, d_model=d_model,
         n_layers=hf.get("encoder_layers", 12), n_decoder_layers=hf.get("decoder_layers", 12),
         max_seq_len=hf.get("max_position_embeddings", 1024), shape="encoder_decoder",
         embed={"scale": bool(hf.get("scale_embedding", False)),
