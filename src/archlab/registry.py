@@ -36,6 +36,7 @@ class Context:
     head_dim: int = 0  # attention head size (rotary positions)
     dropout: float = 0.0  # the block's dropout on sub-layer outputs (FFN hidden)
     rope: Any = None  # the model's shared rotary table, for mixers that attend
+    causal: bool = True  # the stack's self-mixing sees only the past (a decoder), or every position (an encoder)
 
 
 @dataclass(frozen=True)

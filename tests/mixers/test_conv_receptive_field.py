@@ -3,6 +3,7 @@ import torch
 
 from archlab.models import build_model, preset
 from archlab.nn.conv_mixer import receptive_field, stack_receptive_field
+from archlab.nn.mixer import MixerInputs
 
 
 def _model_field(cfg):
@@ -20,7 +21,7 @@ def test_receptive_field_matches_gradient():
         model = build_model(cfg).double()
         T = 40
         emb = torch.randn(1, T, cfg.d_model, dtype=torch.float64, requires_grad=True)
-        h = model.decoder(emb, positions=torch.arange(T), self_mask=None, is_causal=True)
+        h = model.decoder(emb, MixerInputs(positions=torch.arange(T), causal=True))
         h[0, -1].sum().backward()
         seen = (emb.grad[0].abs().sum(-1) > 0).nonzero().flatten()
         assert T - int(seen.min()) == _model_field(cfg)

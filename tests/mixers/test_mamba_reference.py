@@ -8,6 +8,7 @@ import torch
 
 from archlab.models import build_model, preset
 from archlab.nn.mamba import Mamba, SSMConfig
+from archlab.nn.mixer import MixerInputs
 from archlab.nn.ssm import selective_scan, selective_scan_step
 from archlab.registry import Context
 
@@ -130,7 +131,7 @@ def test_left_padded_prefill_then_steps_equal_the_unpadded_run():
 def test_padding_mask_of_the_wrong_shape_is_refused():
     m = Mamba(SSMConfig(d_state=4), Context(8))
     with pytest.raises(ValueError, match="padding mask must have shape"):
-        m(torch.randn(2, 5, 8), pad_mask=torch.ones(2, 3))
+        m(torch.randn(2, 5, 8), MixerInputs(key_padding=torch.ones(2, 3)))
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "dilated_conv", "token_mixing"])

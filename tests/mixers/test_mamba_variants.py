@@ -19,6 +19,7 @@ from archlab.cost.crosscheck import crosscheck
 from archlab.errors import ConfigError
 from archlab.models import build_model, preset
 from archlab.nn.mamba import Mamba, SSMConfig
+from archlab.nn.mixer import MixerInputs
 from archlab.nn.ssm import selective_scan, selective_scan_reference
 from archlab.registry import Context
 
@@ -89,8 +90,8 @@ def test_cached_steps_equal_the_full_forward(kw):
     full = m(x)
     state = m.init_state(2, 9, dtype=torch.float64)
     assert ("rnn" in state) == (kw.get("conv_kind") == "rnn") and ("ssm" in state) == kw.get("ssm", True)
-    outs = [m(x[:, :4], state=state)]  # a prefill, then one token at a time
-    outs += [m(x[:, t:t + 1], state=state) for t in range(4, 9)]
+    outs = [m(x[:, :4], MixerInputs(state=state))]  # a prefill, then one token at a time
+    outs += [m(x[:, t:t + 1], MixerInputs(state=state)) for t in range(4, 9)]
     torch.testing.assert_close(torch.cat(outs, 1), full, atol=1e-10, rtol=0)
 
 

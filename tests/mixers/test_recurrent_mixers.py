@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from archlab.nn.mixer import MixerInputs
 from archlab.nn.recurrent import RecurrentMixer, RNNConfig
 from archlab.registry import Context
 
@@ -18,8 +19,8 @@ def test_reference_equals_fast(kind, nonlinearity):
     m.reference = True
     torch.testing.assert_close(m(x), fast, atol=1e-12, rtol=1e-12)
     st_fast, st_ref = m.init_state(3, 17, dtype=torch.float64), m.init_state(3, 17, dtype=torch.float64)
-    m(x, state=st_ref)
+    m(x, MixerInputs(state=st_ref))
     m.reference = False
-    m(x, state=st_fast)
+    m(x, MixerInputs(state=st_fast))
     for k in st_fast:
         torch.testing.assert_close(st_ref[k], st_fast[k], atol=1e-12, rtol=1e-12)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from archlab.nn.attention import Attention, AttentionConfig, attention_reference, attention_sdpa, build_mask
+from archlab.nn.mixer import MixerInputs as In
 from archlab.registry import Context
 
 FP32 = dict(atol=1e-5, rtol=1.3e-6)
@@ -66,8 +67,8 @@ def test_module_impls_agree_with_gqa_and_cache_offsets():
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(2, 6, 32)
     mask = build_mask(6, 6, causal=True)
-    torch.testing.assert_close(fast(x, mask=mask), ref(x, mask=mask), **FP32)
-    torch.testing.assert_close(fast(x, is_causal=True), ref(x, mask=mask), **FP32)
+    torch.testing.assert_close(fast(x, In(attn_mask=mask)), ref(x, In(attn_mask=mask)), **FP32)
+    torch.testing.assert_close(fast(x, In(causal=True)), ref(x, In(attn_mask=mask)), **FP32)
 
 
 @pytest.mark.parametrize("tq,tk", [(7, 7), (3, 7)])  # full sequence, and the last 3 queries of a cached prefix
@@ -95,5 +96,5 @@ def test_module_paths_agree_given_mask_and_is_causal():
     x = torch.randn(2, 6, 32)
     pad = build_mask(6, 6, causal=False, key_mask=torch.tensor([[1] * 6, [0, 1, 1, 1, 1, 1]]))
     both = build_mask(6, 6, causal=True, key_mask=torch.tensor([[1] * 6, [0, 1, 1, 1, 1, 1]]))
-    torch.testing.assert_close(fast(x, mask=pad, is_causal=True), ref(x, mask=both), **FP32)
-    torch.testing.assert_close(ref(x, mask=pad, is_causal=True), ref(x, mask=both), **FP32)
+    torch.testing.assert_close(fast(x, In(attn_mask=pad, causal=True)), ref(x, In(attn_mask=both)), **FP32)
+    torch.testing.assert_close(ref(x, In(attn_mask=pad, causal=True)), ref(x, In(attn_mask=both)), **FP32)

@@ -194,9 +194,10 @@ def _sequence_figures(cfg: Any, mc: ModelCost, context: int | None) -> dict[str,
     }
     if getattr(cfg, "shape", "decoder") == "encoder":
         return d  # no token-by-token generation, no KV cache
-    # generation runs the decoder side only (an encoder-decoder's encoder runs once per source)
+    # generation runs the decoder side only (an encoder-decoder's encoder runs once per source): the rows
+    # under the model's `encoder` stack are left out
     dec_rows = [r for r in mc.rows if not r.name.startswith("encoder.")]
-    dec_self = [r for r in self_core if not r.extra.get("encoder")]
+    dec_self = [r for r in self_core if not r.name.startswith("encoder.")]
     dec_hd = sum(r.extra["heads"] * r.extra["head_dim"] for r in dec_self)
     kv_sum = sum(r.extra["kv_heads"] * r.extra["head_dim"] for r in dec_self)
     # linear layers, LM head, cross-attention over the fixed source, SSM scans, RNN gates ... per token

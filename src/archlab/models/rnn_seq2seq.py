@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab.models.rnn_seq2seq_config import CELLS, GATES, RNNSeq2SeqConfig  # noqa: F401 (re-exported)
+from archlab.nn.cache import reorder_rows
 from archlab.nn.embedding import check_token_ids
 from archlab.nn.recurrent import cell_step
 from archlab.registry import register
@@ -148,14 +149,9 @@ class RNNDecodeState:
     memory_mask: torch.Tensor | None = None
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows `index` (beam search)."""
-        self.h = self.h[:, index]
-        if self.c is not None:
-            self.c = self.c[:, index]
-        for name in ("memory", "keys", "memory_mask"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, value[index])
+        """Keep batch rows `index` (beam search); the states (L, B, H) hold the batch in dim 1."""
+        self.h, self.c = reorder_rows((self.h, self.c), index, dim=1)
+        self.memory, self.keys, self.memory_mask = reorder_rows((self.memory, self.keys, self.memory_mask), index)
 
 
 class RNNSeq2Seq(nn.Module):

@@ -15,10 +15,12 @@ from torch import nn
 from archlab import registry
 from archlab.config import ConfigError
 from archlab.models.transformer_config import TransformerConfig
-from archlab.nn.attention import Attention, build_mask
+from archlab.nn.attention import CrossAttention, build_mask
 from archlab.nn.block import Block
+from archlab.nn.cache import reorder_rows
 from archlab.nn.embedding import TokenEmbedding, check_token_ids
 from archlab.nn.ffn import FeedForward, activation
+from archlab.nn.mixer import Mixer, MixerInputs
 from archlab.nn.norm import build_norm
 from archlab.registry import Context
 
@@ -34,22 +36,8 @@ class DecodeState:
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows `index` in every cache (beam search)."""
-        for layer in self.layers:
-            for _key, value in layer.items():
-                if hasattr(value, "reorder"):
-                    value.reorder(index)
-                elif isinstance(value, dict):
-                    for k2, v2 in value.items():
-                        if hasattr(v2, "reorder"):
-                            v2.reorder(index)
-                        elif isinstance(v2, torch.Tensor):
-                            value[k2] = v2[index]
-                        elif isinstance(v2, tuple):
-                            value[k2] = tuple(t[index] for t in v2)
-        if self.memory is not None:
-            self.memory = self.memory[index]
-        if self.memory_mask is not None:
-            self.memory_mask = self.memory_mask[index]
+        self.layers = [reorder_rows(layer, index) for layer in self.layers]
+        self.memory, self.memory_mask = reorder_rows((self.memory, self.memory_mask), index)
 
 
 def section(cfg, path: str):
@@ -74,13 +62,13 @@ class Stack(nn.Module):
         blocks = []
         for i in range(n_layers):
             ctx = Context(cfg.d_model, layer_index=i, n_layers=cfg.n_layers, max_len=cfg.max_seq_len,
-                          head_dim=cfg.head_dim, dropout=cfg.block.dropout, rope=rope)
-            subs: dict[str, nn.Module] = {}
+                          head_dim=cfg.head_dim, dropout=cfg.block.dropout, rope=rope, causal=causal)
+            subs: dict[str, Mixer] = {}
             if self.kinds:
                 mixer = registry.entry("mixer", self.kinds[i])
                 subs["mixer"] = mixer.builder(section(cfg, mixer.section), ctx)
             if cross and "cross" in order:
-                subs["cross"] = Attention(cfg.attn, dataclasses.replace(ctx, rope=None))
+                subs["cross"] = CrossAttention(cfg.attn, dataclasses.replace(ctx, rope=None, causal=False))
             if cfg.ffn.enabled and "ffn" in order:
                 subs["ffn"] = FeedForward(cfg.ffn, ctx)
             blocks.append(Block(subs, order, norm_cfg=cfg.norm, d_model=cfg.d_model, placement=cfg.block.norm,
@@ -88,44 +76,34 @@ class Stack(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.final_norm = build_norm(cfg.norm, cfg.d_model) if cfg.use_final_norm else None
 
-    def forward(self, x, *, positions, self_mask, is_causal, memory=None, memory_mask=None, state=None,
-                pad_mask=None):
-        pos = state.pos if state is not None else 0
-        if pad_mask is not None:
-            self._check_padding(pad_mask)
+    def mixers(self) -> list[tuple[str, Mixer]]:
+        """(kind, module) of each layer's mixer; none when the block order has no "mixer"."""
+        return [(kind, block.sub["mixer"]) for kind, block in zip(self.kinds, self.blocks, strict=False)]
+
+    def forward(self, x, inputs: MixerInputs, layers: list[dict] | None = None) -> torch.Tensor:
+        """x (B, T, D) through every block; layers: the per-layer caches of a DecodeState, or None."""
+        if inputs.key_padding is not None:
+            self._check_padding(inputs.key_padding)
         for i, block in enumerate(self.blocks):
-            layer_state = state.layers[i] if state is not None else None
-            kw = {"mixer": dict(positions=positions, mask=self_mask, is_causal=is_causal, pos=pos,
-                                state=layer_state.get("mixer") if layer_state else None)}
-            if pad_mask is not None and "mixer" in block.sub and getattr(block.sub["mixer"], "takes_pad_mask", False):
-                kw["mixer"]["pad_mask"] = pad_mask  # (B, T) key padding, for mixers without an attention mask
-            if memory is not None:
-                kw["cross"] = dict(memory=memory, mask=memory_mask,
-                                   state=layer_state["cross"] if layer_state else None)
-            x = block(x, kw)
+            x = block(x, inputs, layers[i] if layers is not None else None)
         return self.final_norm(x) if self.final_norm is not None else x
 
-    def _check_padding(self, pad_mask) -> None:
-        """A mixer that neither attends (with a mask) nor takes pad_mask reads pads as tokens: with a pad before
-        a real token (left padding) its outputs would silently change, so that is refused."""
-        if not self.kinds:  # no mixer: only attention (cross, with its mask) reads other positions
-            return
-        blind = sorted({k for k, b in zip(self.kinds, self.blocks, strict=True)
-                        if not any(getattr(b.sub["mixer"], a, False) for a in ("takes_mask", "takes_pad_mask"))})
-        if blind and bool((pad_mask[:, 1:].bool() & ~pad_mask[:, :-1].bool()).any()):
+    def _check_padding(self, key_padding) -> None:
+        """A mixer that does not declare uses_padding_mask reads pads as tokens: with a pad before a real token
+        (left padding) its outputs would silently change, so that is refused."""
+        blind = sorted({kind for kind, mixer in self.mixers() if not mixer.uses_padding_mask})
+        if blind and bool((key_padding[:, 1:].bool() & ~key_padding[:, :-1].bool()).any()):
             raise ValueError(f"attention_mask has padding before real tokens (left padding), which mixer.kind "
                              f"{', '.join(map(repr, blind))} cannot skip: pad on the right, or use a mixer that "
                              "honours the mask (attention, mamba)")
 
     def init_state(self, batch, max_len, device, dtype) -> list[dict]:
-        out = []
-        for block in self.blocks:
-            mixer = block.sub["mixer"] if "mixer" in block.sub else None
-            layer = {"mixer": mixer.init_state(batch, max_len, device, dtype)} if mixer is not None else {}
-            if "cross" in block.sub:
-                layer["cross"] = {}
-            out.append(layer)
-        return out
+        """Per layer, the empty caches of its sub-layers; refused for a mixer that cannot decode step by step."""
+        cannot = sorted({kind for kind, mixer in self.mixers() if not mixer.supports_cache})
+        if cannot:
+            raise ValueError(f"mixer.kind {', '.join(map(repr, cannot))} keeps no decoding cache "
+                             "(supports_cache=False): decode with use_cache=False")
+        return [block.init_state(batch, max_len, device, dtype) for block in self.blocks]
 
 
 class MLMHead(nn.Module):
@@ -200,7 +178,7 @@ class Transformer(nn.Module):
         (as transformers does). `forward` and `archlab.generate` follow this one rule."""
         mixers = [b.sub["mixer"] for stack in (self.encoder, self.decoder) if stack is not None for b in stack.blocks
                   if "mixer" in b.sub]
-        fixed = self.pos_embed is not None or any(getattr(m, "fixed_length", False) for m in mixers)
+        fixed = self.pos_embed is not None or any(m.fixed_length for m in mixers)
         return self.cfg.max_seq_len if fixed else None
 
     def _check(self, ids: torch.Tensor, what: str, offset: int = 0) -> None:
@@ -245,7 +223,7 @@ class Transformer(nn.Module):
         key_mask, full = self._split_mask(attention_mask)
         mask = build_mask(t, t, causal=False, key_mask=key_mask, full_mask=full, device=input_ids.device)
         x = self.embed(input_ids, positions=positions, token_type_ids=token_type_ids)
-        return self.encoder(x, positions=positions, self_mask=mask, is_causal=False, pad_mask=key_mask)
+        return self.encoder(x, MixerInputs(positions=positions, attn_mask=mask, key_padding=key_mask))
 
     def decode(self, ids, *, attention_mask=None, memory=None, memory_mask=None, state=None) -> torch.Tensor:
         """Decoder hidden states (B, T, D); causal unless the config ablates it; cached if `state`."""
@@ -270,8 +248,9 @@ class Transformer(nn.Module):
         if memory_mask is not None:
             mem_mask = build_mask(t, memory.shape[1], causal=False, key_mask=memory_mask, device=ids.device)
         x = self.embed(ids, positions=positions, target=True)
-        x = self.decoder(x, positions=positions, self_mask=mask, is_causal=is_causal,
-                         memory=memory, memory_mask=mem_mask, state=state, pad_mask=key_mask)
+        inputs = MixerInputs(positions=positions, pos=pos, causal=is_causal, attn_mask=mask, key_padding=key_mask,
+                             memory=memory, memory_mask=mem_mask)
+        x = self.decoder(x, inputs, state.layers if state is not None else None)
         if state is not None:
             state.pos = pos + t
         return x

@@ -23,7 +23,11 @@ from torch import nn
 from archlab.config import ConfigError, check_positive, check_probability
 from archlab.cost.analytic import LayerCost, attention_core_macs
 from archlab.cost.walk import descends, first_input
+from archlab.nn.cache import KVCache, SlidingKVCache
+from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
+
+__all__ = ["KVCache", "SlidingKVCache"]  # the decoding caches live in nn/cache.py; importable from here too
 
 
 def combine_masks(mask, is_causal: bool, q_len: int, k_len: int, device=None, window: int | None = None):
@@ -94,55 +98,6 @@ def build_mask(q_len: int, k_len: int, *, causal: bool, key_mask=None, full_mask
     return mask | ~mask.any(-1, keepdim=True)
 
 
-class KVCache:
-    """Pre-allocated keys and values (B, Hkv, T_max, d) for incremental decoding; a write past T_max grows
-    the buffers (doubling), so models without a position limit (RoPE) decode to any length."""
-
-    def __init__(self, batch: int, n_kv_heads: int, max_len: int, head_dim: int, device=None, dtype=None) -> None:
-        self.k = torch.zeros(batch, n_kv_heads, max_len, head_dim, device=device, dtype=dtype)
-        self.v = torch.zeros_like(self.k)
-        self.max_len = max_len
-
-    def update(self, k: torch.Tensor, v: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the new keys/values at positions pos..pos+T and return everything up to there."""
-        end = pos + k.shape[2]
-        if end > self.max_len:
-            size = max(end, 2 * self.max_len)
-            k_new, v_new = (t.new_zeros(*t.shape[:2], size, t.shape[3]) for t in (self.k, self.v))
-            k_new[:, :, :pos], v_new[:, :, :pos] = self.k[:, :, :pos], self.v[:, :, :pos]
-            self.k, self.v, self.max_len = k_new, v_new, size
-        self.k[:, :, pos:end] = k
-        self.v[:, :, pos:end] = v
-        return self.k[:, :, :end], self.v[:, :, :end]
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows `index` (beam search)."""
-        self.k, self.v = self.k[index], self.v[index]
-
-
-class SlidingKVCache:
-    """The KV cache of sliding-window attention: it keeps only the last `window − 1` keys/values (all the next
-    query can see besides its own), so memory stays O(window) however long the generation runs."""
-
-    def __init__(self, batch: int, n_kv_heads: int, window: int, head_dim: int, device=None, dtype=None) -> None:
-        self.k = torch.zeros(batch, n_kv_heads, 0, head_dim, device=device, dtype=dtype)
-        self.v = torch.zeros_like(self.k)
-        self.window, self.pos = window, 0
-
-    def update(self, k: torch.Tensor, v: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append the keys/values of positions pos..pos+T; return the kept ones followed by the new ones."""
-        if pos != self.pos:
-            raise ValueError(f"sliding-window cache holds positions up to {self.pos}, got a write at {pos}")
-        k_all, v_all = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
-        keep = k_all.shape[2] - min(k_all.shape[2], self.window - 1)
-        self.k, self.v, self.pos = k_all[:, :, keep:], v_all[:, :, keep:], pos + k.shape[2]
-        return k_all, v_all
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows `index` (beam search)."""
-        self.k, self.v = self.k[index], self.v[index]
-
-
 @dataclass(frozen=True)
 class AttentionConfig:
     """Multi-head attention: softmax(QKᵀ/√d + mask)V per head; GQA/MQA via n_kv_heads."""
@@ -198,20 +153,14 @@ def window_pairs(q_len: int, k_len: int, window: int, causal: bool, exact: bool)
 
 @descends
 def attention_cost(name, m, calls, ctx):
-    """q/k/v/o projections are its Linear children (priced by the walk); this row adds QKᵀ and AV."""
+    """q/k/v/o projections are its Linear children (priced by the walk); this row adds QKᵀ and AV.
+
+    What the layer is comes from its construction (is_cross, causal, window); the lengths from the walk's one
+    uncached forward: Tq from x, Tk from what k_proj projected (x itself, or the memory for cross-attention)."""
     macs = outs = ops = ins = 0
-    causal_any = cross = False
-    for c in calls:
-        b, tq = first_input(c)[:2]
-        mem = c.kwargs.get("memory")
-        cross |= isinstance(mem, tuple)
-        tk = mem[1] if isinstance(mem, tuple) else tq + int(c.kwargs.get("pos") or 0)
-        masked = c.kwargs.get("is_causal") or isinstance(c.kwargs.get("mask"), tuple)
-        causal = not isinstance(mem, tuple) and bool(masked)
-        causal_any |= causal
-        if m.window is not None and name.startswith("encoder."):
-            causal = False  # an encoder's mask is padding: its window is the symmetric band
-        window = None if isinstance(mem, tuple) else m.window
+    causal, window = m.causal and not m.is_cross, m.window
+    for c, kc in zip(calls, ctx.calls.get(f"{name}.k_proj", []), strict=True):
+        (b, tq), tk = first_input(c)[:2], first_input(kc)[1]
         if window is None:
             macs += attention_core_macs(b, m.n_heads, tq, tk, m.head_dim, ctx.causal_half and causal)
         else:
@@ -220,23 +169,22 @@ def attention_cost(name, m, calls, ctx):
         ops += 5 * b * m.n_heads * tq * tk  # scale, mask, exp, sum, divide
         outs += b * tq * m.n_heads * m.head_dim
         ins += b * (tq * m.n_heads + 2 * tk * m.n_kv_heads) * m.head_dim  # Q, K, V read once (fused kernel)
-    if m.window is not None and not cross:
-        causal_any = False
-    half = (f" (window {m.window}: T·window pairs)" if m.window is not None and not cross else "") + (
-        " (causal: half counted)" if ctx.causal_half and causal_any else (" (causal: full square counted)"
-                                                                            if causal_any else ""))
+    square = causal and window is None  # a windowed layer counts its band, never a causal square
+    half = (f" (window {window}: T·window pairs)" if window is not None else "") + (
+        " (causal: half counted)" if ctx.causal_half and square else (" (causal: full square counted)"
+                                                                        if square else ""))
     return [LayerCost(f"{name}.core", "attn-core", 0, macs, outs, ins, ops=ops,
                       note=f"QKᵀ+AV: 2·B·H·Tq·Tk·d, H={m.n_heads} d={m.head_dim}{half}; softmax in ops",
-                      extra={"heads": m.n_heads, "kv_heads": m.n_kv_heads, "head_dim": m.head_dim, "cross": cross,
-                             "window": None if cross else m.window,
-                             "encoder": name.startswith("encoder.")})]
+                      extra={"heads": m.n_heads, "kv_heads": m.n_kv_heads, "head_dim": m.head_dim,
+                             "cross": m.is_cross, "window": window})]
 
 
 @register("mixer", "attention", config=AttentionConfig, section="attn", cost=attention_cost)
-class Attention(nn.Module):
-    """Multi-head / grouped-query / multi-query attention; cross-attention when given `memory`."""
+class Attention(Mixer):
+    """Multi-head / grouped-query / multi-query self-attention over x's own sequence (and its cache)."""
 
-    takes_mask = True  # padding reaches it through the attention `mask` (see Stack._check_padding)
+    uses_padding_mask = True  # padding reaches it through inputs.attn_mask
+    supports_cache = True
 
     def __init__(self, cfg: AttentionConfig, ctx: Context) -> None:
         super().__init__()
@@ -249,44 +197,62 @@ class Attention(nn.Module):
                                 else cfg.out_bias)
         self.impl = cfg.impl
         self.dropout = cfg.dropout
-        self.window = cfg.window
+        self.causal = ctx.causal and not self.is_cross  # declared: a decoder's queries see only earlier keys
+        self.window = None if self.is_cross else cfg.window  # the window is over the sequence's own positions
         object.__setattr__(self, "rope", ctx.rope)  # shared RotaryEmbedding, owned (registered) by the model
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         b, t, _ = x.shape
-        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # (B, n, T, d)
+        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # (B, n, T, Dh)
 
-    def forward(self, x, *, positions=None, mask=None, is_causal=False, memory=None, state=None, pos=0):
-        """x: (B, T, D). Self-attention unless `memory` (B, S, D) is given. state: this layer's cache."""
-        q = self._heads(self.q_proj(x), self.n_heads)
-        window = None if memory is not None else self.window  # the window is over the sequence's own positions
-        if memory is not None:  # cross-attention: K, V from the encoder, computed once per sequence
-            if state is not None and "kv" in state:
-                k, v = state["kv"]
-            else:
-                k = self._heads(self.k_proj(memory), self.n_kv_heads)
-                v = self._heads(self.v_proj(memory), self.n_kv_heads)
-                if state is not None:
-                    state["kv"] = (k, v)
-        else:
-            k = self._heads(self.k_proj(x), self.n_kv_heads)
-            v = self._heads(self.v_proj(x), self.n_kv_heads)
-            if self.rope is not None:
-                q, k = self.rope(q, positions), self.rope(k, positions)
-            if state is not None:
-                if window is not None and not isinstance(state["cache"], SlidingKVCache):
-                    # a cache of another layout (e.g. perf's static T_max buffer) would misalign the band
-                    raise ValueError(f"attn.window={window} decodes only with the SlidingKVCache from init_state, "
-                                     f"not a {type(state['cache']).__name__}")
-                k, v = state["cache"].update(k, v, pos)
-                if mask is not None and mask.shape[-1] > k.shape[2]:  # a sliding cache dropped the oldest keys
-                    mask = mask[..., -k.shape[2]:]
-        y = ATTENTION_IMPLS[self.impl](q, k, v, mask=mask, is_causal=is_causal,
-                                       dropout_p=self.dropout, training=self.training, window=window)
+    def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D): softmax(QKᵀ/√Dh + mask)V per head, then o_proj."""
+        q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, Dh)
+        q, k, v, mask, causal = self.keys_values(q, x, inputs)  # k, v (B, Hkv, Tk, Dh)
+        y = ATTENTION_IMPLS[self.impl](q, k, v, mask=mask, is_causal=causal,
+                                       dropout_p=self.dropout, training=self.training, window=self.window)
         b, _, t, _ = y.shape
         return self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
+
+    def keys_values(self, q: torch.Tensor, x: torch.Tensor, inputs: MixerInputs):
+        """(q, k, v, mask, causal) for self-attention: rotary positions, the cache, inputs' attn_mask and causal."""
+        k = self._heads(self.k_proj(x), self.n_kv_heads)
+        v = self._heads(self.v_proj(x), self.n_kv_heads)
+        if self.rope is not None:
+            q, k = self.rope(q, inputs.positions), self.rope(k, inputs.positions)
+        mask, state = inputs.attn_mask, inputs.state
+        if state is not None:
+            if self.window is not None and not isinstance(state["cache"], SlidingKVCache):
+                # a cache of another layout (e.g. perf's static T_max buffer) would misalign the band
+                raise ValueError(f"attn.window={self.window} decodes only with the SlidingKVCache from init_state, "
+                                 f"not a {type(state['cache']).__name__}")
+            k, v = state["cache"].update(k, v, inputs.pos)
+            if mask is not None and mask.shape[-1] > k.shape[2]:  # a sliding cache dropped the oldest keys
+                mask = mask[..., -k.shape[2]:]
+        return q, k, v, mask, inputs.causal
 
     def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
         if self.window is not None:
             return {"cache": SlidingKVCache(batch, self.n_kv_heads, self.window, self.head_dim, device, dtype)}
         return {"cache": KVCache(batch, self.n_kv_heads, max_len, self.head_dim, device, dtype)}
+
+
+class CrossAttention(Attention):
+    """Attention from x's tokens to the encoder output inputs.memory (B, S, D), under inputs.memory_mask."""
+
+    is_cross = True
+
+    def keys_values(self, q: torch.Tensor, x: torch.Tensor, inputs: MixerInputs):
+        """K, V from the memory, computed once per sequence (cached in state["kv"] while decoding)."""
+        state = inputs.state
+        if state is not None and "kv" in state:
+            k, v = state["kv"]
+        else:
+            k = self._heads(self.k_proj(inputs.memory), self.n_kv_heads)
+            v = self._heads(self.v_proj(inputs.memory), self.n_kv_heads)
+            if state is not None:
+                state["kv"] = (k, v)
+        return q, k, v, inputs.memory_mask, False
+
+    def init_state(self, batch: int, max_len: int, device=None, dtype=None) -> dict:
+        return {}  # filled with the memory's K, V on the first call

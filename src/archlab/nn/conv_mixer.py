@@ -18,7 +18,9 @@ from torch import nn
 from archlab.config import check_positive
 from archlab.cost.analytic import LayerCost
 from archlab.cost.walk import linear_children, tokens
+from archlab.nn.cache import causal_conv_input
 from archlab.nn.ffn import activation
+from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
 
 
@@ -66,8 +68,10 @@ def conv_cost(name, m, calls, ctx):
 
 
 @register("mixer", "dilated_conv", config=DilatedConvConfig, section="mixer.conv", cost=conv_cost)
-class DilatedCausalConv(nn.Module):
+class DilatedCausalConv(Mixer):
     """One causal dilated conv layer (B, T, D) -> (B, T, D), caching the last (K−1)·d inputs for decoding."""
+
+    supports_cache = True
 
     def __init__(self, cfg: DilatedConvConfig, ctx: Context) -> None:
         super().__init__()
@@ -79,12 +83,8 @@ class DilatedCausalConv(nn.Module):
         self.act = activation(cfg.activation)
         self.out_proj = nn.Linear(d_model, d_model)
 
-    def forward(self, x: torch.Tensor, *, state: dict | None = None, **_) -> torch.Tensor:
-        xt = x.transpose(1, 2)  # (B, D, T)
-        prefix = state["x"] if state is not None else xt.new_zeros(xt.shape[0], xt.shape[1], self.context)
-        xin = torch.cat([prefix.to(xt.dtype), xt], dim=-1)
-        if state is not None:
-            state["x"] = xin[..., xin.shape[-1] - self.context:]
+    def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
+        xin = causal_conv_input(x.transpose(1, 2), self.context, inputs.state, "x")  # (B, D, (K−1)·d + T)
         return self.out_proj(self.act(F.conv1d(xin, self.conv.weight, self.conv.bias, dilation=self.dilation)
                                       .transpose(1, 2)))
 

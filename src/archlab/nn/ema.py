@@ -12,6 +12,7 @@ from torch import nn
 from archlab.config import ConfigError
 from archlab.cost.analytic import LayerCost
 from archlab.cost.walk import linear_children, tokens
+from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, register
 
 
@@ -34,7 +35,9 @@ def ema_cost(name, m, calls, ctx):
 
 
 @register("mixer", "ema", config=EMAConfig, section="mixer.ema", cost=ema_cost)
-class EMAMixer(nn.Module):
+class EMAMixer(Mixer):
+    supports_cache = True  # init_state below: decoding carries h
+
     def __init__(self, cfg: EMAConfig, ctx: Context) -> None:
         super().__init__()
         self.init_decay = cfg.init_decay
@@ -46,8 +49,8 @@ class EMAMixer(nn.Module):
     def reset_parameters_special(self) -> None:  # the model's generic init only touches Linear and Embedding
         self.decay_logit.fill_(math.log(self.init_decay / (1 - self.init_decay)))
 
-    def forward(self, x: torch.Tensor, *, state: dict | None = None, **_) -> torch.Tensor:
-        a, u = torch.sigmoid(self.decay_logit), self.in_proj(x)
+    def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
+        a, u, state = torch.sigmoid(self.decay_logit), self.in_proj(x), inputs.state
         h = state["h"] if state is not None else u.new_zeros(u.shape[0], u.shape[2])
         ys = []
         for t in range(u.shape[1]):  # the plain recurrence

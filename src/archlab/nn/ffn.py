@@ -10,6 +10,7 @@ from torch import nn
 
 from archlab.config import check_positive
 from archlab.cost.walk import container_cost
+from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
 
 ACTIVATION_FNS = {
@@ -49,8 +50,10 @@ class FFNConfig:
 
 
 @register("ffn", "mlp", config=FFNConfig, section="ffn", cost=container_cost)
-class FeedForward(nn.Module):
-    """Plain: W_out·act(W_in x). Gated (SwiGLU etc., Shazeer 2020): W_out·(act(W_gate x) ⊙ W_in x)."""
+class FeedForward(Mixer):
+    """Plain: W_out·act(W_in x). Gated (SwiGLU etc., Shazeer 2020): W_out·(act(W_gate x) ⊙ W_in x).
+
+    A Block sub-layer like the mixers (same forward), position-wise: it reads no inputs and keeps no cache."""
 
     def __init__(self, cfg: FFNConfig, ctx: Context) -> None:
         super().__init__()
@@ -62,6 +65,6 @@ class FeedForward(nn.Module):
         self.fc_out = nn.Linear(d_ff, ctx.d_model, bias=cfg.bias)
         self.dropout = nn.Dropout(ctx.dropout)
 
-    def forward(self, x: torch.Tensor, **_) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
         h = self.act(self.fc_gate(x)) * self.fc_in(x) if self.gated else self.act(self.fc_in(x))
         return self.fc_out(self.dropout(h))

@@ -36,7 +36,9 @@ from archlab.config import check_positive
 from archlab.cost.analytic import LayerCost, ssm_scan_macs_per_token, ssm_state_elems
 from archlab.cost.walk import linear_children, tokens
 from archlab.errors import ConfigError
+from archlab.nn.cache import causal_conv_input
 from archlab.nn.ffn import activation as activation_fn
+from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.nn.ssm import selective_scan, selective_scan_step
 from archlab.registry import Context, check_config, register
 
@@ -114,10 +116,11 @@ def mamba_cost(name, m, calls, ctx):
 
 
 @register("mixer", "mamba", config=SSMConfig, section="mixer.ssm", cost=mamba_cost)
-class Mamba(nn.Module):
+class Mamba(Mixer):
     """Mamba block mixer on (B, T, D) with conv and SSM state caches for step-by-step decoding."""
 
-    takes_pad_mask = True  # the decoder stack passes its (B, T) padding mask as pad_mask=
+    uses_padding_mask = True  # zeroes the pads inputs.key_padding marks (transformers' MambaMixer)
+    supports_cache = True
 
     def __init__(self, cfg: SSMConfig, ctx: Context) -> None:
         super().__init__()
@@ -230,12 +233,7 @@ class Mamba(nn.Module):
 
     def conv(self, x: torch.Tensor, state: dict | None) -> torch.Tensor:
         """Causal depthwise conv over time: y_t = Σ_k w_k x_{t−K+1+k} + b, with the previous K−1 inputs cached."""
-        xt = x.transpose(1, 2)  # (B, E, T)
-        K = self.d_conv
-        prefix = state["conv"] if state is not None else xt.new_zeros(xt.shape[0], xt.shape[1], K - 1)
-        xin = torch.cat([prefix.to(xt.dtype), xt], dim=-1)  # (B, E, K-1+T)
-        if state is not None:
-            state["conv"] = xin[..., xin.shape[-1] - (K - 1):]
+        xin = causal_conv_input(x.transpose(1, 2), self.d_conv - 1, state, "conv")  # (B, E, K-1+T)
         return F.conv1d(xin, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner).transpose(1, 2)
 
     def rnn(self, x: torch.Tensor, state: dict | None, keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -253,14 +251,14 @@ class Mamba(nn.Module):
             state["rnn"] = h
         return torch.stack(out, dim=1)
 
-    def forward(self, x: torch.Tensor, *, state: dict | None = None, pad_mask: torch.Tensor | None = None,
-                **_) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); with `state`, continues from and updates the conv and SSM caches.
+    def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); with inputs.state, continues from and updates the conv and SSM caches.
 
-        pad_mask (B, T') with T' ≥ T, 1/True = real token: its last T columns mark which of these positions are
-        real; padded ones are zeroed before in_proj and again before the SSM (transformers' MambaMixer).
+        inputs.key_padding (B, T') with T' ≥ T, 1/True = real token: its last T columns mark which of these
+        positions are real; padded ones are zeroed before in_proj and again before the SSM (transformers'
+        MambaMixer).
         """
-        keep = None
+        keep, state, pad_mask = None, inputs.state, inputs.key_padding
         if pad_mask is not None:
             if pad_mask.dim() != 2 or pad_mask.shape[0] != x.shape[0] or pad_mask.shape[1] < x.shape[1]:
                 raise ValueError(f"Mamba's padding mask must have shape (batch, ≥ seq_len) = ({x.shape[0]}, "

@@ -19,6 +19,7 @@ from torch import nn
 
 from archlab.cost.analytic import LayerCost, rnn_macs_per_token
 from archlab.cost.walk import linear_children, tokens
+from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -65,13 +66,14 @@ def recurrent_cost(name, m, calls, ctx):
     return rows + linear_children(name, m, ctx)
 
 
-class RecurrentMixer(nn.Module):
+class RecurrentMixer(Mixer):
     """One recurrent layer D -> H followed by out_proj H -> D; state (h,) or (h, c) for decoding.
 
     Registered once per cell kind (the subclasses below); `reference = True` runs the loop instead of torch's.
     """
 
     kind = "rnn"
+    supports_cache = True
 
     def __init__(self, cfg: RNNConfig, ctx: Context, kind: str | None = None) -> None:
         super().__init__()
@@ -107,9 +109,9 @@ class RecurrentMixer(nn.Module):
             out, h = self.cell(x, h.unsqueeze(0).contiguous())
         return out, h[0], (c[0] if c is not None else None)
 
-    def forward(self, x: torch.Tensor, *, state: dict | None = None, **_) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D), continuing from and updating `state` when given."""
-        bsz = x.shape[0]
+    def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D), continuing from and updating inputs.state when given."""
+        bsz, state = x.shape[0], inputs.state
         zeros = x.new_zeros(bsz, self.hidden)
         h = state["h"] if state is not None else zeros
         c = (state["c"] if state is not None else zeros) if self.kind == "lstm" else None

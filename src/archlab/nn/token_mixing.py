@@ -19,6 +19,7 @@ from archlab.config import check_positive
 from archlab.cost.analytic import LayerCost
 from archlab.cost.walk import first_input, linear_children
 from archlab.nn.ffn import activation
+from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
 
 
@@ -35,12 +36,12 @@ class TokenMixingConfig:
 
 
 def token_mixing_cost(name, m, calls, ctx):
-    """Learned T×T position mixing: y_t = Σ_s W[t,s] x_s computed as a dense (T×S)·(S×D) matmul: B·T·S·D."""
+    """Learned T×T position mixing: y_t = Σ_s W[t,s] x_s computed as a dense (T×S)·(S×D) matmul: B·T·S·D
+    (the walk's one uncached forward reads S = T positions)."""
     macs = outs = 0
     for c in calls:
         b, t, d = first_input(c)
-        s = t + int(c.kwargs.get("pos") or 0)
-        macs += b * t * s * d
+        macs += b * t * t * d
         outs += b * t * d
     rows = [LayerCost(f"{name}.mix", "token-mixing", ctx.take_params(m, recurse=False), macs, outs,
                       note="dense W(T×S)·X(S×D) (the causal mask zeroes W, the matmul still runs): B·T·S·D")]
@@ -48,9 +49,10 @@ def token_mixing_cost(name, m, calls, ctx):
 
 
 @register("mixer", "token_mixing", config=TokenMixingConfig, section="mixer.token_mixing", cost=token_mixing_cost)
-class TokenMixing(nn.Module):
+class TokenMixing(Mixer):
     """Causal learned position-mixing (B, T, D) -> (B, T, D); decoding caches every past input."""
 
+    supports_cache = True
     fixed_length = True  # a max_len × max_len matrix: no positions past it (Transformer.position_limit)
 
     def __init__(self, cfg: TokenMixingConfig, ctx: Context) -> None:
@@ -60,7 +62,7 @@ class TokenMixing(nn.Module):
             raise ValueError(f"mixer.token_mixing.per_head={per_head} must divide d_model={d_model}")
         self.max_len, self.per_head = max_len, per_head
         self.weight = nn.Parameter(torch.empty(per_head, max_len, max_len))  # W[h, t, s]
-        self.register_buffer("causal", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False)
+        self.register_buffer("lower", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False)
         self.act = activation(cfg.activation)
         self.out_proj = nn.Linear(d_model, d_model)
         self.reset_parameters_special()
@@ -69,18 +71,18 @@ class TokenMixing(nn.Module):
     def reset_parameters_special(self) -> None:
         """Start as the causal running mean W[t, s] = 1/(t+1) for s ≤ t, plus N(0, 0.02) noise."""
         t = torch.arange(self.max_len, dtype=torch.float32)
-        mean = self.causal.float() / (t + 1)[:, None]
-        self.weight.copy_(mean + 0.02 * torch.randn_like(self.weight) * self.causal)
+        mean = self.lower.float() / (t + 1)[:, None]
+        self.weight.copy_(mean + 0.02 * torch.randn_like(self.weight) * self.lower)
 
     def mix(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
         """Σ_{s ≤ t} W[t, s] x_s for the output rows t in `rows`, reading x over positions 0..len(x)-1."""
         bsz, S, D = x.shape
-        W = (self.weight[:, rows, :S] * self.causal[rows, :S]).to(x.dtype)  # (H, T, S)
+        W = (self.weight[:, rows, :S] * self.lower[rows, :S]).to(x.dtype)  # (H, T, S)
         xh = x.view(bsz, S, self.per_head, D // self.per_head).transpose(1, 2)  # (B, H, S, D/H)
         return (W @ xh).transpose(1, 2).reshape(bsz, -1, D)  # (B, T, D)
 
-    def forward(self, x: torch.Tensor, *, state: dict | None = None, pos: int = 0, **_) -> torch.Tensor:
-        T = x.shape[1]
+    def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
+        T, pos, state = x.shape[1], inputs.pos, inputs.state
         if pos + T > self.max_len:
             raise ValueError(f"token mixing has a {self.max_len}-position matrix; got positions up to {pos + T}")
         if state is not None:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from archlab.nn.attention import Attention
+from archlab.nn.mixer import MixerInputs
 
 
 class StaticKVCache:
@@ -90,7 +91,7 @@ class StaticDecoder:
         mask = (self._slots[None, :] <= positions[:, None])[None, None]  # (1, 1, T, T_max)
         state = _StaticState(pos=positions, layers=[{"mixer": {"cache": c}} for c in self.caches])
         x = m.embed(ids, positions=positions)
-        x = m.decoder(x, positions=positions, self_mask=mask, is_causal=False, state=state)
+        x = m.decoder(x, MixerInputs(positions=positions, pos=state.pos, attn_mask=mask), state.layers)
         logits = m.logits(x)
         return logits, logits[:, -1:].argmax(-1)
 
