@@ -64,7 +64,8 @@ def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, trai
 
 def attention_sdpa(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False, window=None):
     """Same contract as attention_reference, through torch's fused kernels."""
-    if (mask is not None and is_causal) or window is not None:  # SDPA takes one of them; pass one combined mask
+    # SDPA takes one of mask / is_causal, and aligns is_causal top-left when Tq ≠ Tk: pass one combined mask then
+    if (is_causal and (mask is not None or q.shape[2] != k.shape[2])) or window is not None:
         mask = combine_masks(mask, is_causal, q.shape[2], k.shape[2], device=q.device, window=window)
         is_causal = False
     return F.scaled_dot_product_attention(
