@@ -15,6 +15,7 @@ import argparse
 import torch
 
 from archlab.nn.attention import Attention, AttentionConfig, attention_sdpa, build_mask
+from archlab.nn.mixer import MixerInputs
 from archlab.perf.speed import sdpa_backend, time_cuda
 from archlab.registry import Context
 
@@ -72,7 +73,7 @@ def module_bench(Hkv: int) -> tuple[float, str, float]:
 
     def fb():
         with torch.autocast("cuda", torch.bfloat16):
-            y = mod(x, is_causal=True)
+            y = mod(x, MixerInputs(causal=True))
         y.backward(g)
     t_default = time_cuda(fb, warmup=5, reps=40)
     best = {}
