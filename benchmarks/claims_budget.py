@@ -40,7 +40,8 @@ def cpu_time(run_fn, config, steps: int) -> float:
 
 
 def main() -> None:
-    from archlab.experiments.runner import count_model_params, count_params, resolve_run_fn
+    from archlab.experiments.runs import resolve_run_fn
+    from archlab.experiments.runs.builtin import count_model_params, count_params
     from archlab.experiments.spec import builtin_specs, calibration_specs, resolve
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

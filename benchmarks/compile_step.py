@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def cpu_and_wall(cfg: dict, steps: int, compile_: bool) -> tuple[float, float]:
-    from archlab.experiments.runner import trainer_run
+    from archlab.experiments.runs.builtin import trainer_run
 
     cfg = json.loads(json.dumps(cfg))
     cfg.setdefault("train", {}).update(compile=compile_, eval_every=0, threads=1, steps=steps)

@@ -222,8 +222,8 @@ def test_help_example_runs(doc, tmp_path, monkeypatch, capsys):
 def test_claims_steps_is_a_separate_smoke_run(capsys):
     """`claims --steps N` (what the tour runs) sets every profile's budget to N steps under a new spec hash."""
     from archlab.cli import main
-    from archlab.commands.claims import with_steps
-    from archlab.experiments.claims import select_specs
+    from archlab.experiments.engine import with_steps
+    from archlab.experiments.suite.claims import select_specs
 
     spec = select_specs(["cnn_order"])[0]
     smoke = with_steps(spec, 2)

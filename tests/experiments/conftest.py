@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from archlab.experiments.spec import CODE_HASH_ENV, compute_code_hash
+from archlab.experiments.spec.identity import CODE_HASH_ENV, compute_code_hash
 
 
 @pytest.fixture(autouse=True, scope="session")

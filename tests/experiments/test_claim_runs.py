@@ -1,4 +1,4 @@
-"""archlab.experiments.claim_runs: the run functions and the pooling/activation identity some claims use."""
+"""archlab.experiments.runs.claim_runs: the run functions and the pooling/activation identity some claims use."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from archlab.config import ConfigError
-from archlab.experiments import claim_runs as cr
+from archlab.experiments.runs import claim_runs as cr
 
 
 @pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "leaky_relu"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archlab.experiments.claims_table import END, START, claims_table, section, task_of
+from archlab.experiments.report.claims_table import END, START, claims_table, section, task_of
 from archlab.experiments.spec import builtin_specs, load_spec, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def test_every_builtin_spec_is_preregistered(spec):
     assert spec.task_reason, f"{spec.name}: task_reason missing"
     if spec.kind == "train":
         assert spec.rule.min_effect > 0
-        if not spec.runner.endswith(":step_throughput_run"):
+        if not spec.runner == "step_throughput":
             assert spec.rule.gate is not None, f"{spec.name}: no gate"
             assert spec.rule.gate.learned_level is not None
         assert "standard" in spec.profiles and "quick" in spec.profiles
@@ -77,7 +77,7 @@ def test_pending_specs_parse_but_are_not_builtin():
 def test_mamba_variant_specs_are_builtin_and_their_switches_build():
     """The three specs that waited in specs_pending/ for seed 000's Mamba switches (issue 16 item 3) now run: every
     variant's config builds, the activation only moves (same parameters), no SSM and the RNN change the count."""
-    from archlab.experiments.runner import count_params
+    from archlab.experiments.runs.builtin import count_params
 
     by = {s.name: s for s in SPECS}
     n = {}
@@ -90,7 +90,7 @@ def test_mamba_variant_specs_are_builtin_and_their_switches_build():
 def test_claims_table_in_docs_is_the_generated_one():
     page = (ROOT / "docs" / "claims.md").read_text(encoding="utf-8")
     i, j = page.index(START), page.index(END) + len(END)
-    assert page[i:j] == section(), "regenerate: python -m archlab.experiments.claims_table --write"
+    assert page[i:j] == section(), "regenerate: python -m archlab.experiments.report.claims_table --write"
     table = claims_table()
     for s in SPECS:
         assert f"| {s.name} |" in table

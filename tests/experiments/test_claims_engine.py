@@ -4,15 +4,17 @@ import math
 
 import pytest
 import yaml
+from engine_util import run_all, run_one
 
 from archlab.cli import main
 from archlab.config import ConfigError
-from archlab.experiments import spec as spec_mod
-from archlab.experiments.analysis import run_experiment
-from archlab.experiments.claims import apply_calibrations, calibrations, run_suite
-from archlab.experiments.report import SMOKE, render_html, render_markdown
-from archlab.experiments.spec import code_files, compute_code_hash, load_spec, resolve, spec_from_dict
-from archlab.experiments.store import Store
+from archlab.experiments.report.html import SMOKE, render_html, render_markdown
+from archlab.experiments.spec import code_files, load_spec, resolve, spec_from_dict
+from archlab.experiments.spec import identity as identity_mod
+from archlab.experiments.spec import schema as spec_mod
+from archlab.experiments.spec.identity import compute_code_hash
+from archlab.experiments.suite.calibration import apply_calibrations, calibrations
+from archlab.experiments.sweep.store import Store
 
 
 def toy(name="toy", rule=None, seeds=(0, 1, 2, 3), family="", **extra):
@@ -28,7 +30,7 @@ def toy(name="toy", rule=None, seeds=(0, 1, 2, 3), family="", **extra):
 
 def run(spec, tmp_path, db="db.sqlite"):
     with Store(tmp_path / db) as st:
-        return run_experiment(spec, st, out_dir=tmp_path / "out", inline=True, log=None)
+        return run_one(spec, st, out_dir=tmp_path / "out", inline=True, log=None)
 
 
 def labels(res):
@@ -120,9 +122,9 @@ def test_two_phase_lr_sweep_picks_on_the_first_seeds_then_runs_the_rest_at_the_b
     assert labels(res) == ["contradicted: no effect"]
     # the suite runs phase 2 as a follow-up pass, and a second invocation resumes with nothing to do
     with Store(tmp_path / "suite.sqlite") as st:
-        [r] = run_suite([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
+        [r] = run_all([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
         assert r.sweep.ran == 10 and r.best_lr == res.best_lr and labels(r) == labels(res)
-        [again] = run_suite([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
+        [again] = run_all([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
         assert again.sweep.ran == 0 and again.sweep.skipped == 10
     with pytest.raises(ConfigError, match="lr_sweep_seeds"):
         spec_from_dict({**spec.raw, "profiles": {"quick": {"lr_sweep_seeds": 0}}})
@@ -132,8 +134,8 @@ def test_a_code_change_invalidates_cached_runs(tmp_path, monkeypatch):
     spec = toy("toy_code", seeds=(0, 1))
     first = run(spec, tmp_path)
     assert first.sweep.ran == 6 and run(spec, tmp_path).sweep.skipped == 6  # same code: reused
-    monkeypatch.setenv(spec_mod.CODE_HASH_ENV, "changed-code")
-    spec_mod.code_hash.cache_clear()
+    monkeypatch.setenv(identity_mod.CODE_HASH_ENV, "changed-code")
+    identity_mod.code_hash.cache_clear()
     try:
         again = run(spec, tmp_path)
         assert again.sweep.ran == 6 and again.sweep.skipped == 0 and again.sweep.reused == 0
@@ -142,18 +144,20 @@ def test_a_code_change_invalidates_cached_runs(tmp_path, monkeypatch):
             assert {r["code_hash"] for r in st.runs("toy_code")} == {first.code_hashes[0], "changed-code"}
         assert "changed-code" in render_markdown([again])
     finally:
-        spec_mod.code_hash.cache_clear()
+        identity_mod.code_hash.cache_clear()
 
 
 def test_code_hash_follows_the_source_a_run_executes(tmp_path):
     root = tmp_path / "archlab"
-    for rel in ("models/m.py", "commands/c.py", "experiments/report.py", "experiments/runner.py"):
+    for rel in ("models/m.py", "commands/c.py", "experiments/report/html.py", "experiments/judge/verdict.py",
+                "experiments/runs/builtin.py"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("x = 1\n")
     h0 = compute_code_hash(root)
-    assert [p.relative_to(root).as_posix() for p in code_files(root)] == ["experiments/runner.py", "models/m.py"]
-    (root / "commands/c.py").write_text("x = 2\n")  # the CLI and the report do not change a result
-    (root / "experiments/report.py").write_text("x = 2\n")
+    assert [p.relative_to(root).as_posix() for p in code_files(root)] == ["experiments/runs/builtin.py", "models/m.py"]
+    (root / "commands/c.py").write_text("x = 2\n")  # the CLI, the report and the judge do not change a result
+    (root / "experiments/report/html.py").write_text("x = 2\n")
+    (root / "experiments/judge/verdict.py").write_text("x = 2\n")
     assert compute_code_hash(root) == h0
     (root / "models/m.py").write_text("x = 2\n")
     assert compute_code_hash(root) != h0
@@ -178,14 +182,14 @@ def test_failed_calibration_marks_its_family_uncalibrated(tmp_path):
     with Store(tmp_path / "db.sqlite") as st:
         before = calibrations(st, "quick", cals)
         assert [c.status for c in before] == ["not run", "not run"]
-        run_suite(cals[:1], st, out_dir=tmp_path / "out", inline=True, log=None, max_new_runs=2)
+        run_all(cals[:1], st, out_dir=tmp_path / "out", inline=True, log=None, max_new_runs=2)
         part = calibrations(st, "quick", cals[:1])[0]
         assert part.status == "incomplete" and "4 of 6 run(s) not finished" in part.detail and not part.reproduced
-        cal_results = run_suite(cals, st, out_dir=tmp_path / "out", inline=True, log=None)
+        cal_results = run_all(cals, st, out_dir=tmp_path / "out", inline=True, log=None)
         state = calibrations(st, "quick", cals, cal_results)
         assert [c.status for c in state] == ["reproduced", "not reproduced"] and [c.mark for c in state] == ["✔", "✗"]
         assert calibrations(st, "quick", cals)[0].status == "reproduced"  # read back from the store alone
-        results = run_suite(claims, st, out_dir=tmp_path / "out", inline=True, log=None)
+        results = run_all(claims, st, out_dir=tmp_path / "out", inline=True, log=None)
     apply_calibrations(results, state)
     a, b, c = results
     assert a.shown_verdict == a.verdict == "mixed" and not a.calibration  # one supported, one contradicted
@@ -224,11 +228,11 @@ def test_max_minutes_stops_starting_runs_and_the_next_call_continues(tmp_path):
     spec = toy("toy_time", seeds=(0, 1))
     spec = spec_from_dict({**spec.raw, "base": {"toy": {"quality": 1.0, "noise": 0.01, "sleep": 0.2}}})
     with Store(tmp_path / "db.sqlite") as st:
-        res = run_suite([spec], st, out_dir=tmp_path / "out", inline=True, log=None, max_minutes=0.2 / 60)
+        res = run_all([spec], st, out_dir=tmp_path / "out", inline=True, log=None, max_minutes=0.2 / 60)
         sweep = res[0].sweep
         assert 1 <= sweep.ran < 6 and sweep.left == 6 - sweep.ran
         assert {r["status"] for r in st.runs("toy_time")} == {"done", "pending"}
-        res = run_suite([spec], st, out_dir=tmp_path / "out", inline=True, log=None)
+        res = run_all([spec], st, out_dir=tmp_path / "out", inline=True, log=None)
         assert res[0].sweep.skipped == sweep.ran and res[0].sweep.ran == 6 - sweep.ran
 
 
@@ -274,11 +278,11 @@ def test_adaptive_seeds_grow_an_underpowered_comparison_up_to_the_cap(tmp_path):
                            "compare": [{"variant": "worse", "expect": "worse"}],
                            "profiles": {"quick": {"max_seeds": 8}}})
     with Store(tmp_path / "db.sqlite") as st:
-        (res,) = run_suite([spec], st, out_dir=tmp_path / "out", inline=True, log=None)
+        (res,) = run_all([spec], st, out_dir=tmp_path / "out", inline=True, log=None)
         v = res.comparisons[0].verdict
         assert v.n == 8 and sorted(r["seed"] for r in res.runs["base"]) == list(range(8))
         assert res.sweep.ran == 16
-        again = run_suite([spec], st, out_dir=tmp_path / "out", inline=True, log=None)[0]  # resumes to the same
+        again = run_all([spec], st, out_dir=tmp_path / "out", inline=True, log=None)[0]  # resumes to the same
         assert again.sweep.ran == 0 and again.comparisons[0].verdict.as_dict() == v.as_dict()
     with pytest.raises(ConfigError, match="max_seeds"):
         spec_from_dict({**raw, "profiles": {"quick": {"max_seeds": 1}}})

@@ -5,12 +5,13 @@ import shutil
 import subprocess
 
 import pytest
+from engine_util import run_one
 
-from archlab.experiments.analysis import run_experiment
-from archlab.experiments.claims import run_cost_checks, select_specs
-from archlab.experiments.report import figures, render_markdown, write_report
+from archlab.experiments.judge.cost_checks import run_cost_checks
+from archlab.experiments.report.html import figures, render_markdown, write_report
 from archlab.experiments.spec import spec_from_dict
-from archlab.experiments.store import Store
+from archlab.experiments.suite.claims import select_specs
+from archlab.experiments.sweep.store import Store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -27,8 +28,8 @@ def toy(name, worse=1.5):
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     with Store(out / "r.sqlite") as st:
-        results = [run_experiment(toy("toy_win"), st, out_dir=out, inline=True, log=None),
-                   run_experiment(toy("toy_loss", worse=0.5), st, out_dir=out, inline=True, log=None)]
+        results = [run_one(toy("toy_win"), st, out_dir=out, inline=True, log=None),
+                   run_one(toy("toy_loss", worse=0.5), st, out_dir=out, inline=True, log=None)]
         results += [run_cost_checks(s, st) for s in select_specs(["cost"])]
     paths = write_report(results, out, title="test report", command="pytest")
     return results, paths
@@ -69,7 +70,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_verdicts_table_counts_only_supported_and_contradicted_as_decided():
-    from archlab.experiments.claims_table import verdict_counts, verdicts_table
+    from archlab.experiments.report.claims_table import verdict_counts, verdicts_table
 
     claims = [{"claim": "no_ffn", "verdict": "supported"}, {"claim": "no_residual", "verdict": "contradicted"},
               {"claim": "single_head", "verdict": "inconclusive"}, {"claim": "mamba_relu", "verdict": "no verdict"},
@@ -86,7 +87,7 @@ def test_verdicts_table_counts_only_supported_and_contradicted_as_decided():
 
 
 def test_readme_table_has_one_row_per_claim_with_its_seed_and_task():
-    from archlab.experiments.claims_table import readme_table
+    from archlab.experiments.report.claims_table import readme_table
 
     claims = [{"claim": "no_ffn", "verdict": "supported"}, {"claim": "heads_compute", "verdict": "contradicted"}]
     text = readme_table({"command": "archlab claims --standard", "claims": claims, "comparisons": []})

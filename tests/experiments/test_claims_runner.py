@@ -9,12 +9,13 @@ import textwrap
 import time
 
 import pytest
+from engine_util import run_one
 
 from archlab.config import ConfigError
-from archlab.experiments.analysis import run_experiment
-from archlab.experiments.runner import toy_run
-from archlab.experiments.spec import apply_diff, load_spec, match_parameters, resolve, spec_from_dict
-from archlab.experiments.store import Store
+from archlab.dotted import apply_diff
+from archlab.experiments.runs.builtin import toy_run
+from archlab.experiments.spec import load_spec, match_parameters, resolve, spec_from_dict
+from archlab.experiments.sweep.store import Store
 
 
 def toy_spec(name="toy", sleep=0.0, seeds=(0, 1, 2)):
@@ -37,7 +38,7 @@ def finals(db, name):
 
 def test_toy_sweep_verdicts_and_store(tmp_path):
     with Store(tmp_path / "a.sqlite") as st:
-        res = run_experiment(toy_spec(), st, out_dir=tmp_path, inline=True, log=None)
+        res = run_one(toy_spec(), st, out_dir=tmp_path, inline=True, log=None)
         assert [c.verdict.verdict for c in res.comparisons] == ["supported", "contradicted"]
         assert res.verdict == "mixed"  # one supported, one contradicted
         assert len(st.runs("toy", status="done")) == 9
@@ -51,13 +52,13 @@ def test_toy_sweep_verdicts_and_store(tmp_path):
 def test_interrupted_sweep_resumes_to_the_same_results(tmp_path):
     # reference: one uninterrupted sweep
     with Store(tmp_path / "ref.sqlite") as st:
-        run_experiment(toy_spec(), st, out_dir=tmp_path / "ref", inline=True, log=None)
+        run_one(toy_spec(), st, out_dir=tmp_path / "ref", inline=True, log=None)
     # interrupted after 4 of 9 runs, then resumed: finished runs are not redone
     with Store(tmp_path / "int.sqlite") as st:
-        run_experiment(toy_spec(), st, out_dir=tmp_path / "int", inline=True, max_new_runs=4, log=None)
+        run_one(toy_spec(), st, out_dir=tmp_path / "int", inline=True, max_new_runs=4, log=None)
         assert len(st.runs("toy", status="done")) == 4
         first_ids = {r["id"]: r["finished"] for r in st.runs("toy", status="done")}
-        res = run_experiment(toy_spec(), st, out_dir=tmp_path / "int", inline=True, log=None)
+        res = run_one(toy_spec(), st, out_dir=tmp_path / "int", inline=True, log=None)
         assert res.sweep.ran == 5 and res.sweep.skipped == 4
         assert {r["id"]: r["finished"] for r in st.runs("toy") if r["id"] in first_ids} == first_ids
     assert finals(tmp_path / "int.sqlite", "toy") == finals(tmp_path / "ref.sqlite", "toy")
@@ -70,11 +71,11 @@ def test_killed_parallel_sweep_resumes(tmp_path):
         import sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_claims_runner import toy_spec
-        from archlab.experiments.analysis import run_experiment
-        from archlab.experiments.store import Store
+        from engine_util import run_one
+        from archlab.experiments.sweep.store import Store
         if __name__ == "__main__":
             with Store({str(db)!r}) as st:
-                run_experiment(toy_spec(sleep=0.6), st, out_dir={str(tmp_path / 'k')!r}, jobs=2, log=None)
+                run_one(toy_spec(sleep=0.6), st, out_dir={str(tmp_path / 'k')!r}, jobs=2, log=None)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     deadline = time.time() + 120
@@ -94,19 +95,19 @@ def test_killed_parallel_sweep_resumes(tmp_path):
     proc.wait()
     assert 2 <= done < 9, f"the sweep should have been killed mid-way (done={done})"
     with Store(db) as st:
-        res = run_experiment(toy_spec(sleep=0.6), st, out_dir=tmp_path / "k", inline=True, log=None)
+        res = run_one(toy_spec(sleep=0.6), st, out_dir=tmp_path / "k", inline=True, log=None)
         assert res.sweep.skipped >= 2 and res.sweep.ran + res.sweep.skipped == 9
         assert len(st.runs("toy", status="done")) == 9
     with Store(tmp_path / "ref.sqlite") as st:
-        run_experiment(toy_spec(sleep=0.0), st, out_dir=tmp_path / "ref", inline=True, log=None)
+        run_one(toy_spec(sleep=0.0), st, out_dir=tmp_path / "ref", inline=True, log=None)
     # sleep changes the config (and so the run key) but not the numbers
     assert finals(db, "toy") == finals(tmp_path / "ref.sqlite", "toy")
 
 
 def test_runs_are_shared_between_experiments(tmp_path):
     with Store(tmp_path / "s.sqlite") as st:
-        run_experiment(toy_spec("one"), st, out_dir=tmp_path, inline=True, log=None)
-        res = run_experiment(toy_spec("two"), st, out_dir=tmp_path, inline=True, log=None)
+        run_one(toy_spec("one"), st, out_dir=tmp_path, inline=True, log=None)
+        res = run_one(toy_spec("two"), st, out_dir=tmp_path, inline=True, log=None)
         assert res.sweep.reused == 9 and res.sweep.ran == 0
         assert finals(tmp_path / "s.sqlite", "one") == finals(tmp_path / "s.sqlite", "two")
 
@@ -114,10 +115,10 @@ def test_runs_are_shared_between_experiments(tmp_path):
 def test_failed_run_is_recorded_and_retried(tmp_path):
     spec = toy_spec()
     with Store(tmp_path / "f.sqlite") as st:
-        res = run_experiment(spec, st, out_dir=tmp_path, inline=True, log=None,
-                             run_fn="archlab.experiments.runner:no_such_function")
+        res = run_one(spec, st, out_dir=tmp_path, inline=True, log=None,
+                             run_fn="archlab.experiments.runs.builtin:no_such_function")
         assert res.sweep.failed == 9 and "no_such_function" in st.runs("toy")[0]["error"]
-        res = run_experiment(spec, st, out_dir=tmp_path, inline=True, log=None)
+        res = run_one(spec, st, out_dir=tmp_path, inline=True, log=None)
         assert res.sweep.ran == 9
 
 
@@ -148,7 +149,7 @@ def test_equal_parameter_budget_with_real_models():
         "compare": [{"variant": "no_ffn"}], "seeds": [0],
         "match_params": {"key": "model.d_model", "multiple_of": 4, "tolerance": 0.05},
     })
-    from archlab.experiments.runner import count_model_params
+    from archlab.experiments.runs.builtin import count_model_params
 
     plans = resolve(spec, "quick", count_model_params)
     n = {p.variant: p.n_params for p in plans}
@@ -184,11 +185,11 @@ def tiny_real_spec():
 
 def test_real_trainer_sweep_interrupted_and_resumed_matches(tmp_path):
     with Store(tmp_path / "ref.sqlite") as st:
-        ref = run_experiment(tiny_real_spec(), st, out_dir=tmp_path / "ref", inline=True, log=None)
+        ref = run_one(tiny_real_spec(), st, out_dir=tmp_path / "ref", inline=True, log=None)
         assert ref.sweep.ran == 4 and ref.sweep.failed == 0, ref.sweep.errors
     with Store(tmp_path / "int.sqlite") as st:
-        run_experiment(tiny_real_spec(), st, out_dir=tmp_path / "int", inline=True, max_new_runs=1, log=None)
-        res = run_experiment(tiny_real_spec(), st, out_dir=tmp_path / "int", inline=True, log=None)
+        run_one(tiny_real_spec(), st, out_dir=tmp_path / "int", inline=True, max_new_runs=1, log=None)
+        res = run_one(tiny_real_spec(), st, out_dir=tmp_path / "int", inline=True, log=None)
         assert res.sweep.skipped == 1 and res.sweep.ran == 3
     a = [r for r in finals(tmp_path / "int.sqlite", "tiny_real") if not r[2].endswith("_s") and "per_s" not in r[2]]
     b = [r for r in finals(tmp_path / "ref.sqlite", "tiny_real") if not r[2].endswith("_s") and "per_s" not in r[2]]
@@ -205,7 +206,7 @@ def test_posthoc_evaluation_reloads_weights_into_the_changed_model(tmp_path):
         "variants": {"masked": {}, "unmasked": {"model.attn.causal": False}}, "seeds": [0], "budget": {"steps": 4},
         "compare": [{"variant": "unmasked", "metric": "causal_eval_loss"}]})
     with Store(tmp_path / "db.sqlite") as st:
-        res = run_experiment(spec, st, out_dir=tmp_path / "out", inline=True, log=None)
+        res = run_one(spec, st, out_dir=tmp_path / "out", inline=True, log=None)
         assert res.sweep.failed == 0, res.sweep.errors
     rows = {(r[0], r[2]): r[3] for r in finals(tmp_path / "db.sqlite", "tiny_posthoc")}
     # the masked model evaluated with the mask on is the same model: same loss; the unmasked one differs
@@ -220,7 +221,7 @@ def test_a_baseline_that_did_not_learn_decides_nothing(tmp_path):
         spec = spec_from_dict({**raw, "name": f"toy_learned_{at_most}".replace(".", "_"),
                                "rule": {"min_effect": 0.1, "learned": {"metric": "val_loss", "at_most": at_most}}})
         with Store(tmp_path / "db.sqlite") as st:
-            res = run_experiment(spec, st, out_dir=tmp_path / "out", inline=True, log=None)
+            res = run_one(spec, st, out_dir=tmp_path / "out", inline=True, log=None)
         assert [c.verdict.verdict for c in res.comparisons] == expected
         if at_most == 1.1:  # the old `learned` form is a gate, checked per seed and per arm
             assert [c.verdict.label for c in res.comparisons] == ["no verdict: baseline did not learn",

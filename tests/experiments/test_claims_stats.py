@@ -4,7 +4,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from archlab.experiments.stats import summarize
+from archlab.experiments.judge.stats import summarize
 
 
 def test_summary_matches_scipy():

@@ -1,4 +1,6 @@
-"""The experiments package has no import cycle: run functions, sweep, analysis and the claims suite import one way."""
+"""archlab.experiments is layered: spec → runs → sweep → judge → engine → suite → report, each subpackage importing
+only the layers below it (anywhere in the file, lazy imports included); built-in run functions are registered by
+name, never referenced as 'module:function' strings."""
 import ast
 import subprocess
 import sys
@@ -7,83 +9,76 @@ from pathlib import Path
 import archlab
 
 PKG_DIR = Path(archlab.__file__).parent / "experiments"
-MODULES = sorted(p.stem for p in PKG_DIR.glob("*.py") if p.stem != "__init__")
+# what each part of archlab.experiments may import from the others (the dependency direction)
+ALLOWED = {
+    "spec": set(),
+    "runs": set(),
+    "sweep": {"spec", "runs"},
+    "judge": {"spec", "sweep"},
+    "engine": {"spec", "runs", "sweep", "judge"},
+    "suite": {"spec", "sweep", "judge", "engine"},
+    "report": {"spec", "runs", "judge", "suite"},
+}
 
 
-def _imports(path: Path) -> set[str]:
-    """The archlab.experiments modules a file imports anywhere (lazy imports in functions too), except under
-    `if TYPE_CHECKING:` (annotations only, never executed)."""
+def _part(path: Path) -> str:
+    rel = path.relative_to(PKG_DIR).parts
+    return rel[0] if len(rel) > 1 else Path(rel[0]).stem
+
+
+def _imported_parts(path: Path) -> set[str]:
+    """The parts of archlab.experiments a file imports anywhere (except under `if TYPE_CHECKING:`)."""
     out: set[str] = set()
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             return
+        names = []
         if isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            out.update(n.split(".")[2] for n in names if n.startswith("archlab.experiments.")
-                       and n.split(".")[2] in MODULES)
         elif isinstance(node, ast.Import):
-            out.update(a.name.split(".")[2] for a in node.names if a.name.startswith("archlab.experiments.")
-                       and a.name.split(".")[2] in MODULES)
+            names = [a.name for a in node.names]
+        out.update(n.split(".")[2] for n in names if n.startswith("archlab.experiments.") and len(n.split(".")) > 2)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
     visit(ast.parse(path.read_text(encoding="utf-8")))
-    return out - {path.stem}
+    return out
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import cycle of the graph, or None (depth-first search)."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def dfs(m: str) -> list[str] | None:
-        state[m] = 1
-        stack.append(m)
-        for n in sorted(graph.get(m, ())):
-            if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
-            if n not in state and (found := dfs(n)):
-                return found
-        state[m] = 2
-        stack.pop()
-        return None
-
-    for m in sorted(graph):
-        if m not in state and (found := dfs(m)):
-            return found
-    return None
+def test_experiments_parts_import_only_the_layers_below():
+    files = [p for p in PKG_DIR.rglob("*.py") if p.name != "__init__.py" or p.parent != PKG_DIR]
+    assert {_part(p) for p in files} == set(ALLOWED), "a new part of archlab.experiments needs a place in ALLOWED"
+    for p in files:
+        part = _part(p)
+        wrong = _imported_parts(p) - ALLOWED[part] - {part}
+        assert not wrong, f"{p.relative_to(PKG_DIR)} ({part}) imports {sorted(wrong)}: not below it"
 
 
-def test_experiments_import_graph_has_no_cycle():
-    graph = {m: _imports(PKG_DIR / f"{m}.py") for m in MODULES}
-    assert {"runner", "claims", "analysis", "sweep", "executors"} <= set(graph)
-    assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
-    assert graph["runner"] == set(), "run functions import no other experiments module"
-    assert "claims" not in graph["analysis"] | graph["sweep"] | graph["executors"]
-    # and the cycle finder finds one when there is one
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+def test_run_functions_register_themselves_and_no_builtin_is_named_by_path():
+    from archlab.experiments import runs
+    from archlab.experiments.spec import builtin_specs, calibration_specs
 
-
-def test_run_functions_register_themselves_and_no_claim_code_by_string():
-    from archlab.experiments import runner
-
-    src = (PKG_DIR / "runner.py").read_text(encoding="utf-8")
-    assert "experiments.claims" not in src and "claims:" not in src
-    assert {"trainer", "toy", "teacher_forcing"} <= set(runner.RUN_FUNCTIONS)
-    assert runner.resolve_run_fn("teacher_forcing") is runner.teacher_forcing_run
-    assert runner.resolve_run_fn("archlab.experiments.claim_runs:teacher_forcing_curve_run").__name__ == \
-        "teacher_forcing_curve_run"
+    assert {"trainer", "toy", "teacher_forcing", "teacher_forcing_curve", "train_split", "step_throughput"} <= \
+        set(runs.RUN_FUNCTIONS)
+    assert runs.resolve_run_fn("teacher_forcing").__name__ == "teacher_forcing_run"
+    for spec in [s for s in builtin_specs() + calibration_specs() if s.kind == "train"]:
+        assert spec.runner in runs.RUN_FUNCTIONS, f"{spec.name}: runner {spec.runner!r} is not a registered name"
+    # a user's own spec may still name any importable function by path
+    assert runs.resolve_run_fn("archlab.experiments.runs.claim_runs:teacher_forcing_curve_run") is \
+        runs.RUN_FUNCTIONS["teacher_forcing_curve"]
 
 
 def test_each_experiments_module_imports_alone():
     """Each module imports first, with no other experiments module loaded (a cycle would show up as an ImportError
     of a partly initialised module), in one fresh interpreter whose experiments modules are dropped between tries."""
+    mods = sorted(".".join(p.relative_to(PKG_DIR).with_suffix("").parts).removesuffix(".__init__")
+                  for p in PKG_DIR.rglob("*.py") if p.parent != PKG_DIR or p.name != "__init__.py")
     code = ("import importlib, sys\n"
             "for m in sys.argv[1:]:\n"
             "    for k in [k for k in sys.modules if k.startswith('archlab.experiments')]:\n"
             "        del sys.modules[k]\n"
             "    importlib.import_module('archlab.experiments.' + m)\n"
             "print('ok', len(sys.argv) - 1)\n")
-    out = subprocess.run([sys.executable, "-c", code, *MODULES], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and out.stdout.split() == ["ok", str(len(MODULES))], out.stderr[-2000:]
+    out = subprocess.run([sys.executable, "-c", code, *mods], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.split() == ["ok", str(len(mods))], out.stderr[-2000:]

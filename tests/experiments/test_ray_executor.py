@@ -8,13 +8,13 @@ import threading
 import time
 
 import pytest
+from engine_util import plans_run
 
 from archlab.cli import main
 from archlab.config import ConfigError
-from archlab.experiments.executors import RayExecutor
 from archlab.experiments.spec import resolve, spec_from_dict
-from archlab.experiments.store import Store
-from archlab.experiments.sweep import run_plans
+from archlab.experiments.sweep.executors import RayExecutor
+from archlab.experiments.sweep.store import Store
 
 ray = pytest.importorskip("ray", reason="Ray is the optional 'ray' extra (the dev extra installs it)")
 
@@ -87,7 +87,7 @@ def test_ray_worker_killed_mid_run_is_retried(local_ray, tmp_path):
         assert ex.capacity() == 2 and ex.resources("full", {}) == (1.0, 0.0)  # no GPU in this cluster
         with pytest.raises(ConfigError, match="--gpus-per-run 1: the Ray cluster has 0 GPUs"):
             RayExecutor(gpus_per_run=1).resources("quick", {})  # refused, not left pending for ever
-        sweep = run_plans(toy_plans(tmp_path, seeds=(0,), crash=marker), st, out_dir=tmp_path, executor=ex,
+        sweep = plans_run(toy_plans(tmp_path, seeds=(0,), crash=marker), st, out_dir=tmp_path, executor=ex,
                           log=None)
         assert marker.exists() and sweep.retried == 1 and sweep.ran == 3 and sweep.failed == 1
         rows = {r["variant"]: r for r in st.runs("toy_ray")}
@@ -119,7 +119,7 @@ def test_interrupted_ray_driver_resumes_without_redoing_runs(local_ray, tmp_path
         t0 = time.time()
         with RayExecutor() as ex, pytest.raises(KeyboardInterrupt):
             try:
-                run_plans(plans, st, out_dir=tmp_path, executor=ex, log=None)
+                plans_run(plans, st, out_dir=tmp_path, executor=ex, log=None)
             finally:
                 running.clear()
         timer.join()
@@ -128,7 +128,7 @@ def test_interrupted_ray_driver_resumes_without_redoing_runs(local_ray, tmp_path
         assert "running" not in status and 1 <= status.count("done") < 4
         done = {r["id"]: r["finished"] for r in st.runs("toy_ray", status="done")}
         with RayExecutor() as ex:
-            sweep = run_plans(plans, st, out_dir=tmp_path, executor=ex, log=None)
+            sweep = plans_run(plans, st, out_dir=tmp_path, executor=ex, log=None)
         assert sweep.skipped == len(done) and sweep.ran == 4 - len(done)
         assert {r["id"]: r["finished"] for r in st.runs("toy_ray") if r["id"] in done} == done
         assert [r["status"] for r in st.runs("toy_ray")] == ["done"] * 4

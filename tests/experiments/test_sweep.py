@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_util import plans_run, run_one
 
 from archlab.cli import main
 from archlab.config import ConfigError
-from archlab.experiments.analysis import run_experiment
-from archlab.experiments.executors import LocalExecutor, make_executor
 from archlab.experiments.spec import resolve, spec_from_dict
-from archlab.experiments.store import Store
-from archlab.experiments.sweep import run_plans
+from archlab.experiments.sweep.executors import LocalExecutor, make_executor
+from archlab.experiments.sweep.store import Store
 
 ARCHLAB = str(Path(sys.executable).with_name("archlab"))
 
@@ -76,7 +75,7 @@ def test_ctrl_c_records_finished_runs_and_marks_the_rest_interrupted(tmp_path):
     with Store(db) as store:
         from archlab.experiments.spec import load_spec
 
-        res = run_experiment(load_spec(spec), store, out_dir=tmp_path / "out", inline=True, log=None)
+        res = run_one(load_spec(spec), store, out_dir=tmp_path / "out", inline=True, log=None)
         assert res.sweep.skipped == len(finished) and res.sweep.ran == 4 - len(finished)
         assert {r["id"]: r["finished"] for r in store.runs("toy_sigint") if r["id"] in finished} == finished
         assert res.verdict == "supported"
@@ -95,13 +94,13 @@ def toy_plans(tmp_path, marker=None, seeds=(0,)):
 def test_local_worker_killed_mid_run_is_retried(tmp_path):
     marker = tmp_path / "crashed"
     with Store(tmp_path / "c.sqlite") as st, LocalExecutor(2) as ex:
-        sweep = run_plans(toy_plans(tmp_path, marker), st, out_dir=tmp_path, executor=ex, log=None)
+        sweep = plans_run(toy_plans(tmp_path, marker), st, out_dir=tmp_path, executor=ex, log=None)
         assert marker.exists() and sweep.retried == 1 and sweep.ran == 2 and sweep.failed == 0
         rows = st.runs("toy_crash")
         assert sorted(r["attempts"] for r in rows) == [1, 2] and {r["status"] for r in rows} == {"done"}
         crashed = {(r["variant"], r["seed"]): st.finals(r["id"]) for r in rows}
     with Store(tmp_path / "ref.sqlite") as st:  # the same runs without a crash: the same numbers
-        run_plans(toy_plans(tmp_path), st, out_dir=tmp_path / "ref", inline=True, log=None)
+        plans_run(toy_plans(tmp_path), st, out_dir=tmp_path / "ref", inline=True, log=None)
         ref = {(r["variant"], r["seed"]): st.finals(r["id"]) for r in st.runs("toy_crash")}
     assert crashed == ref
 
@@ -109,7 +108,7 @@ def test_local_worker_killed_mid_run_is_retried(tmp_path):
 def test_lost_worker_retries_are_bounded(tmp_path):
     """With max_retries=0 a run whose worker died is recorded failed (saying so), once; the sweep finishes."""
     with Store(tmp_path / "b.sqlite") as st, LocalExecutor(2) as ex:
-        sweep = run_plans(toy_plans(tmp_path, tmp_path / "m"), st, out_dir=tmp_path, executor=ex, log=None,
+        sweep = plans_run(toy_plans(tmp_path, tmp_path / "m"), st, out_dir=tmp_path, executor=ex, log=None,
                           max_retries=0)
         assert sweep.failed == 1 and sweep.ran == 1 and sweep.retried == 0
         failed = st.runs("toy_crash", status="failed")
@@ -162,7 +161,7 @@ def test_ray_option_without_ray_says_how_to_install(tmp_path, monkeypatch, capsy
 def test_executor_module_imports_no_ray():
     code = textwrap.dedent("""
         import sys
-        import archlab.cli, archlab.experiments.sweep, archlab.experiments.runner, archlab.commands.claims
+        import archlab.cli, archlab.experiments.sweep.driver, archlab.experiments.runs.builtin, archlab.commands.claims
         assert "ray" not in sys.modules
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -171,7 +170,7 @@ def test_executor_module_imports_no_ray():
 def test_unreachable_ray_address_is_one_line_not_minutes_of_retries():
     import socket
 
-    from archlab.experiments.executors import check_reachable
+    from archlab.experiments.sweep.executors import check_reachable
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -187,7 +186,7 @@ def test_unreachable_ray_address_is_one_line_not_minutes_of_retries():
 def test_progress_bar_shows_done_running_failed_left():
     import io
 
-    from archlab.experiments.sweep import Progress
+    from archlab.experiments.sweep.driver import Progress
 
     buf = io.StringIO()
     bar = Progress(4, print, True, file=buf)

@@ -5,7 +5,7 @@ import random
 import pytest
 from scipy import stats as sps
 
-from archlab.experiments.verdict import Gate, combine, decide_claim, decide_paired, holm, mde_paired, paired
+from archlab.experiments.judge.verdict import Gate, combine, decide_claim, decide_paired, holm, mde_paired, paired
 
 ACC = Gate(goal="max", chance=0.1, plateau=0.5, ceiling=0.99, margin=0.05)  # learned at >= 0.55
 

@@ -72,7 +72,7 @@ def test_trained_by_the_trainer(shape, tmp_path):
 
 
 def test_teacher_forcing_claim_runs_through_the_trainer(tmp_path):
-    from archlab.experiments.claims import teacher_forcing_run
+    from archlab.experiments.runs.builtin import teacher_forcing_run
 
     config = {"model": MODELS["decoder"], "task": {"length": 4, "vocab": 8}, "train": {"batch_size": 8},
               "teacher_forcing": {"mode": "scheduled", "sampling_prob": 0.25}}

@@ -1,5 +1,40 @@
-"""Options shared by `archlab claims` and `archlab experiment`: where the runs of a sweep execute."""
+"""What `archlab claims` and `archlab experiment` share: their options (profile, budget, time limit, where runs
+execute, output) and the one flow both follow — run the specs through archlab.experiments.engine.run_specs, read
+the calibrations of the families that ran, print the verdicts, write the report."""
 from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from archlab.config import ConfigError
+from archlab.experiments.engine import RunOptions, run_specs, with_steps
+from archlab.experiments.report.html import SMOKE, write_report
+from archlab.experiments.suite.calibration import apply_calibrations, calibrations, print_calibrations
+from archlab.experiments.suite.claims import print_verdicts
+from archlab.experiments.sweep.executors import make_executor
+from archlab.experiments.sweep.store import Store
+
+
+def add_run_args(p, *, out_default: str | None) -> None:
+    """The options both commands take: --quick/--standard/--full, --steps, --max-minutes, --out, --db,
+    --no-report and where runs execute."""
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smoke test — indicative only: tiny models, short "
+                      "budgets (default)")
+    size.add_argument("--standard", action="store_true", help="the profile whose verdicts the docs quote: models "
+                      "and budgets where each claim's mechanism shows, lr sweeps (hours on 2 CPU cores; resumable)")
+    size.add_argument("--full", action="store_true", help="the serious run: bigger models, longer (GPU)")
+    p.add_argument("--steps", type=int, metavar="N", help="a smoke run: every training run takes N steps instead "
+                   "of its budget (the verdicts then mean nothing; for checking the set-up)")
+    p.add_argument("--max-minutes", type=float, metavar="N", help="start no run after N minutes; the runs in "
+                   "progress finish, the rest stay pending and the same command continues with them")
+    p.add_argument("--out", default=out_default, help="output directory for runs and the report"
+                   + (f" (default {out_default})" if out_default else ""))
+    p.add_argument("--db", default=None, help="SQLite results database (default: in OUT)")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML/Markdown report")
+    add_executor_args(p)
 
 
 def add_executor_args(p) -> None:
@@ -23,7 +58,80 @@ def add_executor_args(p) -> None:
 
 def executor_from_args(args):
     """The executor the options ask for (a context manager: closing it stops a Ray instance it started)."""
-    from archlab.experiments.executors import make_executor
-
     return make_executor(args.executor, jobs=args.jobs, ray_address=args.ray_address,
                          cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One invocation of either command: what runs, where its output goes, how it is labelled."""
+
+    what: str  # 'claims', 'calibrations' or 'experiment NAME'
+    specs: list
+    cal_specs: list
+    out: Path
+    db: str
+    calibrate: bool = False
+
+
+def profile_of(args) -> str:
+    """The profile the size flags ask for (quick by default)."""
+    return "full" if args.full else "standard" if args.standard else "quick"
+
+
+def check_args(args) -> None:
+    """Refuse a non-positive --steps or --max-minutes before any work."""
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise ConfigError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be ≥ 1, got {args.steps}")
+
+
+def run_job(args, job: Job) -> int:
+    """Run the job's specs through the one engine, print calibrations and verdicts, write the report; exit 1 when
+    a training experiment has no finished run."""
+    check_args(args)
+    profile = profile_of(args)
+    smoke = profile == "quick" or args.steps is not None
+    label = f"{profile}{', ' + SMOKE if smoke else ''}"
+    if args.steps is not None:
+        label += f", {args.steps} steps per run: verdicts meaningless"
+    print(f"archlab {job.what}, profile {label}")
+    options = RunOptions(profile=profile, out_dir=job.out, steps=args.steps, max_minutes=args.max_minutes,
+                         progress=True)
+    cal_specs = [with_steps(s, args.steps) for s in job.cal_specs] if args.steps is not None else job.cal_specs
+    with Store(job.db) as store:
+        with executor_from_args(args) as executor:
+            results = run_specs(job.specs, store, executor, options)
+        families = {f for s in job.specs for f in s.families}
+        cal_specs = cal_specs if job.calibrate else [s for s in cal_specs if set(s.families) & families]
+        cals = calibrations(store, profile, cal_specs, results if job.calibrate else ())
+    if not job.calibrate:
+        apply_calibrations(results, cals)
+    _print(results, cals, job, smoke, profile)
+    if not args.no_report:
+        _report(args, job, results, cals, label, smoke, profile)
+    failed = sum(len(r.runs) == 0 and r.spec.kind == "train" for r in results)
+    return 1 if failed else 0
+
+
+def _print(results, cals, job: Job, smoke: bool, profile: str) -> None:
+    print()
+    print_calibrations(cals)
+    print()
+    if not job.calibrate:
+        print_verdicts(results)
+    if smoke:
+        print(f"\n{SMOKE}: the {profile} profile's verdicts are not findings (--standard gives those)")
+    sweep = next((r.sweep for r in results if r.sweep is not None), None)
+    if sweep is not None and sweep.left:
+        print(f"\n{sweep.left} run(s) still pending (--max-minutes reached): run the same command again to continue")
+
+
+def _report(args, job: Job, results, cals, label: str, smoke: bool, profile: str) -> None:
+    cmd = "archlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] in (["claims"], ["experiment"]) \
+        else f"archlab {job.what.split()[0]} --{profile}"
+    out = job.out / "calibration" if job.calibrate else job.out
+    paths = write_report([] if job.calibrate else results, out, title=f"archlab {job.what} ({label})", command=cmd,
+                         calibrations=cals, smoke=smoke)
+    print(f"\nreport: {paths['html']}  (markdown: {paths['md']}; results database: {job.db})")

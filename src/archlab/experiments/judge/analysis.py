@@ -1,25 +1,19 @@
-"""The analysis of an experiment's runs, and `run_experiment`: resolve a spec into runs, execute the pending ones
-on an executor (local processes or a Ray cluster, archlab.experiments.executors) through the sweep driver
-(archlab.experiments.sweep), and decide the spec's verdicts (archlab.experiments.verdict)."""
+"""The analysis of an experiment's finished runs: each variant judged at its best learning rate, every
+comparison decided by the paired, gated rule (archlab.experiments.judge.verdict), Holm across the claim's
+comparisons."""
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from archlab.experiments.cost_checks import run_cost_checks
-from archlab.experiments.executors import Executor, RunFn
-from archlab.experiments.results import ComparisonResult, ExperimentResult
-from archlab.experiments.runner import count_model_params, count_params
+from archlab.experiments.judge.results import ComparisonResult, ExperimentResult
+from archlab.experiments.judge.verdict import _gate_report, _label, combine, decide_paired, holm
 from archlab.experiments.spec import ExperimentSpec, RunPlan, resolve
-from archlab.experiments.store import Store
-from archlab.experiments.sweep import run_plans
-from archlab.experiments.verdict import _gate_report, _label, combine, decide_paired, holm
+from archlab.experiments.sweep.store import Store
 
-__all__ = ["ComparisonResult", "ExperimentResult", "analyze", "decide_comparisons", "pick_lr", "run_experiment"]
+__all__ = ["ComparisonResult", "ExperimentResult", "analyze", "decide_comparisons", "pick_lr"]
 
 
 def _score(values: list[float], goal: str) -> float:
@@ -66,14 +60,6 @@ def best_lrs(spec: ExperimentSpec, store: Store, plans: list[RunPlan]) -> dict[s
     return {v: pick_lr({lr: rs for lr, rs in o.items() if rs}, spec.metric, spec.goal) for v, o in by_lr.items()}
 
 
-def param_counter_for(runner: str) -> Callable[[Mapping[str, Any]], int] | None:
-    """How a runner's configs are counted for parameter matching: the trainer's model+task config, a bare model
-    config for the other run functions, nothing for the toy runner (it builds no model)."""
-    if runner == "toy":
-        return None
-    return count_params if runner == "trainer" else count_model_params
-
-
 def with_phase_2(spec: ExperimentSpec, store: Store, profile: str, counter: Callable[[Mapping[str, Any]], int] | None,
                  plans: list[RunPlan]) -> list[RunPlan]:
     """A two-phase lr sweep's plans once its phase 1 (`plans`) has finished: phase 1 + the other seeds at each
@@ -85,7 +71,7 @@ def with_phase_2(spec: ExperimentSpec, store: Store, profile: str, counter: Call
 
 def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: str) -> ExperimentResult:
     """Collect the finished runs of a plan list, judge each variant at its best lr (lr_sweep) and decide every
-    comparison of the spec by the paired, gated rule with Holm correction (archlab.experiments.verdict)."""
+    comparison of the spec by the paired, gated rule with Holm correction (archlab.experiments.judge.verdict)."""
     by_lr = finished_by_lr(spec, store, plans)
     runs, best, table = {}, {}, {}
     for v, options in by_lr.items():
@@ -128,42 +114,3 @@ def decide_comparisons(spec: ExperimentSpec, result: ExperimentResult) -> list[C
         cr.verdict = _label(replace(cr.verdict, p_adj=pa, p_tost_adj=ta), rule.alpha, better)
         out.append(cr)
     return out
-
-
-def run_experiment(spec: ExperimentSpec, store: Store, *, profile: str = "quick", out_dir: str | Path = "runs/claims",
-                   jobs: int = 2, run_fn: str | RunFn | None = None, inline: bool = False,
-                   param_counter: Callable[[Mapping[str, Any]], int] | None | str = "auto",
-                   max_new_runs: int | None = None, log: Callable[[str], None] | None = print,
-                   executor: Executor | None = None, progress: bool = False) -> ExperimentResult:
-    """Resolve, run (resuming) and analyze one experiment (on `executor`, default `jobs` local processes)."""
-    store.put_experiment(spec.name, spec.title, spec.spec_hash, spec.raw)
-    if spec.kind == "cost":
-        return run_cost_checks(spec, store, profile)
-    counter: Callable[[Mapping[str, Any]], int] | None
-    if param_counter == "auto":
-        fake = spec.runner == "toy" or (run_fn is not None and not isinstance(run_fn, str))
-        counter = None if fake else param_counter_for(spec.runner)
-    else:
-        counter = param_counter  # type: ignore[assignment]
-    plans = resolve(spec, profile, counter)
-    sweep = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
-                      run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log, executor=executor,
-                      progress=progress)
-    if (full := with_phase_2(spec, store, profile, counter, plans)) is not plans:
-        plans = full  # phase 2: the other seeds at each best lr
-        more = run_plans(plans, store, spec_hash=spec.spec_hash, profile=profile, out_dir=out_dir, jobs=jobs,
-                         run_fn=run_fn, inline=inline, max_new_runs=max_new_runs, log=log, executor=executor,
-                         progress=progress)
-        sweep.add(more)
-    result = analyze(spec, store, plans, profile)
-    result.sweep = sweep
-    return result
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m archlab.experiments.analysis SPEC` for debugging
-    from archlab.experiments.spec import load_spec
-
-    s = load_spec(sys.argv[1])
-    with Store(sys.argv[2] if len(sys.argv) > 2 else ":memory:") as st:
-        r = run_experiment(s, st, jobs=1, inline=True)
-        print(r.verdict, [(c.label, c.verdict.verdict) for c in r.comparisons])

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from archlab.config import ConfigError
-from archlab.experiments.results import ExperimentResult
+from archlab.experiments.judge.results import ExperimentResult
+from archlab.experiments.judge.verdict import combine
 from archlab.experiments.spec import ExperimentSpec
-from archlab.experiments.store import Store
-from archlab.experiments.verdict import combine
+from archlab.experiments.sweep.store import Store
 
 
 def _conv_macs(layer: Mapping[str, Any]) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from archlab.experiments.judge.stats import Summary, summarize
+from archlab.experiments.judge.verdict import PairedVerdict
 from archlab.experiments.spec import Comparison, ExperimentSpec, RunPlan
-from archlab.experiments.stats import Summary, summarize
-from archlab.experiments.sweep import Sweep
-from archlab.experiments.verdict import PairedVerdict
+from archlab.experiments.sweep.driver import Sweep
 
 
 @dataclass
@@ -47,7 +47,8 @@ class ExperimentResult:
     sweep: Sweep | None = None
     best_lr: dict[str, float | None] = field(default_factory=dict)  # the lr each variant is judged at
     lr_table: dict[str, dict[float, tuple[float, int]]] = field(default_factory=dict)  # variant -> lr -> (mean, n)
-    calibration: str = ""  # '' (not a calibrated family / not asked) or why the verdict is shown as uncalibrated
+    calibration: str = ""  # why the verdict is shown as uncalibrated ('' when it is not)
+    calibrated_by: list[str] = field(default_factory=list)  # the reproduced calibrations its family rests on
     n_done: int = 0  # finished runs among `plans` (every lr of a sweep)
 
     def values(self, variant: str, metric: str) -> list[float]:

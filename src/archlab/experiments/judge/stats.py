@@ -1,6 +1,6 @@
 """Summaries of a metric over seeds (mean ± sd and a t interval of the mean), with scipy's t distribution.
 
-The verdict rule itself (paired test, TOST, gates, Holm) is archlab.experiments.verdict.
+The verdict rule itself (paired test, TOST, gates, Holm) is archlab.experiments.judge.verdict.
 """
 from __future__ import annotations
 

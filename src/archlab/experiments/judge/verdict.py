@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from scipy import stats as sps
 
+from archlab.experiments.spec.rule import Gate
+
 RULE_TEXT = (
     "paired over seeds: delta_s = variant_s - baseline_s, signed so that delta > 0 is what the claim predicts; "
     "d = mean(delta). Gates first: the arm found better must have learned (past chance and plateau) in every seed; "
@@ -37,41 +39,6 @@ RULE_TEXT = (
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_VERDICT = "supported", "contradicted", "inconclusive", "no verdict"
 MIXED = "mixed"  # a claim with several comparisons: some supported, some contradicted
-
-
-@dataclass(frozen=True)
-class Gate:
-    """A task's reference levels for one metric: what chance, the plateau and the ceiling are, and how far past
-    them an arm must be to count as having learned. `goal` says which way is better ('max' or 'min')."""
-
-    goal: str = "max"
-    chance: float | None = None
-    plateau: float | None = None
-    ceiling: float | None = None
-    margin: float = 0.0  # an arm learned when it is past max(chance, plateau) by at least this much
-
-    def __post_init__(self):
-        if self.goal not in ("min", "max"):
-            raise ValueError(f"gate goal={self.goal!r} must be 'min' or 'max'")
-
-    @property
-    def learned_level(self) -> float | None:
-        levels = [v for v in (self.chance, self.plateau) if v is not None]
-        if not levels:
-            return None
-        worst = max(levels) if self.goal == "max" else min(levels)
-        return worst + self.margin if self.goal == "max" else worst - self.margin
-
-    def learned(self, value: float) -> bool:
-        level = self.learned_level
-        if level is None:
-            return True
-        return value >= level if self.goal == "max" else value <= level
-
-    def at_ceiling(self, value: float) -> bool:
-        if self.ceiling is None:
-            return False
-        return value >= self.ceiling if self.goal == "max" else value <= self.ceiling
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The claim → task table of docs/claims.md, generated from the built-in specs (one row per claim), and the
 verdict table of a finished sweep, generated from its verdicts.json.
 
-`python -m archlab.experiments.claims_table` prints the claim → task table; `--write` replaces the text between
+`python -m archlab.experiments.report.claims_table` prints the claim → task table; `--write` replaces the text between
 its markers in docs/claims.md. `--verdicts runs/claims/verdicts.json [--write]` does the same for the verdict
 table (markers VERDICTS_START / VERDICTS_END). tests/experiments/test_claim_specs.py checks the page's claim →
 task table equals `claims_table()`.
@@ -16,10 +16,11 @@ from typing import Any
 
 from archlab.experiments.spec import ExperimentSpec, builtin_specs, variant_config
 
-START, END = "<!-- claims-table:start (generated: python -m archlab.experiments.claims_table --write) -->", \
+START, END = "<!-- claims-table:start (generated: python -m archlab.experiments.report.claims_table --write) -->", \
     "<!-- claims-table:end -->"
-VERDICTS_START, VERDICTS_END = "<!-- verdicts-table:start (generated: python -m archlab.experiments.claims_table " \
-    "--verdicts OUT/verdicts.json --write) -->", "<!-- verdicts-table:end -->"
+VERDICTS_START = ("<!-- verdicts-table:start (generated: python -m archlab.experiments.report.claims_table "
+                  "--verdicts OUT/verdicts.json --write) -->")
+VERDICTS_END = "<!-- verdicts-table:end -->"
 README_START, README_END = "<!-- readme-verdicts:start (generated with the verdicts table) -->", \
     "<!-- readme-verdicts:end -->"
 POOL_PAIRS = (("max", "relu"), ("max", "tanh"), ("max", "leaky_relu"), ("avg", "relu"), ("max", "gelu"))
@@ -37,14 +38,13 @@ def task_of(spec: ExperimentSpec, profile: str = "standard") -> str:
     cfg = variant_config(spec, next(iter(spec.variants)), profile) if spec.variants else spec.base
     task = cfg.get("task", {})
     model = cfg.get("model", {})
-    runner = spec.runner.rsplit(":", 1)[-1]
-    if runner == "step_throughput_run":
+    if spec.runner == "step_throughput":
         return f"training-step throughput, T = {task.get('seq_len')}"
     if "kind" in task and "name" not in task:  # the teacher-forcing run functions pose their own task
         what = {"addition": f"{task.get('digits', 4)}-digit addition (LSB first)",
                 "reversal": f"sequence reversal ({task.get('length', 12)} tokens)"}.get(task["kind"], task["kind"])
         return f"{what}, {model.get('n_layers', '?')}-layer decoder"
-    if runner == "teacher_forcing" or "length" in task:
+    if spec.runner == "teacher_forcing" or "length" in task:
         return f"sequence reversal ({task.get('length', 8)} tokens)"
     name = task.get("name", "?")
     if name == "causal_lm":
@@ -109,7 +109,7 @@ def claims_table(specs: Sequence[ExperimentSpec] | None = None) -> str:
 
 def pool_identity_table() -> str:
     """max |pool(act(x)) − act(pool(x))| for pooling/activation pairs (0: the two orders are the same function)."""
-    from archlab.experiments.claim_runs import pool_commute_gap
+    from archlab.experiments.runs.claim_runs import pool_commute_gap
 
     rows = ["| pooling | activation | max \\|pool(act(x)) − act(pool(x))\\| | the two orders |", "|---|---|---|---|"]
     for pool, act in POOL_PAIRS:
@@ -194,7 +194,7 @@ def replace_section(text: str, new: str, start: str = START, end: str = END) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[4]
     if "--verdicts" in argv:
         path = Path(argv[argv.index("--verdicts") + 1])
         report = json.loads(path.read_text(encoding="utf-8"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import math
 
-from archlab.experiments.results import ExperimentResult
-from archlab.experiments.stats import summarize
+from archlab.experiments.judge.results import ExperimentResult
+from archlab.experiments.judge.stats import summarize
 
 
 def _plt():

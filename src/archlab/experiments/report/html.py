@@ -19,15 +19,15 @@ from typing import Any
 
 import yaml
 
-from archlab.experiments.report_figures import (  # noqa: F401  (re-exported)
+from archlab.experiments.judge.results import ExperimentResult
+from archlab.experiments.judge.verdict import RULE_TEXT
+from archlab.experiments.report.figures import (  # noqa: F401  (re-exported)
     curve_metric,
     figure_bars,
     figure_checks,
     figure_curves,
     figures,
 )
-from archlab.experiments.results import ExperimentResult
-from archlab.experiments.verdict import RULE_TEXT
 from archlab.fileio import atomic_write_bytes, atomic_write_text
 
 SMOKE = "smoke test — indicative only"
@@ -144,7 +144,8 @@ def _what_was_run(r: ExperimentResult) -> dict[str, Any]:
                          if lr is not None} for v, t in r.lr_table.items()} or None,
         "judged_at_lr": {v: lr for v, lr in r.best_lr.items() if lr is not None} or None,
         "code_hash": r.code_hashes,
-        "calibration": r.calibration or "calibrated",
+        "calibration": r.calibration or (f"calibrated: {', '.join(r.calibrated_by)} reproduced" if r.calibrated_by
+                                         else "no calibration checked"),
         "variants": {v: {"diff": spec.variants.get(v, {}), "params": params.get(v),
                          "runs_done": len(r.runs.get(v, []))} for v in spec.variants},
         "total_run_time_s": round(sum(walls), 1) if walls else None,
@@ -320,7 +321,7 @@ def verdict_table_markdown(results: Sequence[ExperimentResult]) -> str:
 def write_report(results: Sequence[ExperimentResult], out_dir: str | Path, *, title: str = "archlab claims",
                  command: str = "", calibrations: Sequence[Any] | None = None, smoke: bool = False) -> dict[str, Path]:
     """Write report.html (self-contained), report.md, figures/*.png and verdicts.json under out_dir.
-    `calibrations` (archlab.experiments.claims.Calibration) are shown first; `smoke` labels a quick report."""
+    `calibrations` (archlab.experiments.suite.claims.Calibration) are shown first; `smoke` labels a quick report."""
     out = Path(out_dir)
     figs = {r.spec.name: figures(r) for r in results}
     for items in figs.values():

@@ -1,14 +1,7 @@
-"""Run functions: what one run of an experiment executes (the sweep is archlab.experiments.sweep, the analysis
-archlab.experiments.analysis).
-
-A run function has the signature `run_fn(config, seed, budget, out_dir) -> {"final": {...}, "curve": [...]}`
-(`curve` is a list of `{"step": s, metric: value, ...}`; an optional `"n_params"` is stored too).
-The built-in ones register themselves by name with `@run_function(NAME)` (RUN_FUNCTIONS); a spec may also name
-any `package.module:function`. This module imports no other experiments module, so nothing imports back into it.
-"""
+"""The built-in run functions: the toy stand-in, the shared trainer (with post-hoc re-evaluation), teacher forcing
+vs free running; and how a run config's parameters are counted for parameter matching."""
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -16,42 +9,10 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from archlab.config import ConfigError, flatten
-
-if TYPE_CHECKING:
-    from archlab.experiments.executors import RunFn
-
-RUN_FUNCTIONS: dict[str, RunFn] = {}  # built-in name -> run function, filled by @run_function below
-
-
-def run_function(name: str) -> Callable[[RunFn], RunFn]:
-    """Decorator: make a run function available to specs as `runner: NAME` (next to the function itself)."""
-
-    def deco(fn: RunFn) -> RunFn:
-        if RUN_FUNCTIONS.setdefault(name, fn) is not fn:
-            raise KeyError(f"run function {name!r} is registered twice")
-        return fn
-
-    return deco
-
-
-def resolve_run_fn(ref: str | RunFn) -> RunFn:
-    """A run function from a built-in name, a 'module:function' path, or a callable."""
-    if callable(ref):
-        return ref
-    if ref in RUN_FUNCTIONS:
-        return RUN_FUNCTIONS[ref]
-    if ":" not in ref:
-        raise ConfigError(f"runner={ref!r} is not a built-in run function ({sorted(RUN_FUNCTIONS)}) "
-                          "nor a 'package.module:function' path")
-    mod, fn = ref.split(":", 1)
-    try:
-        return getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"runner={ref!r}: cannot import {ref} ({e})") from None
-
+from archlab.experiments.runs.registry import run_function
 
 # ---------------------------------------------------------------- run functions
 
@@ -214,6 +175,15 @@ def count_model_params(config: Mapping[str, Any]) -> int:
     with torch.device("meta"):
         model = build_model(cfg)
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def param_counter_for(runner: str) -> Callable[[Mapping[str, Any]], int] | None:
+    """How a runner's configs are counted for parameter matching: the trainer's model+task config, a bare model
+    config for the other run functions, nothing for the toy runner (it builds no model)."""
+    if runner == "toy":
+        return None
+    return count_params if runner == "trainer" else count_model_params
+
 
 
 # ---------------------------------------------------------------- teacher forcing vs free running

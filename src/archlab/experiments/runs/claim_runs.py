@@ -1,16 +1,17 @@
 """Run functions (and computed checks) that individual claims need beyond the shared trainer.
 
 Each run function has the signature `run_fn(config, seed, budget, out_dir) -> {"final": {...}, "curve": [...]}`
-and is named in a spec as `runner: archlab.experiments.claim_runs:NAME`.
+and is registered by name (`@run_function`): a spec names it `runner: NAME`.
 
-* `trainer_train_split_run` — the shared trainer, then the trained weights evaluated on the *training* split
-  too (`trainsplit_accuracy`, `trainsplit_error`, `trainsplit_loss`): seed 003 states the depth problem as
+* `train_split` (trainer_train_split_run) — the shared trainer, then the trained weights evaluated on the *training*
+  split too (`trainsplit_accuracy`, `trainsplit_error`, `trainsplit_loss`): seed 003 states the depth problem as
   training error, which the validation split cannot show.
-* `teacher_forcing_curve_run` — the shared trainer on the `transduction` task (teacher forcing, free running or
-  scheduled sampling on multi-digit addition with carries, where generation errors accumulate, or on sequence
-  reversal); from its logged curve, how fast and how smoothly training went, not only the end point.
-* `step_throughput_run` — tokens per second of one training step (forward + backward + AdamW) at a sequence
-  length: the measurement behind "a Transformer processes positions in parallel, an RNN one after another".
+* `teacher_forcing_curve` (teacher_forcing_curve_run) — the shared trainer on the `transduction` task (teacher
+  forcing, free running or scheduled sampling on multi-digit addition with carries, where generation errors
+  accumulate, or on sequence reversal); from its logged curve, how fast and how smoothly training went, not only the
+  end point.
+* `step_throughput` (step_throughput_run) — tokens per second of one training step (forward + backward + AdamW) at a
+  sequence length: the measurement behind "a Transformer processes positions in parallel, an RNN one after another".
 * `pool_commute_gap` — max |pool(act(x)) − act(pool(x))| over random tensors: whether the order of a pooling
   and an activation can matter at all (an identity, decided by computation like the cost claims).
 """
@@ -22,15 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from archlab.config import ConfigError
+from archlab.experiments.runs.registry import run_function
 
 # ---------------------------------------------------------------- trainer + training-split evaluation
 
 
+@run_function("train_split")
 def trainer_train_split_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     """archlab's trainer run, then the final weights evaluated on the training split (same cap as val)."""
     import torch
 
-    from archlab.experiments.runner import make_run_config, trainer_run
+    from archlab.experiments.runs.builtin import make_run_config, trainer_run
     from archlab.train import build_run, load_checkpoint
 
     out = trainer_run(config, seed, budget, out_dir)
@@ -67,6 +70,7 @@ def step_spread(values: list[float]) -> float:
     return statistics.pstdev(diffs) if len(diffs) > 1 else 0.0
 
 
+@run_function("teacher_forcing_curve")
 def teacher_forcing_curve_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     """The one trainer on the `transduction` task (archlab.tasks.transduction), then speed/stability summaries
     of its logged curve.
@@ -84,7 +88,7 @@ def teacher_forcing_curve_run(config: dict, seed: int, budget: dict, out_dir: st
     the step-to-step change of the training loss over the second half of training).
     curve: the evaluation points (step, val_*, train_loss); every step is in out_dir/metrics.jsonl.
     """
-    from archlab.experiments.runner import read_jsonl_curve, trainer_run
+    from archlab.experiments.runs.builtin import read_jsonl_curve, trainer_run
 
     task = {"kind": "addition", **config.get("task", {}), **config.get("teacher_forcing", {})}
     threshold = float(task.pop("threshold", 0.9))
@@ -112,6 +116,7 @@ def teacher_forcing_curve_run(config: dict, seed: int, budget: dict, out_dir: st
 # ---------------------------------------------------------------- parallelism: training-step throughput
 
 
+@run_function("step_throughput")
 def step_throughput_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     """Median tokens/s of a training step (forward + backward + AdamW) of `model` at `task.seq_len`, on a batch of
     `task.tokens` tokens (B = tokens // T), after `task.warmup` untimed steps; `budget.steps` timed repeats.
@@ -119,7 +124,7 @@ def step_throughput_run(config: dict, seed: int, budget: dict, out_dir: str) -> 
     import torch
     import torch.nn.functional as F
 
-    from archlab.experiments.runner import count_model_params
+    from archlab.experiments.runs.builtin import count_model_params
     from archlab.models import build_model, model_config_from_dict
 
     task = dict(config.get("task", {}))

@@ -13,26 +13,29 @@ from pathlib import Path
 from typing import Any
 
 
-def _hash(obj: Any) -> str:
+def content_hash(obj: Any) -> str:
+    """SHA-256 of an object's canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-# What a run executes: every module of the package except those that only drive, store or report a sweep
-# (they cannot change a number a run produces). Their source, with the package version, is the code hash.
-CODE_EXCLUDE = ("commands/", "cli.py", "__main__.py", "interop/", "experiments/report.py", "experiments/stats.py",
-                "experiments/verdict.py", "experiments/store.py", "experiments/sweep.py",
-                "experiments/executors.py", "experiments/spec.py", "experiments/analysis.py", "experiments/results.py",
-                "experiments/run_identity.py", "experiments/rule.py", "experiments/report_figures.py",
-                "experiments/executor_base.py", "experiments/claims.py", "experiments/claims_table.py")
+# What a run executes: every module of the package except those that only drive, store, judge or report a sweep
+# (they cannot change a number a run produces) — all of archlab.experiments but its run functions (runs/).
+# Their source, with the package version, is the code hash.
+CODE_EXCLUDE = ("commands/", "cli.py", "__main__.py", "interop/", "experiments/")
+CODE_INCLUDE = ("experiments/runs/",)  # excepted from CODE_EXCLUDE: what one run executes
+
+
+def _listed(rel: str, prefixes: tuple[str, ...]) -> bool:
+    return any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in prefixes)
 
 
 def code_files(root: Path | None = None) -> list[Path]:
-    """The source files whose content is part of every run's identity (see CODE_EXCLUDE)."""
-    root = root or Path(__file__).resolve().parents[1]
+    """The source files whose content is part of every run's identity (see CODE_EXCLUDE, CODE_INCLUDE)."""
+    root = root or Path(__file__).resolve().parents[2]
     out = []
     for p in sorted(root.rglob("*.py")):
         rel = p.relative_to(root).as_posix()
-        if not any(rel == x or (x.endswith("/") and rel.startswith(x)) for x in CODE_EXCLUDE):
+        if not _listed(rel, CODE_EXCLUDE) or _listed(rel, CODE_INCLUDE):
             out.append(p)
     return out
 
@@ -55,7 +58,7 @@ def compute_code_hash(root: Path | None = None) -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     h = hashlib.sha256(f"archlab {version}\n".encode())
-    root = root or Path(__file__).resolve().parents[1]
+    root = root or Path(__file__).resolve().parents[2]
     for p in code_files(root):
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:12]
@@ -65,5 +68,5 @@ def run_key(config: Mapping[str, Any], seed: int, budget: Mapping[str, Any], run
             code: str | None = None) -> str:
     """The identity of a run: same key ⇒ same result (deterministic training, same code), so it is reused.
     `code` defaults to `code_hash()`: after a change to the code a run executes, nothing finished before is reused."""
-    return _hash({"config": config, "seed": seed, "budget": budget, "runner": runner,
+    return content_hash({"config": config, "seed": seed, "budget": budget, "runner": runner,
                   "code": code_hash() if code is None else code})[:24]

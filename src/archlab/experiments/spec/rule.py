@@ -1,5 +1,5 @@
 """A spec's verdict rule: the `rule` section (alpha, min_effect, relative, reason, gate or the older `learned`)
-parsed into a `Rule` that archlab.experiments.verdict applies. Re-exported by archlab.experiments.spec."""
+parsed into a `Rule` that archlab.experiments.judge.verdict applies. Re-exported by archlab.experiments.spec."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -8,7 +8,6 @@ from typing import Any
 
 from archlab.config import ConfigError
 from archlab.dotted import suggest
-from archlab.experiments.verdict import Gate
 
 GOALS = ("min", "max")
 RULE_KEYS = ("alpha", "min_effect", "relative", "reason", "gate", "learned")
@@ -16,8 +15,43 @@ GATE_KEYS = ("chance", "plateau", "ceiling", "margin", "metric", "goal")
 
 
 @dataclass(frozen=True)
+class Gate:
+    """A task's reference levels for one metric: what chance, the plateau and the ceiling are, and how far past
+    them an arm must be to count as having learned. `goal` says which way is better ('max' or 'min')."""
+
+    goal: str = "max"
+    chance: float | None = None
+    plateau: float | None = None
+    ceiling: float | None = None
+    margin: float = 0.0  # an arm learned when it is past max(chance, plateau) by at least this much
+
+    def __post_init__(self):
+        if self.goal not in ("min", "max"):
+            raise ValueError(f"gate goal={self.goal!r} must be 'min' or 'max'")
+
+    @property
+    def learned_level(self) -> float | None:
+        levels = [v for v in (self.chance, self.plateau) if v is not None]
+        if not levels:
+            return None
+        worst = max(levels) if self.goal == "max" else min(levels)
+        return worst + self.margin if self.goal == "max" else worst - self.margin
+
+    def learned(self, value: float) -> bool:
+        level = self.learned_level
+        if level is None:
+            return True
+        return value >= level if self.goal == "max" else value <= level
+
+    def at_ceiling(self, value: float) -> bool:
+        if self.ceiling is None:
+            return False
+        return value >= self.ceiling if self.goal == "max" else value <= self.ceiling
+
+
+@dataclass(frozen=True)
 class Rule:
-    """The pre-registered verdict rule (archlab.experiments.verdict): paired test, TOST at ±min_effect, gates."""
+    """The pre-registered verdict rule (archlab.experiments.judge.verdict): paired test, TOST at ±min_effect, gates."""
 
     alpha: float = 0.05
     min_effect: float = 0.0  # smallest difference that counts, in metric units (or relative, see below)

@@ -1,6 +1,6 @@
 """The sweep driver: run every pending plan on an executor and record each result as it arrives.
 
-The driver is the single writer of the results store: executors (archlab.experiments.executors) only run
+The driver is the single writer of the results store: executors (archlab.experiments.sweep.executors) only run
 runs and hand back outcomes. A run is identified by its `run_key`, so a sweep resumes by skipping every run
 already done and reuses a finished run with the same key (the same baseline in two experiments trains once).
 A worker that dies mid-run is retried (`max_retries` times); a run that fails for its own reasons is recorded
@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archlab.experiments.executors import Executor, InlineExecutor, LocalExecutor, Outcome, RunFn, Task
+from archlab.experiments.runs import RunFn
 from archlab.experiments.spec import RunPlan
-from archlab.experiments.store import Store
+from archlab.experiments.sweep.executor_base import Executor, Outcome, Task
+from archlab.experiments.sweep.store import Store
 
 MAX_RETRIES = 2  # a run whose worker died is started at most 1 + MAX_RETRIES times
 
@@ -109,38 +110,34 @@ def _reuse(store: Store, rid: int, prev: dict[str, Any]) -> None:
                      host=prev.get("host"), attempts=0)
 
 
-def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profile: str = "quick", out_dir: str | Path,
-              jobs: int = 2, run_fn: str | RunFn | None = None, inline: bool = False,
-              max_new_runs: int | None = None, log: Callable[[str], None] | None = print,
-              executor: Executor | None = None, max_retries: int = MAX_RETRIES, progress: bool = False,
-              max_minutes: float | None = None) -> Sweep:
-    """Execute every plan not already done (resume), reusing finished runs with the same run key.
+@dataclass(frozen=True)
+class RunOptions:
+    """How a sweep runs (not what: that is the specs): the same options for `archlab claims`, `archlab experiment`,
+    calibrations and the demo's comparison."""
 
-    `executor` runs them (default: `jobs` local processes, or this process when `inline` or jobs <= 0).
-    `max_minutes`: no run is started after that many minutes; the runs in progress finish, the rest stay
-    pending (`Sweep.left`) and the next call with the same plans continues with them.
+    profile: str = "quick"
+    out_dir: str | Path = "runs/claims"
+    steps: int | None = None  # a smoke run: every training run takes this many steps instead of its budget
+    max_new_runs: int | None = None  # start at most this many runs (then stop: no follow-up passes)
+    max_minutes: float | None = None  # start no run after this long; the rest stays pending for the next call
+    progress: bool = False
+    log: Callable[[str], None] | None = print
+    run_fn: str | RunFn | None = None  # run every plan with this run function instead of its spec's runner
+    max_retries: int = MAX_RETRIES
+
+
+def run_plans(plans: list[RunPlan], store: Store, executor: Executor, options: RunOptions = RunOptions(),
+              max_minutes: float | None = None) -> Sweep:
+    """Execute every plan not already done (resume) on `executor`, reusing finished runs with the same run key.
+
+    No run is started after `max_minutes` (default options.max_minutes); the runs in progress finish, the rest
+    stay pending (`Sweep.left`) and the next call with the same plans continues with them.
     Raises KeyboardInterrupt after recording what finished when the sweep is interrupted.
     """
     sweep = Sweep()
-    todo: list[tuple[int, RunPlan]] = []
-    for plan in plans:
-        rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash or spec_hash,
-                               variant=plan.variant, seed=plan.seed,
-                               run_key=plan.run_key, profile=profile, runner=str(plan.runner), config=plan.config,
-                               budget=plan.budget, n_params=plan.n_params, code_hash=plan.code_hash or None,
-                               lr=plan.lr)
-        row = store.run(rid)
-        if row["status"] == "done":
-            sweep.skipped += 1
-            continue
-        prev = store.done_run_with_key(plan.run_key)
-        if prev is not None:  # the same run finished for another experiment (or an earlier spec version)
-            _reuse(store, rid, prev)
-            sweep.reused += 1
-            continue
-        todo.append((rid, plan))
-    if max_new_runs is not None:
-        todo = todo[:max_new_runs]
+    todo = _pending(plans, store, options.profile, sweep)
+    if options.max_new_runs is not None:
+        todo = todo[:options.max_new_runs]
     if not todo:
         return sweep
     # two runs with the same key in this batch (e.g. a variant equal to the base) run once
@@ -150,16 +147,9 @@ def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profil
     for rid, plan in todo:
         (dupes if plan.run_key in first_of else unique).append((rid, plan))
         first_of.setdefault(plan.run_key, rid)
-    own = executor is None
-    if executor is None:
-        executor = InlineExecutor() if inline or jobs <= 0 else LocalExecutor(jobs)
-    try:
-        deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
-        _drive(unique, store, executor, root=Path(out_dir).resolve(), profile=profile, run_fn=run_fn, sweep=sweep,
-               log=log, max_retries=max_retries, progress=progress, deadline=deadline)
-    finally:
-        if own:
-            executor.close()
+    minutes = options.max_minutes if max_minutes is None else max_minutes
+    deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
+    _Driver(unique, store, executor, root=Path(options.out_dir).resolve(), options=options, sweep=sweep).run(deadline)
     for rid, plan in dupes:
         prev = store.done_run_with_key(plan.run_key)
         if prev is not None:
@@ -168,28 +158,38 @@ def run_plans(plans: list[RunPlan], store: Store, *, spec_hash: str = "", profil
     return sweep
 
 
-def _drive(unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, *, root: Path, profile: str,
-           run_fn: str | RunFn | None, sweep: Sweep, log: Callable[[str], None] | None, max_retries: int,
-           progress: bool, deadline: float | None = None) -> None:
-    """Submit runs up to the executor's capacity, record outcomes as they arrive, retry lost workers; after
-    `deadline` (time.monotonic) start nothing new and return once the runs in progress have finished."""
-    _Driver(unique, store, executor, root=root, profile=profile, run_fn=run_fn, sweep=sweep, log=log,
-            max_retries=max_retries, progress=progress).run(deadline)
+def _pending(plans: list[RunPlan], store: Store, profile: str, sweep: Sweep) -> list[tuple[int, RunPlan]]:
+    """Record every plan in the store; those neither done nor reusable from a finished run with the same key."""
+    todo: list[tuple[int, RunPlan]] = []
+    for plan in plans:
+        rid = store.ensure_run(experiment=plan.experiment, spec_hash=plan.spec_hash, variant=plan.variant,
+                               seed=plan.seed, run_key=plan.run_key, profile=profile, runner=str(plan.runner),
+                               config=plan.config, budget=plan.budget, n_params=plan.n_params,
+                               code_hash=plan.code_hash or None, lr=plan.lr)
+        if store.run(rid)["status"] == "done":
+            sweep.skipped += 1
+            continue
+        prev = store.done_run_with_key(plan.run_key)
+        if prev is not None:  # the same run finished for another experiment (or an earlier spec version)
+            _reuse(store, rid, prev)
+            sweep.reused += 1
+            continue
+        todo.append((rid, plan))
+    return todo
 
 
 class _Driver:
     """One sweep's submission loop: the queue of runs, those in flight, their attempts and the progress bar."""
 
     def __init__(self, unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, *, root: Path,
-                 profile: str, run_fn: str | RunFn | None, sweep: Sweep, log: Callable[[str], None] | None,
-                 max_retries: int, progress: bool) -> None:
-        self.store, self.executor, self.root, self.profile, self.run_fn = store, executor, root, profile, run_fn
-        self.sweep, self.log, self.max_retries = sweep, log, max_retries
+                 options: RunOptions, sweep: Sweep) -> None:
+        self.store, self.executor, self.root, self.profile = store, executor, root, options.profile
+        self.run_fn, self.sweep, self.log, self.max_retries = options.run_fn, sweep, options.log, options.max_retries
         self.plans = {rid: plan for rid, plan in unique}
         self.queue = [rid for rid, _ in unique]
         self.in_flight: dict[int, Task] = {}
         self.attempts: dict[int, int] = {}
-        self.bar = Progress(len(unique), log, progress)
+        self.bar = Progress(len(unique), self.log, options.progress)
 
     def record(self, out: Outcome) -> int:
         """Store one outcome; the number of runs it finished (0 when its worker died and it is resubmitted)."""

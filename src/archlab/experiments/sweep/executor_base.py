@@ -1,4 +1,4 @@
-"""What every executor shares (archlab.experiments.executors re-exports it): `execute_run`, the body of one run
+"""What every executor shares (archlab.experiments.sweep.executors re-exports it): `execute_run`, the body of one run
 wherever it executes (timed, its error caught, versions and host reported); `Task`, one run to execute;
 `Outcome`, what came back; and the `Executor` interface."""
 from __future__ import annotations
@@ -13,12 +13,12 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RunFn = Callable[[dict, int, dict, str], dict]
+from archlab.experiments.runs import RunFn, resolve_run_fn
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,7 +31,7 @@ def versions() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - a missing optional module is just not reported
             pass
     try:
-        root = Path(__file__).resolve().parents[3]
+        root = Path(__file__).resolve().parents[4]
         out["git"] = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True, timeout=5).stdout.strip() or None
     except Exception:  # noqa: BLE001
@@ -46,8 +46,6 @@ def execute_run(runner: str | RunFn, config: dict, seed: int, budget: dict, out_
     `hide_gpus`: the run was given no GPU (a Ray task that asked for none) and must not use one.
     Returns plain data only: {"ok", "result" | "error", "wall", "versions", "host"}.
     """
-    from archlab.experiments.runner import resolve_run_fn  # the worker resolves the run function by name
-
     if hide_gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # read when CUDA first initialises, which has not happened yet
 

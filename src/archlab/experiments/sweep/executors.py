@@ -1,7 +1,7 @@
 """Where the runs of a sweep execute: this machine's processes (LocalExecutor) or a Ray cluster (RayExecutor).
 
 An executor takes `Task`s (one run each), runs `execute_run` for each somewhere, and hands back `Outcome`s as
-they arrive. It never touches the results store: the driver (`archlab.experiments.sweep.run_plans`) is its
+they arrive. It never touches the results store: the driver (`archlab.experiments.sweep.driver.run_plans`) is its
 single writer. A worker that dies (killed, out of memory, node lost) gives an outcome with `lost` set, which
 the driver retries; a run that raises is an ordinary failed result (its traceback), recorded once.
 
@@ -25,7 +25,7 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 from archlab.config import ConfigError
-from archlab.experiments.executor_base import (  # noqa: F401  (re-exported: the executors' public names)
+from archlab.experiments.sweep.executor_base import (  # noqa: F401  (re-exported: the executors' public names)
     Executor,
     Outcome,
     RunFn,

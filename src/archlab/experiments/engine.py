@@ -1,0 +1,134 @@
+"""The one path from specs to verdicts: `run_specs(specs, store, executor, options)`.
+
+`archlab claims`, `archlab experiment`, the calibrations and the demo's comparison all call it (one spec is a list
+of one). It resolves every spec into runs (spec.resolve), executes the pending ones as one sweep on one executor
+(sweep.run_plans), analyses them (judge.analysis), then runs follow-up passes while the finished runs call for
+more: phase 2 of a two-phase lr sweep (the other seeds at each variant's best lr) and adaptive seeds (a profile's
+`max_seeds`). Cost specs are computations and are decided without runs (judge.cost_checks).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from archlab.experiments.judge.analysis import analyze, with_phase_2
+from archlab.experiments.judge.cost_checks import run_cost_checks
+from archlab.experiments.judge.results import ExperimentResult
+from archlab.experiments.judge.verdict import mde_paired
+from archlab.experiments.runs import param_counter_for
+from archlab.experiments.spec import ExperimentSpec, RunPlan, resolve
+from archlab.experiments.sweep.driver import RunOptions, Sweep, run_plans
+from archlab.experiments.sweep.executor_base import Executor
+from archlab.experiments.sweep.store import Store
+
+__all__ = ["RunOptions", "more_seeds", "plans_for", "run_specs", "with_seeds", "with_steps"]
+
+
+def run_specs(specs: Sequence[ExperimentSpec], store: Store, executor: Executor,
+              options: RunOptions = RunOptions()) -> list[ExperimentResult]:
+    """Run (resuming) every spec's runs as one sweep on `executor`, with follow-up passes, and decide every
+    verdict; one result per spec, in order."""
+    log = options.log or (lambda s: None)
+    specs = [with_steps(s, options.steps) if options.steps is not None else s for s in specs]
+    plans_of: dict[str, list[RunPlan]] = {}
+    for spec in specs:
+        store.put_experiment(spec.name, spec.title, spec.spec_hash, spec.raw)
+        if spec.kind != "cost":
+            plans_of[spec.name] = plans_for(spec, options, store)
+    all_plans = [p for ps in plans_of.values() for p in ps]
+    log(f"{len(specs)} experiment(s) ({options.profile}), {len(all_plans)} runs "
+        f"({len({p.run_key for p in all_plans})} distinct), on {executor.describe()}")
+    t0 = time.perf_counter()
+    deadline = None if options.max_minutes is None else t0 + 60.0 * options.max_minutes
+    sweep = run_plans(all_plans, store, executor, options)
+    analysed = {s.name: analyze(s, store, plans_of[s.name], options.profile) for s in specs if s.kind != "cost"}
+    while not sweep.left and not sweep.interrupted and options.max_new_runs is None:  # follow-up passes
+        grown = follow_ups(specs, analysed, plans_of, store, options)
+        if not grown:
+            break
+        left = None if deadline is None else max(1e-3, (deadline - time.perf_counter()) / 60.0)
+        sweep.add(run_plans([p for n in grown for p in plans_of[n]], store, executor, options, max_minutes=left))
+        analysed.update({n: analyze(s, store, plans_of[n], options.profile) for n, s in grown.items()})
+    log(f"{sweep.summary()} in {time.perf_counter() - t0:.0f}s")
+    return [_result(spec, store, analysed, sweep, options.profile) for spec in specs]
+
+
+def _result(spec: ExperimentSpec, store: Store, analysed: Mapping[str, ExperimentResult], sweep: Sweep,
+            profile: str) -> ExperimentResult:
+    if spec.kind == "cost":
+        return run_cost_checks(spec, store, profile)
+    result = analysed[spec.name]
+    result.sweep = sweep
+    return result
+
+
+def plans_for(spec: ExperimentSpec, options: RunOptions, store: Store | None = None) -> list[RunPlan]:
+    """The runs of a training spec for a profile (parameter counts matched as its runner needs). With a two-phase
+    lr sweep (`lr_sweep_seeds`) and a store: phase 1 until it has finished, then phase 1 + phase 2."""
+    counter = _counter(spec, options)
+    plans = resolve(spec, options.profile, counter)
+    return plans if store is None else with_phase_2(spec, store, options.profile, counter, plans)
+
+
+def _counter(spec: ExperimentSpec, options: RunOptions) -> Callable[[Mapping[str, Any]], int] | None:
+    """The parameter counter for a spec's configs: none for the toy runner or a run function passed as a callable
+    (both build no archlab model), else the one its runner needs."""
+    if spec.runner == "toy" or (options.run_fn is not None and not isinstance(options.run_fn, str)):
+        return None
+    return param_counter_for(spec.runner)
+
+
+def follow_ups(specs: list[ExperimentSpec], analysed: Mapping[str, Any], plans_of: dict[str, list[RunPlan]],
+               store: Store, options: RunOptions) -> dict[str, ExperimentSpec]:
+    """The specs whose finished runs call for more runs — phase 2 of a two-phase lr sweep, or adaptive seeds —
+    with `specs` and `plans_of` updated in place to their new plans."""
+    grown = {}
+    for i, s in enumerate(specs):
+        if s.kind == "cost":
+            continue
+        more = more_seeds(s, analysed.get(s.name), options.profile)
+        if more:
+            if options.log:
+                options.log(f"  [{s.name}] underpowered: adding seeds up to {more} (profile max_seeds)")
+            specs[i] = s = with_seeds(s, options.profile, more)
+        plans = plans_for(s, options, store)
+        ids = lambda ps: {(p.variant, p.seed, p.run_key) for p in ps}  # noqa: E731
+        if ids(plans) != ids(plans_of[s.name]):
+            grown[s.name], plans_of[s.name] = s, plans
+    return grown
+
+
+def more_seeds(spec: ExperimentSpec, result: ExperimentResult | None, profile: str) -> list[int] | None:
+    """Adaptive seeds: when a comparison is 'inconclusive (underpowered)' and the profile sets `max_seeds`, the
+    seeds that bring its minimum detectable effect (at the measured sd of the paired differences) down to m,
+    capped at max_seeds; None when nothing is to be added."""
+    cap = int(spec.profile(profile).get("max_seeds", 0) or 0)
+    seeds = spec.seeds_for(profile)
+    if result is None or cap <= len(seeds):
+        return None
+    want = len(seeds)
+    for c in result.comparisons:
+        v = c.verdict
+        if not (v.verdict == "inconclusive" and v.underpowered and v.n == len(seeds)):
+            continue  # only a fully finished, underpowered comparison asks for more seeds
+        n = next((k for k in range(len(seeds) + 1, cap + 1) if mde_paired(v.sd, k, spec.rule.alpha) <= v.min_effect),
+                 cap)
+        want = max(want, n)
+    if want <= len(seeds):
+        return None
+    extra = [s for s in range(max(seeds) + 1, max(seeds) + 1 + 10 * cap) if s not in seeds][:want - len(seeds)]
+    return seeds + extra
+
+
+def with_seeds(spec: ExperimentSpec, profile: str, seeds: list[int]) -> ExperimentSpec:
+    """The spec with a profile's seeds replaced (its hash and runs of the other seeds unchanged)."""
+    return dataclasses.replace(spec, profiles={**spec.profiles, profile: {**spec.profile(profile), "seeds": seeds}})
+
+
+def with_steps(spec: ExperimentSpec, steps: int) -> ExperimentSpec:
+    """The spec with every profile's budget set to `steps` steps (its hash changes, so its runs are separate)."""
+    profiles = {k: {**v, "budget": {"steps": steps}} for k, v in spec.profiles.items()}
+    raw = {**spec.raw, "budget": {"steps": steps}, "profiles": profiles}
+    return dataclasses.replace(spec, budget={"steps": steps}, profiles=profiles, raw=raw)
