@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
+
+INT_MAX = 2**31 - 1  # counts beyond int32 are not workloads any model here runs; torch sizes overflow soon after
+MAX_IMAGE = 65536
 
 
 def add_parser(sub):
@@ -13,12 +17,16 @@ def add_parser(sub):
         "training FLOPs per token (6N + 12·L·H·d·T), inference FLOPs per token with and without a KV cache, "
         "KV-cache bytes. --seed003 recomputes seed 003's worked examples and explains where the seed slips.")
     p.add_argument("model", nargs="?", metavar="PRESET_OR_CONFIG", help="a preset name or a YAML/JSON model config")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    p.add_argument("--seq-len", type=int, default=None,
-                   help="sequence length T (default: min(max_seq_len, 2048)); also the inference context")
-    p.add_argument("--context", type=int, default=None,
-                   help="inference context t for the per-token figures (default T)")
-    p.add_argument("--image-size", type=int, default=None, help="image side for CNNs (default: the config's)")
+    # numbers are checked in run() (one line naming the flag and its range, exit 2), not by argparse's usage dump
+    p.add_argument("--batch", default=1, metavar="N", help=f"batch size, 1..{INT_MAX} (default 1)")
+    p.add_argument("--seq-len", default=None, metavar="T",
+                   help="sequence length T, 1..max_seq_len (default: min(max_seq_len, 2048)); also the inference "
+                   "context")
+    p.add_argument("--context", default=None, metavar="t",
+                   help=f"inference context t for the per-token figures, 1..{INT_MAX} (default T)")
+    p.add_argument("--image-size", default=None, metavar="S",
+                   help="image side for CNNs, from the smallest the model's forward accepts up to "
+                   f"{MAX_IMAGE} (default: the config's)")
     p.add_argument("--dtype", default="bf16", help="dtype for bytes: fp32, bf16, fp16, fp8, int8, int4 (default bf16)")
     p.add_argument("--causal-half", action="store_true",
                    help="count only the unmasked half of causal attention (default: the full square the kernels run)")
@@ -34,9 +42,103 @@ def add_parser(sub):
     return p
 
 
-def run(args) -> int:
-    from archlab.cost.model_cost import cost_table, model_cost
+def _int_flag(value: Any, flag: str, lo: int, hi: int, what: str = "") -> int | None:
+    """`value` (an int or the command-line text) as an int in lo..hi, or a ValueError naming the flag and range."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or not lo <= n <= hi:
+        raise ValueError(f"{flag} must be an integer in {lo}..{hi}{what}, got {text!r}")
+    return n
 
+
+def check_args(args, cfg: Any = None) -> None:
+    """Every number of `archlab cost` in range before any work (0 is a value, not 'use the default').
+
+    With the model's config `cfg`, --seq-len is bounded by its max_seq_len and a bad --image-size is reported
+    with the smallest side the model's forward takes."""
+    from archlab.cost.model_cost import is_image_config, is_sequence_config
+
+    args.batch = _int_flag(args.batch, "--batch", 1, INT_MAX)
+    args.context = _int_flag(args.context, "--context", 1, INT_MAX)
+    name = getattr(cfg, "name", type(cfg).__name__)
+    if is_sequence_config(cfg):
+        args.seq_len = _int_flag(args.seq_len, "--seq-len", 1, cfg.max_seq_len, f" (max_seq_len of {name})")
+    else:
+        args.seq_len = _int_flag(args.seq_len, "--seq-len", 1, INT_MAX)
+    try:
+        args.image_size = _int_flag(args.image_size, "--image-size", 1, MAX_IMAGE)
+    except ValueError:
+        if not is_image_config(cfg):
+            raise
+        raise image_size_error(args, cfg, str(args.image_size).strip()) from None
+
+
+def image_size_error(args, cfg, size: Any) -> ValueError:
+    """The error for an image side the model's forward cannot take at this batch, with the range it can."""
+    name = getattr(cfg, "name", type(cfg).__name__)
+    at = f" for {name} at --batch {args.batch}"
+    lo = _smallest_image(cfg, args.batch, size if isinstance(size, int) and size > 0 else 1)
+    if lo is None:
+        return ValueError(f"--image-size: {name} takes no image side in 1..{MAX_IMAGE}{at}, got {str(size)!r}")
+    return ValueError(f"--image-size must be an integer in {lo}..{MAX_IMAGE}{at} (smaller images shrink to "
+                      f"nothing or leave BatchNorm one value per channel), got {str(size)!r}")
+
+
+def _image_fails(cfg, batch: int, size: int) -> str | None:
+    """Why a meta-device forward of (batch, C, size, size) fails, or None when it runs (nothing is allocated)."""
+    from archlab.cost.model_cost import Workload, example_run, meta_model
+    from archlab.errors import one_line
+
+    try:
+        example_run(cfg, Workload(batch, None, size))(meta_model(cfg))
+    except (RuntimeError, ValueError) as e:
+        if _too_large(e):
+            raise
+        return one_line(e)
+    return None
+
+
+def _smallest_image(cfg, batch: int, failing: int) -> int | None:
+    """The smallest image side the forward takes (sides above `failing` doubled, then bisected), or None."""
+    hi = max(failing, 1)
+    while _image_fails(cfg, batch, hi) is not None:
+        if hi >= MAX_IMAGE:
+            return None
+        hi = min(2 * hi, MAX_IMAGE)
+    lo = 0  # lo fails (or is 0), hi works: a downsampling stack works from some side on
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _image_fails(cfg, batch, mid) is None:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _too_large(e: BaseException) -> bool:
+    text = str(e)
+    return "overflow" in text or ("exceeds" in text and "size" in text)
+
+
+def too_large_error(cfg, e: BaseException) -> ValueError:
+    """The error for a workload whose tensors torch cannot even describe (element / byte counts are int64)."""
+    from archlab.errors import one_line
+
+    return ValueError(f"{getattr(cfg, 'name', type(cfg).__name__)} at this workload has a tensor too large to "
+                      f"describe ({one_line(e)}): lower --batch / --seq-len / --image-size or the model's sizes "
+                      "(d_model, d_ff, vocab_size, channels); every tensor must stay under 2^63 bytes")
+
+
+def run(args) -> int:
+    from archlab.cost.model_cost import cost_table, is_image_config, model_cost, resolve_config
+
+    cfg = resolve_config(args.model) if args.model and not args.crosscheck_all else None
+    check_args(args, cfg)
     if args.seed003:
         from archlab.cost.seed003 import examples, report
 
@@ -52,7 +154,7 @@ def run(args) -> int:
 
         worst = 0.0
         for name in preset_names():
-            cc = crosscheck(name, args.batch, args.seq_len or 16, args.image_size)
+            cc = crosscheck(name, args.batch, 16 if args.seq_len is None else args.seq_len, args.image_size)
             worst = max(worst, cc.rel_err)
             print(cc.line())
         print(f"worst relative error {100 * worst:.3f}% over {len(preset_names())} presets")
@@ -60,8 +162,23 @@ def run(args) -> int:
     if not args.model:
         print("archlab cost: error: give a PRESET_OR_CONFIG (see `archlab presets`) or --seed003", file=sys.stderr)
         return 2
-    mc = model_cost(args.model, args.batch, args.seq_len, args.image_size, args.dtype,
-                    causal_half=args.causal_half, context=args.context)
+    try:
+        mc = model_cost(cfg, args.batch, args.seq_len, args.image_size, args.dtype,
+                        causal_half=args.causal_half, context=args.context)
+    except (RuntimeError, ValueError) as e:  # nothing printed yet: the walk runs on the meta device
+        if _too_large(e):
+            raise too_large_error(cfg, e) from None
+        if not is_image_config(cfg):
+            raise
+        size = args.image_size if args.image_size is not None else cfg.image_size
+        try:
+            bad_size = _image_fails(cfg, args.batch, size) is not None
+            err = image_size_error(args, cfg, size) if bad_size else None
+        except RuntimeError as e2:  # _image_fails lets only a too-large size through
+            raise too_large_error(cfg, e2) from None
+        if err is None:
+            raise
+        raise err from None
     out = mc.to_dict()
     if args.crosscheck:
         from archlab.cost.crosscheck import crosscheck
