@@ -204,13 +204,21 @@ class Transformer(nn.Module):
         return self.embed_drop(x)
 
     @staticmethod
-    def _split_mask(mask):
-        """A (B, T) mask is key padding; a (B, T, T) or (B, 1, T, T) mask is a full attention mask."""
-        if mask is None:
-            return None, None
-        if mask.dim() == 2:
-            return mask, None
-        return None, mask
+    def _mixer_inputs(t: int, pos: int, attention_mask, *, causal: bool, device, memory=None,
+                      memory_padding=None) -> MixerInputs:
+        """The mixers' inputs (nn/mixer.py's one mask vocabulary) for T tokens at positions pos..pos+T, from the
+        public masks: attention_mask (B, Tk) padding, or an explicit (B, T, Tk) / (B, 1, T, Tk) attention mask
+        (e.g. prefix-LM); memory_padding (B, S) for the memory."""
+        padded = attention_mask is not None and attention_mask.dim() == 2
+        key_padding, explicit = (attention_mask, None) if padded else (None, attention_mask)
+        # a plain causal mask at pos 0 is left to SDPA's is_causal (flash attention cannot take an explicit mask)
+        plain = causal and pos == 0 and attention_mask is None
+        attn_mask = None if plain else build_mask(t, pos + t, causal=causal, key_mask=key_padding, full_mask=explicit,
+                                                  device=device)
+        memory_mask = None if memory_padding is None else build_mask(t, memory.shape[1], causal=False,
+                                                                     key_mask=memory_padding, device=device)
+        return MixerInputs(positions=torch.arange(pos, pos + t, device=device), pos=pos, causal=plain and t > 1,
+                           attn_mask=attn_mask, key_padding=key_padding, memory=memory, memory_mask=memory_mask)
 
     # ------------------------------------------------------------ the stacks
     def encode(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
@@ -218,12 +226,9 @@ class Transformer(nn.Module):
         if self.encoder is None:
             raise ValueError(f"a shape={self.cfg.shape!r} model has no encoder")
         self._check(input_ids, "input_ids")
-        t = input_ids.shape[1]
-        positions = torch.arange(t, device=input_ids.device)
-        key_mask, full = self._split_mask(attention_mask)
-        mask = build_mask(t, t, causal=False, key_mask=key_mask, full_mask=full, device=input_ids.device)
-        x = self.embed(input_ids, positions=positions, token_type_ids=token_type_ids)
-        return self.encoder(x, MixerInputs(positions=positions, attn_mask=mask, key_padding=key_mask))
+        inputs = self._mixer_inputs(input_ids.shape[1], 0, attention_mask, causal=False, device=input_ids.device)
+        x = self.embed(input_ids, positions=inputs.positions, token_type_ids=token_type_ids)
+        return self.encoder(x, inputs)
 
     def decode(self, ids, *, attention_mask=None, memory=None, memory_mask=None, state=None) -> torch.Tensor:
         """Decoder hidden states (B, T, D); causal unless the config ablates it; cached if `state`."""
@@ -236,20 +241,9 @@ class Transformer(nn.Module):
         if self.encoder is not None and memory is None:
             raise ValueError("an encoder-decoder model needs the encoder output (memory) to decode")
         t = ids.shape[1]
-        positions = torch.arange(pos, pos + t, device=ids.device)
-        key_mask, full = self._split_mask(attention_mask)
-        causal = self.decoder.causal
-        # a plain causal mask at pos 0 is left to SDPA's is_causal (flash attention cannot take an explicit mask)
-        plain_causal = causal and pos == 0 and key_mask is None and full is None
-        mask = None if plain_causal else build_mask(t, pos + t, causal=causal, key_mask=key_mask, full_mask=full,
-                                                    device=ids.device)
-        is_causal = causal and mask is None and pos == 0 and t > 1
-        mem_mask = None
-        if memory_mask is not None:
-            mem_mask = build_mask(t, memory.shape[1], causal=False, key_mask=memory_mask, device=ids.device)
-        x = self.embed(ids, positions=positions, target=True)
-        inputs = MixerInputs(positions=positions, pos=pos, causal=is_causal, attn_mask=mask, key_padding=key_mask,
-                             memory=memory, memory_mask=mem_mask)
+        inputs = self._mixer_inputs(t, pos, attention_mask, causal=self.decoder.causal, device=ids.device,
+                                    memory=memory, memory_padding=memory_mask)
+        x = self.embed(ids, positions=inputs.positions, target=True)
         x = self.decoder(x, inputs, state.layers if state is not None else None)
         if state is not None:
             state.pos = pos + t

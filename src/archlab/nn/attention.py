@@ -9,6 +9,10 @@ query row left with no key at all is opened fully (its output is padding), as `b
 `window` (sliding-window / local attention) adds one more condition: query i sees key j only when
 |i − j| < window (aligned the same way), i.e. the last `window` keys under a causal mask, a symmetric
 band without one. `SlidingKVCache` keeps only those keys while decoding.
+
+The modules: `Attention` (self-attention) reads MixerInputs' `attn_mask` and `causal` as that `mask` and
+`is_causal`; `CrossAttention` reads `memory` and `memory_mask`. What each is (is_cross, causal, window) is set
+at construction, and that is what `attention_cost` prices.
 """
 from __future__ import annotations
 
@@ -23,11 +27,9 @@ from torch import nn
 from archlab.config import ConfigError, check_positive, check_probability
 from archlab.cost.analytic import LayerCost, attention_core_macs
 from archlab.cost.walk import descends, first_input
-from archlab.nn.cache import KVCache, SlidingKVCache
+from archlab.nn.cache import KVCache, SlidingKVCache  # noqa: F401 (the caches live in nn/cache.py; re-exported)
 from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
-
-__all__ = ["KVCache", "SlidingKVCache"]  # the decoding caches live in nn/cache.py; importable from here too
 
 
 def combine_masks(mask, is_causal: bool, q_len: int, k_len: int, device=None, window: int | None = None):
