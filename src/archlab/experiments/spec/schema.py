@@ -23,6 +23,7 @@ from archlab.experiments.spec.rule import (
     _number,
     parse_rule,
 )
+from archlab.experiments.spec.scope import ScopeCondition, parse_scope
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
 CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "calibration"
@@ -79,6 +80,7 @@ class ExperimentSpec:
     task_reason: str = ""  # one line: why this task lets the claimed mechanism show
     lr_sweep: list[float] = field(default_factory=list)  # every variant at each lr; judged at its own best
     reference: dict[str, Any] = field(default_factory=dict)  # calibrations: {paper, figure, expect}
+    scope: list[ScopeCondition] = field(default_factory=list)  # the seed's stated conditions, met per profile
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -128,7 +130,7 @@ def _req(data: Mapping[str, Any], key: str, where: str) -> Any:
 
 TOP_KEYS = ("name", "title", "seed", "quote", "quotes", "kind", "runner", "base", "variants", "seeds", "budget",
             "profiles", "match_params", "metric", "goal", "metrics", "compare", "rule", "checks", "family", "notes",
-            "task_reason", "lr_sweep", "reference")
+            "task_reason", "lr_sweep", "reference", "scope")
 COMPARE_KEYS = ("variant", "baseline", "expect", "metric", "goal", "label", "min_effect")
 
 
@@ -173,6 +175,7 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         notes=str(data.get("notes", "")).strip(), path=path,
         task_reason=" ".join(str(data.get("task_reason", "")).split()),
         lr_sweep=_lr_list(data.get("lr_sweep") or [], f"{where}: lr_sweep"), reference=dict(reference),
+        scope=parse_scope(data.get("scope"), where),
         raw=json.loads(json.dumps(dict(data), default=str)),
     )
 
