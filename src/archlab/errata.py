@@ -10,6 +10,15 @@ from dataclasses import dataclass
 
 import torch
 
+from archlab.config import apply_overrides
+from archlab.cost.model_cost import model_cost
+from archlab.cost.seed003 import examples
+from archlab.models import preset
+from archlab.nn.attention import attention_reference
+from archlab.nn.norm import NormConfig, RMSNorm
+from archlab.nn.position import sinusoidal_table
+from archlab.registry import Context
+
 
 @dataclass(frozen=True)
 class Erratum:
@@ -25,9 +34,6 @@ class Erratum:
 
 def rmsnorm_epsilon(x: float = 1e-4, eps: float = 1e-6) -> tuple[float, float]:
     """archlab's RMSNorm (ε inside the root) vs seed 003's x / (RMS(x) + ε) on a one-element vector."""
-    from archlab.nn.norm import NormConfig, RMSNorm
-    from archlab.registry import Context
-
     with torch.no_grad():
         lab = float(RMSNorm(NormConfig(kind="rmsnorm", eps=eps), Context(1))(torch.tensor([[x]], dtype=torch.float64)))
     seed = x / (math.sqrt(x * x) + eps)
@@ -36,8 +42,6 @@ def rmsnorm_epsilon(x: float = 1e-4, eps: float = 1e-6) -> tuple[float, float]:
 
 def sinusoid_exponent(k: int = 1, i: int = 1, d_model: int = 8) -> tuple[float, float]:
     """PE(k, 2i) from archlab's table vs seed 003's second slide, sin(k / n^(d/(2i))) with n = 10000."""
-    from archlab.nn.position import sinusoidal_table
-
     lab = float(sinusoidal_table(k + 1, d_model)[k, 2 * i])
     seed = math.sin(k / 10000 ** (d_model / (2 * i)))
     return lab, seed
@@ -45,8 +49,6 @@ def sinusoid_exponent(k: int = 1, i: int = 1, d_model: int = 8) -> tuple[float, 
 
 def attention_scale(d_head: int = 16, seq_len: int = 9) -> tuple[float, float]:
     """The score scale archlab's attention applies, measured: softmax(QKᵀ·s)V for s = 1/√d_head vs 1/√T."""
-    from archlab.nn.attention import attention_reference
-
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 1, seq_len, d_head, generator=g, dtype=torch.float64) for _ in range(3))
     out = attention_reference(q, k, v)
@@ -61,10 +63,6 @@ def attention_scale(d_head: int = 16, seq_len: int = 9) -> tuple[float, float]:
 
 def heads_cost(n_heads: tuple[int, ...] = (1, 4, 8), d_model: int = 512, seq_len: int = 128) -> dict[int, tuple]:
     """Parameters and forward MACs of one GPT-style model per head count (same width), from the cost model."""
-    from archlab.config import apply_overrides
-    from archlab.cost.model_cost import model_cost
-    from archlab.models import preset
-
     out = {}
     for h in n_heads:
         cfg = apply_overrides(preset("gpt-tiny"), [f"d_model={d_model}", f"attn.n_heads={h}", "n_layers=2"])
@@ -123,8 +121,6 @@ def errata() -> list[Erratum]:
         "torch.nn.functional.conv2d (cross-correlation, as the slide says) of the slide's image with the kernel "
         "read from its x-subscripts [[1,0,1],[0,1,1],[1,1,0]]: the first window sums to 4, not 5 (the second, 4, "
         "agrees; flipping the kernel, true convolution, also gives 4)."))
-    from archlab.cost.seed003 import examples
-
     for ex in examples():
         if ex.verdict != "agrees":
             lab_value = f"{ex.lab_value:,.4f}" if ex.lab_value != int(ex.lab_value) else f"{int(ex.lab_value):,}"

@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archlab.cost.analytic import LayerCost, numel
+from archlab.cost.walk import descends, handles
 from archlab.models.rnn_seq2seq_config import CELLS, GATES, RNNSeq2SeqConfig  # noqa: F401 (re-exported)
 from archlab.nn.cache import reorder_rows
 from archlab.nn.embedding import check_token_ids
@@ -308,9 +310,6 @@ register("preset", "lstm-attn-seq2seq-tiny")(lambda: _p(name="lstm-attn-seq2seq-
 # ----------------------------------------------------------------------------------------------- cost walk
 def _register_cost_handler() -> None:
     """Price the score and context matmuls of RNNAttention (its Linear children are priced by the walk)."""
-    from archlab.cost.analytic import LayerCost, numel
-    from archlab.cost.walk import descends, handles
-
     @handles(RNNAttention)
     @descends
     def _rnn_attention(name, m, calls, ctx):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from archlab.nn.attention import Attention
+from archlab.nn.embedding import check_token_ids
 from archlab.nn.mixer import MixerInputs
 
 
@@ -105,8 +106,6 @@ class StaticDecoder:
     def prefill(self, ids: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the prompt (eager; its length varies) and fill the cache; returns (logits, next ids)."""
         self._check(ids, start)
-        from archlab.nn.embedding import check_token_ids
-
         check_token_ids(ids, self.model.cfg.vocab_size)
         positions = torch.arange(start, start + ids.shape[1], device=self.device)
         return self._forward(ids, positions)

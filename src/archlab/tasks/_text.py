@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from archlab.config import ConfigError
+from archlab.data.lm_data import LMBatches, eval_batches, token_ids_cached, train_val_split
+from archlab.data.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 
 SPLIT_NAMES = {"val": "validation", "validation": "validation", "test": "test", "train": "train"}
 
@@ -24,8 +26,6 @@ def split_name(split: str) -> str:
 
 def make_tokenizer(spec, texts, *, bpe_vocab: int = 2048, byte_fallback: bool = True):
     """'char' (from texts), 'bpe' (byte-level BPE trained on texts, bpe_vocab ids) or a tokenizer.json path."""
-    from archlab.data.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
-
     spec = spec or "char"
     if spec == "char":
         text = texts if isinstance(texts, str) else "".join(texts)
@@ -54,8 +54,6 @@ class WindowBatchTask:
 
     def setup_windows(self, text: str) -> None:
         """Tokenize `text` (cached), split it 90/10 (task.val_fraction) and prepare the training windows."""
-        from archlab.data.lm_data import LMBatches, token_ids_cached, train_val_split
-
         ids = token_ids_cached(text, self.tokenizer, self.option("cache_dir"))
         self.train_ids, self.val_ids = train_val_split(ids, float(self.option("val_fraction", 0.1)))
         self.batches = LMBatches(self.train_ids, self.block_size, self.batch_size, self.seed)
@@ -68,8 +66,6 @@ class WindowBatchTask:
         return self.make_batch(self.batches.get(step), self.seed * 1_000_003 + step)
 
     def eval_batches(self, split: str):
-        from archlab.data.lm_data import eval_batches
-
         if split not in self._eval:
             ids = self.train_ids if split == "train" else self.val_ids
             wins = eval_batches(ids, self.block_size, self.batch_size, self.max_eval_batches)

@@ -10,6 +10,9 @@ Training windows are random (B, T) slices of the first 90% of the token stream, 
 """
 from __future__ import annotations
 
+from archlab.data.corpora import load_corpus
+from archlab.data.lm_data import LMBatches, eval_batches, token_ids_cached, train_val_split
+from archlab.objectives import causal_lm_loss
 from archlab.registry import register
 from archlab.tasks import Task
 from archlab.tasks._text import block_size, check_options, make_tokenizer
@@ -24,9 +27,6 @@ class CausalLMTask(Task):
 
     def __init__(self, run_cfg) -> None:
         super().__init__(run_cfg)
-        from archlab.data.corpora import load_corpus
-        from archlab.data.lm_data import LMBatches, token_ids_cached, train_val_split
-
         check_options(self.objective, self.options, OPTIONS)
         text = load_corpus(self.option("corpus", "shakespeare"))
         # nanoGPT's char vocabulary: the corpus's characters only (no byte fallback) unless asked
@@ -44,16 +44,12 @@ class CausalLMTask(Task):
         return self.batches.get(step)
 
     def eval_batches(self, split: str):
-        from archlab.data.lm_data import eval_batches
-
         ids = self.train_ids if split == "train" else self.val_ids
         if split not in self._eval:
             self._eval[split] = eval_batches(ids, self.block_size, self.batch_size, self.max_eval_batches)
         return self._eval[split]
 
     def loss(self, model, batch):
-        from archlab.objectives import causal_lm_loss
-
         return causal_lm_loss(model, batch)
 
 

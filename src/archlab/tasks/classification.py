@@ -16,6 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from archlab.config import check_choice
+from archlab.data.acceptability import acceptability_classification
+from archlab.data.corpora import shakespeare_text, source_classification
+from archlab.objectives import classification_batch, classification_loss
 from archlab.registry import register
 from archlab.tasks import Task, to_device
 from archlab.tasks._text import check_options, make_tokenizer, split_name
@@ -29,10 +33,6 @@ class ClassificationTask(Task):
 
     def __init__(self, run_cfg) -> None:
         super().__init__(run_cfg)
-        from archlab.config import check_choice
-        from archlab.data.acceptability import acceptability_classification
-        from archlab.data.corpora import shakespeare_text, source_classification
-
         check_options("classification", self.options, OPTIONS)
         dataset = self.option("dataset", "genre")
         check_choice("task.dataset", dataset, DATASETS)
@@ -54,8 +54,6 @@ class ClassificationTask(Task):
                 "pad_token_id": self.tokenizer.pad_id}
 
     def _batch(self, examples) -> dict:
-        from archlab.objectives import classification_batch
-
         return classification_batch(examples, self.tokenizer, self.max_len)
 
     def train_batch(self, step: int) -> dict:
@@ -72,8 +70,6 @@ class ClassificationTask(Task):
         return self._eval[s]
 
     def loss(self, model, batch):
-        from archlab.objectives import classification_loss
-
         return classification_loss(model, batch)
 
     @torch.no_grad()

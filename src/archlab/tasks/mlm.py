@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from archlab.data.corpora import load_corpus
+from archlab.objectives import mlm_batch, mlm_loss
 from archlab.registry import register
 from archlab.tasks import Task
 from archlab.tasks._text import WindowBatchTask, block_size, check_options, make_tokenizer
@@ -22,8 +24,6 @@ class MLMTask(WindowBatchTask, Task):
 
     def __init__(self, run_cfg) -> None:
         super().__init__(run_cfg)
-        from archlab.data.corpora import load_corpus
-
         check_options("mlm", self.options, OPTIONS)
         text = load_corpus(self.option("corpus", "shakespeare"))
         self.tokenizer = make_tokenizer(self.option("tokenizer", "bpe"), text, bpe_vocab=self.option("bpe_vocab", 2048))
@@ -33,14 +33,10 @@ class MLMTask(WindowBatchTask, Task):
         self.setup_windows(text)
 
     def make_batch(self, window: dict, key: int) -> dict:
-        from archlab.objectives import mlm_batch
-
         g = torch.Generator().manual_seed(key)
         return mlm_batch(window["input_ids"], self.tokenizer, g, self.p)
 
     def loss(self, model, batch):
-        from archlab.objectives import mlm_loss
-
         return mlm_loss(model, batch)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from archlab.config import check_choice
+from archlab.objectives import prefix_lm_batch, prefix_lm_loss, random_prefix_lm_batch
 from archlab.registry import register
 from archlab.tasks.causal_lm import CausalLMTask
 
@@ -27,8 +29,6 @@ class PrefixLMTask(CausalLMTask):
     objective = "prefix_lm"
 
     def __init__(self, run_cfg) -> None:
-        from archlab.config import check_choice
-
         opts = run_cfg.task_options()
         self.min_prefix = int(opts.get("min_prefix", 1))
         self.prefix_mode = opts.get("prefix", "random")
@@ -42,8 +42,6 @@ class PrefixLMTask(CausalLMTask):
         return {**super().model_overrides(), "attn.causal": False}
 
     def _prefix(self, window: dict, key: int) -> dict:
-        from archlab.objectives import prefix_lm_batch, random_prefix_lm_batch
-
         ids = torch.cat([window["input_ids"], window["labels"][:, -1:]], dim=1)[:, :self.block_size]
         if self.prefix_mode == "half":
             return prefix_lm_batch(ids, ids.shape[1] // 2)
@@ -58,8 +56,6 @@ class PrefixLMTask(CausalLMTask):
         return self._eval[split]
 
     def loss(self, model, batch):
-        from archlab.objectives import prefix_lm_loss
-
         return prefix_lm_loss(model, batch)
 
 

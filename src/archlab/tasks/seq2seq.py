@@ -15,6 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from archlab.data.corpora import bible_pairs
+from archlab.generate import beam_search
+from archlab.objectives import encode_source, pad_sequences, seq2seq_batch, seq2seq_loss
 from archlab.registry import register
 from archlab.tasks import Task, to_device
 from archlab.tasks._text import check_options, make_tokenizer, split_name
@@ -27,8 +30,6 @@ class Seq2SeqTask(Task):
 
     def __init__(self, run_cfg) -> None:
         super().__init__(run_cfg)
-        from archlab.data.corpora import bible_pairs
-
         check_options("seq2seq", self.options, OPTIONS)
         if self.option("corpus", "bible") != "bible":
             raise ValueError(f"task.corpus={self.option('corpus')!r}: the seq2seq task ships only 'bible'")
@@ -55,8 +56,6 @@ class Seq2SeqTask(Task):
         return {"vocab_size": self.vocab_size, "pad_token_id": self.tokenizer.pad_id}
 
     def _batch(self, pairs) -> dict:
-        from archlab.objectives import seq2seq_batch
-
         return seq2seq_batch(pairs, self.tokenizer, self.tokenizer, self.max_len)
 
     def train_batch(self, step: int) -> dict:
@@ -73,17 +72,12 @@ class Seq2SeqTask(Task):
         return self._eval[s]
 
     def loss(self, model, batch):
-        from archlab.objectives import seq2seq_loss
-
         return seq2seq_loss(model, batch)
 
     @torch.no_grad()
     def translate(self, model, sources: list[str], beam_size: int = 4, length_penalty: float = 1.0,
                   max_new_tokens: int | None = None, batch_size: int = 32) -> list[str]:
         """Beam-search translations of source sentences."""
-        from archlab.generate import beam_search
-        from archlab.objectives import encode_source, pad_sequences
-
         tok, out = self.tokenizer, []
         device = next(model.parameters()).device
         model.eval()

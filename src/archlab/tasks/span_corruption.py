@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 
 from archlab.config import ConfigError
+from archlab.data.corpora import bible_pairs, load_corpus, shakespeare_text
+from archlab.objectives import seq2seq_loss
+from archlab.objectives.span_corruption import span_corruption_batch
 from archlab.registry import register
 from archlab.tasks import Task
 from archlab.tasks._text import WindowBatchTask, block_size, check_options, make_tokenizer
@@ -23,8 +26,6 @@ OPTIONS = ("corpus", "tokenizer", "bpe_vocab", "block_size", "noise_density", "m
 
 def pretraining_text(corpus: str) -> str:
     """The text of a span-corruption corpus name (or a path)."""
-    from archlab.data.corpora import bible_pairs, load_corpus, shakespeare_text
-
     def verses() -> str:
         return "\n".join(t for pair in bible_pairs("train") for t in pair)
 
@@ -60,8 +61,6 @@ class SpanCorruptionTask(WindowBatchTask, Task):
         return {"vocab_size": self.vocab_size, "pad_token_id": self.tokenizer.pad_id}
 
     def make_batch(self, window: dict, key: int) -> dict:
-        from archlab.objectives.span_corruption import span_corruption_batch
-
         tok = self.tokenizer
         try:
             return span_corruption_batch(window["input_ids"], torch.Generator().manual_seed(key),
@@ -72,8 +71,6 @@ class SpanCorruptionTask(WindowBatchTask, Task):
             raise ConfigError(f"task span_corruption: {e}") from None
 
     def loss(self, model, batch):
-        from archlab.objectives import seq2seq_loss
-
         return seq2seq_loss(model, batch)
 
 
