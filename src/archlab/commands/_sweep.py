@@ -10,7 +10,9 @@ from pathlib import Path
 
 from archlab.config import ConfigError
 from archlab.experiments.engine import RunOptions, run_specs, with_steps
+from archlab.experiments.judge.budget import check_budgets
 from archlab.experiments.report.html import SMOKE, write_report
+from archlab.experiments.spec.registration import load_registry, status_of
 from archlab.experiments.suite.calibration import apply_calibrations, calibrations, print_calibrations
 from archlab.experiments.suite.claims import print_verdicts
 from archlab.experiments.sweep.executors import make_executor
@@ -72,6 +74,7 @@ class Job:
     out: Path
     db: str
     calibrate: bool = False
+    registration: str | None = None  # the registration file (None: the package's)
 
 
 def profile_of(args) -> str:
@@ -103,6 +106,7 @@ def run_job(args, job: Job) -> int:
     with Store(job.db) as store:
         with executor_from_args(args) as executor:
             results = run_specs(job.specs, store, executor, options)
+        annotate(results, job)
         families = {f for s in job.specs for f in s.families}
         cal_specs = cal_specs if job.calibrate else [s for s in cal_specs if set(s.families) & families]
         cals = calibrations(store, profile, cal_specs, results if job.calibrate else ())
@@ -113,6 +117,17 @@ def run_job(args, job: Job) -> int:
         _report(args, job, results, cals, label, smoke, profile)
     failed = sum(len(r.runs) == 0 and r.spec.kind == "train" for r in results)
     return 1 if failed else 0
+
+
+def annotate(results, job: Job) -> None:
+    """Each result's registration status (of the spec as the job gave it, before any adaptive seeds) and its
+    verdict re-decided at half the budget (judge.budget)."""
+    registry = load_registry(job.registration)
+    given = {s.name: s for s in job.specs}
+    for r in results:
+        status = status_of(given.get(r.spec.name, r.spec), registry)
+        r.registration, r.pre_registered = status.text, status.pre_registered
+    check_budgets(results)
 
 
 def _print(results, cals, job: Job, smoke: bool, profile: str) -> None:

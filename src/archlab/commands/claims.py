@@ -19,6 +19,15 @@ def add_parser(sub):
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these claims (or families: cnn, transformer, "
                    "mamba, mixers, cost)")
     p.add_argument("--list", action="store_true", help="list the claims and exit")
+    p.add_argument("--register", action="store_true", help="record every built-in claim's and calibration's "
+                   "decisive fields (task, metric, comparisons, rule, budget, seeds, runner, decision procedure) "
+                   "with their hash and today's date in the registration file, and exit; a changed entry is "
+                   "refused unless --amend gives the reason")
+    p.add_argument("--amend", metavar="REASON", help="with --register: record the changed specs as amendments "
+                   "(old and new hash, date, the fields changed, REASON); their verdicts no longer count as "
+                   "pre-registered")
+    p.add_argument("--registration", metavar="FILE", default=None, help="the registration file (default: the "
+                   "package's experiments/registration.json)")
     add_run_args(p, out_default="runs/claims")
     return p
 
@@ -29,6 +38,8 @@ def run(args) -> int:
 
     check_args(args)
     cal_specs = calibration_specs()
+    if args.register or args.amend:
+        return _register(args, cal_specs)
     specs = select_specs(args.only, cal_specs if args.calibrate else None)
     if args.list:
         for s in specs:
@@ -37,5 +48,24 @@ def run(args) -> int:
         return 0
     out = Path(args.out)
     job = Job("calibrations" if args.calibrate else "claims", specs, cal_specs, out,
-              args.db or str(out / "claims.sqlite"), calibrate=args.calibrate)
+              args.db or str(out / "claims.sqlite"), calibrate=args.calibrate, registration=args.registration)
     return run_job(args, job)
+
+
+def _register(args, cal_specs) -> int:
+    """`--register [--amend REASON]`: record the decisive fields of the built-in specs (or --only's)."""
+    from archlab.config import ConfigError
+    from archlab.experiments.spec import builtin_specs
+    from archlab.experiments.spec.registration import REGISTRATION_FILE, register
+    from archlab.experiments.suite.claims import select_specs
+
+    if not args.register:
+        raise ConfigError("--amend REASON goes with --register (it records why a registered spec changed)")
+    if args.amend is not None and not args.amend.strip():
+        raise ConfigError("--amend needs a reason (one line: why the registered protocol changed)")
+    specs = select_specs(args.only, builtin_specs() + cal_specs)
+    path = args.registration or REGISTRATION_FILE
+    for line in register(specs, path, amend=args.amend):
+        print(line)
+    print(f"registration: {path} ({len(specs)} spec(s))")
+    return 0

@@ -14,7 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from archlab.experiments.judge.results import verdict_head
+from archlab.experiments.report.claim_rows import cell, registration_text
 from archlab.experiments.spec import ExperimentSpec, builtin_specs, variant_config
+from archlab.experiments.spec.registration import load_registry, status_of
 
 START, END = "<!-- claims-table:start (generated: python -m archlab.experiments.report.claims_table --write) -->", \
     "<!-- claims-table:end -->"
@@ -94,16 +97,18 @@ def _gate(spec: ExperimentSpec) -> str:
     return f"{metric}: {fmt(g.chance)} / {fmt(g.plateau)}"
 
 
-def claims_table(specs: Sequence[ExperimentSpec] | None = None) -> str:
-    """The markdown table: claim, seed, task, metric, min effect, gate levels, lr sweep, why this task."""
+def claims_table(specs: Sequence[ExperimentSpec] | None = None, registry: Mapping[str, Any] | None = None) -> str:
+    """The markdown table: claim, seed, task, metric, min effect, gate levels, lr sweep, registration (of the spec
+    as it is now, in the package's registration file), why this task."""
     specs = builtin_specs() if specs is None else specs
-    rows = ["| claim | seed | task | metric | min effect | gate: chance / plateau | lr sweep | why this task |",
-            "|---|---|---|---|---|---|---|---|"]
+    registry = load_registry() if registry is None else registry
+    rows = ["| claim | seed | task | metric | min effect | gate: chance / plateau | lr sweep | registration | "
+            "why this task |", "|---|---|---|---|---|---|---|---|---|"]
     for s in specs:
         seeds = _seeds(s)
         lrs = ", ".join(f"{x:g}" for x in s.lr_sweep) or "—"
         rows.append(f"| {s.name} | {seeds} | {_cell(task_of(s))} | {_cell(_metric(s))} | {_min_effect(s)} | "
-                    f"{_gate(s)} | {lrs} | {_cell(s.task_reason)} |")
+                    f"{_gate(s)} | {lrs} | {_cell(status_of(s, registry).text)} | {_cell(s.task_reason)} |")
     return "\n".join(rows)
 
 
@@ -130,14 +135,13 @@ def section() -> str:
 
 
 def verdict_counts(claims: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """How many claims got each verdict; decided = supported + contradicted + mixed (every one of a mixed claim's
-    decided comparisons is supported or contradicted); 'uncalibrated (x)' counts as not decided."""
+    """How many claims got each verdict (by its head: a label's scale and notes do not matter); decided = supported +
+    contradicted + mixed (every one of a mixed claim's decided comparisons is supported or contradicted);
+    'uncalibrated (x)' and 'out of scope at this scale (…)' count as not decided."""
     out = {"claims": len(claims), "supported": 0, "contradicted": 0, "mixed": 0, "inconclusive": 0,
-           "no verdict": 0, "uncalibrated": 0}
+           "no verdict": 0, "uncalibrated": 0, "out of scope": 0}
     for c in claims:
-        v = str(c["verdict"])
-        key = "uncalibrated" if v.startswith("uncalibrated") else v if v in out else "no verdict"
-        out[key] += 1
+        out[verdict_head(str(c["verdict"]))] += 1
     out["decided"] = out["supported"] + out["contradicted"] + out["mixed"]
     return out
 
@@ -150,7 +154,8 @@ def counts_line(report: Mapping[str, Any]) -> str:
             f"contradicted" + (f", {n['mixed']} mixed — some comparisons supported, some contradicted"
                                if n["mixed"] else "") + f"), {n['inconclusive']} inconclusive, "
             f"{n['no verdict']} no verdict" + (f", {n['uncalibrated']} uncalibrated" if n["uncalibrated"] else "")
-            + ".")
+            + (f", {n['out of scope']} out of scope at this scale" if n["out of scope"] else "")
+            + registration_text(report["claims"]) + ".")
 
 
 def verdicts_table(report: Mapping[str, Any]) -> str:
@@ -158,7 +163,8 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
     comparison's arms (metric mean ± sd at the best lr), paired difference d [95% CI] and verdict."""
     specs = {s.name: s for s in builtin_specs()}
     lines = [counts_line(report), "",
-             "| claim | task | verdict | comparisons: baseline → variant, d [95% CI] → verdict |", "|---|---|---|---|"]
+             "| claim | task | params | steps | tokens | verdict | comparisons: baseline → variant, d [95% CI] → "
+             "verdict |", "|---|---|---|---|---|---|---|"]
     rows: dict[str, list[str]] = {}
     for r in report.get("comparisons", []):
         if r.get("p") == "exact":  # a cost check: seed's figure vs computed
@@ -170,20 +176,28 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
     for c in report["claims"]:
         spec = specs.get(c["claim"])
         task = task_of(spec) if spec is not None else "?"
-        lines.append(f"| {c['claim']} | {_cell(task)} | **{c['verdict']}** | "
+        lines.append(f"| {c['claim']} | {_cell(task)} | {_scale_cells(c)} | **{_cell(c['verdict'])}** | "
                      f"{_cell('; '.join(rows.get(c['claim'], [])))} |")
     return "\n".join(lines)
 
 
 def readme_table(report: Mapping[str, Any]) -> str:
-    """The README's short form of a sweep's verdicts: the counts, then claim | seed | task | verdict."""
+    """The README's short form of a sweep's verdicts: the counts, then claim | seed | task | params | steps | tokens |
+    verdict | registration (each as the sweep recorded it; '—' where its verdicts.json predates the field)."""
     specs = {s.name: s for s in builtin_specs()}
-    lines = [counts_line(report), "", "| claim | seed | task | verdict |", "|---|---|---|---|"]
+    lines = [counts_line(report), "", "| claim | seed | task | params | steps | tokens | verdict | registration |",
+             "|---|---|---|---|---|---|---|---|"]
     for c in report["claims"]:
         spec = specs.get(c["claim"])
         seeds, task = (_seeds(spec), _cell(task_of(spec))) if spec is not None else ("?", "?")
-        lines.append(f"| {c['claim']} | {seeds} | {task} | {c['verdict']} |")
+        lines.append(f"| {c['claim']} | {seeds} | {task} | {_scale_cells(c)} | {_cell(c['verdict'])} | "
+                     f"{_cell(cell(c, 'registration'))} |")
     return "\n".join(lines)
+
+
+def _scale_cells(record: Mapping[str, Any]) -> str:
+    """'0.2M | 800 | 0.8M' — params, steps, tokens of a verdicts.json claim ('—' for a missing value)."""
+    return " | ".join(cell(record, k) for k in ("params", "steps", "tokens"))
 
 
 def replace_section(text: str, new: str, start: str = START, end: str = END) -> str:

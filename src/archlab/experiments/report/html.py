@@ -19,8 +19,15 @@ from typing import Any
 
 import yaml
 
-from archlab.experiments.judge.results import ExperimentResult
+from archlab.experiments.judge.results import ExperimentResult, verdict_head
 from archlab.experiments.judge.verdict import RULE_TEXT
+from archlab.experiments.report.claim_rows import (
+    SCALE_COLUMNS,
+    cell,
+    claim_record,
+    head_counts,
+    registration_text,
+)
 from archlab.experiments.report.figures import (  # noqa: F401  (re-exported)
     curve_metric,
     figure_bars,
@@ -40,9 +47,8 @@ CALIBRATION_TEXT = ("A calibration reproduces, at small scale, a published resul
 
 
 def css_class(verdict: str) -> str:
-    """'v-supported', 'v-no-verdict', 'v-uncalibrated' … for a verdict or label."""
-    head = verdict.split(":")[0].split("(")[0].strip()
-    return "v-" + head.replace(" ", "-")
+    """'v-supported', 'v-no-verdict', 'v-uncalibrated', 'v-out-of-scope' … for a verdict or label."""
+    return "v-" + verdict_head(verdict).replace(" ", "-")
 
 
 # ---------------------------------------------------------------- tables
@@ -102,7 +108,7 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
             continue
         for cr in r.comparisons:
             v, c = cr.verdict, cr.comparison
-            label = v.label if not r.calibration else f"uncalibrated ({v.label})"
+            label = r.comparison_label(cr)
             rows.append({"claim": r.spec.name, "seed": seeds, "comparison": cr.label,
                          "metric": f"{c.metric} ({c.goal})",
                          "baseline": _arm(r, c.baseline, cr.baseline), "variant": _arm(r, c.variant, cr.variant),
@@ -170,7 +176,8 @@ color:#1f2328}table{border-collapse:collapse;margin:1em 0;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
 th{background:#f6f8fa}.v-supported{color:#1a7f37;font-weight:600}.v-contradicted{color:#cf222e;font-weight:600}
 .v-inconclusive{color:#9a6700;font-weight:600}.v-mixed{color:#8250df;font-weight:600}.v-no-verdict{color:#57606a;font-weight:600}
-.v-uncalibrated{color:#8250df;font-weight:600}.smoke{background:#fff8c5;border:1px solid #d4a72c;padding:0.6em}
+.v-uncalibrated{color:#8250df;font-weight:600}.v-out-of-scope{color:#0969da;font-weight:600}
+.smoke{background:#fff8c5;border:1px solid #d4a72c;padding:0.6em}
 blockquote{border-left:4px solid #d0d7de;margin:0.5em 0;padding:0.2em 1em;
 color:#57606a}pre{background:#f6f8fa;padding:0.6em;overflow:auto;font-size:12px;max-height:22em}
 img{max-width:100%;border:1px solid #eee;margin:4px}section{border-top:1px solid #d0d7de;margin-top:1.5em}
@@ -198,9 +205,8 @@ def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab cl
     """The whole report as one self-contained HTML string (calibrations first when given)."""
     e = html.escape
     figs = figs if figs is not None else {r.spec.name: figures(r) for r in results}
-    counts: dict[str, int] = {}
-    for _, _, v in claim_summary(results):
-        counts[v] = counts.get(v, 0) + 1
+    records = [claim_record(r) for r in results]
+    counts = head_counts(records)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style>"
              f"</head><body><h1>{e(title)}</h1>"]
     if smoke:
@@ -209,13 +215,16 @@ def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab cl
         parts.append(f"<p>Produced by <code>{e(command)}</code>.</p>")
     if calibrations is not None:
         parts += _calibration_html(calibrations)
-    parts.append("<p>Claims: " + ", ".join(f"<span class='{css_class(k)}'>{n} {e(k)}</span>" for k, n in
-                                           sorted(counts.items())) + "</p>")
+    parts.append("<p id='counts'>Claims: " + ", ".join(f"<span class='{css_class(k)}'>{n} {e(k)}</span>" for k, n in
+                                                       sorted(counts.items())) + e(registration_text(records)) + "</p>")
     parts.append(f"<p><b>Verdict rule.</b> {e(RULE_TEXT)}</p>")
-    parts.append("<h2>Verdicts by claim</h2><table id='claims'><tr><th>claim</th><th>what</th><th>verdict</th></tr>")
-    for name, t, v in claim_summary(results):
-        parts.append(f"<tr class='claim-row'><td><a href='#{e(name)}'>{e(name)}</a></td><td>{e(t)}</td>"
-                     f"<td class='{css_class(v)}'>{e(v)}</td></tr>")
+    parts.append("<h2>Verdicts by claim</h2><table id='claims'><tr><th>claim</th><th>what</th><th>verdict</th>"
+                 + "".join(f"<th>{e(h)}</th>" for _, h in SCALE_COLUMNS) + "</tr>")
+    for c in records:
+        name, v = c["claim"], c["verdict"]
+        parts.append(f"<tr class='claim-row'><td><a href='#{e(name)}'>{e(name)}</a></td><td>{e(c['title'])}</td>"
+                     f"<td class='{css_class(v)}'>{e(v)}</td>"
+                     + "".join(f"<td>{e(cell(c, k))}</td>" for k, _ in SCALE_COLUMNS) + "</tr>")
     parts.append("</table><h2>Every comparison</h2><table id='verdicts'><tr>"
                  + "".join(f"<th>{e(h)}</th>" for _, h in COLUMNS) + "<th>verdict</th></tr>")
     for row in verdict_rows(results):
@@ -229,6 +238,7 @@ def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab cl
                      f"{e(r.shown_verdict)}</span></h2>")
         if r.calibration:
             parts.append(f"<p class='v-uncalibrated'>Uncalibrated: {e(r.calibration)}.</p>")
+        parts += [f"<p>{e(line)}</p>" for line in protocol_lines(r)]
         if s.task_reason:
             parts.append(f"<p><b>Why this task.</b> {e(s.task_reason)}</p>")
         if s.rule.reason:
@@ -238,7 +248,8 @@ def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab cl
         if s.notes:
             parts.append(f"<p>{e(s.notes)}</p>")
         for cr in r.comparisons:
-            parts.append(f"<p>{e(cr.label)}: <span class='{css_class(cr.verdict.label)}'>{e(cr.verdict.label)}</span> "
+            lab = r.comparison_label(cr)
+            parts.append(f"<p>{e(cr.label)}: <span class='{css_class(lab)}'>{e(lab)}</span> "
                          f"({e(cr.verdict.reason)})</p>")
         for c in r.checks:
             parts.append(f"<p>{e(c['name'])}: seed says {e(_fmt(c.get('claimed')))}, cost model computes "
@@ -279,12 +290,14 @@ def render_markdown(results: Sequence[ExperimentResult], *, title: str = "archla
         lines += [f"Produced by `{command}`.", ""]
     if calibrations is not None:
         lines += ["## Calibrations", "", CALIBRATION_TEXT, "", calibration_table_markdown(calibrations), ""]
-    lines += [f"**Verdict rule.** {RULE_TEXT}", "", verdict_table_markdown(results), ""]
+    lines += [f"**Verdict rule.** {RULE_TEXT}", "", claims_table_markdown(results), "", verdict_table_markdown(results),
+              ""]
     for r in results:
         s = r.spec
         lines += [f"## {s.title} — {r.shown_verdict}", ""]
         if r.calibration:
             lines += [f"*Uncalibrated: {r.calibration}.*", ""]
+        lines += [x for line in protocol_lines(r) for x in (line, "")]
         if s.task_reason:
             lines += [f"**Why this task.** {s.task_reason}", ""]
         if s.rule.reason:
@@ -294,7 +307,7 @@ def render_markdown(results: Sequence[ExperimentResult], *, title: str = "archla
         if s.notes:
             lines += [s.notes, ""]
         for cr in r.comparisons:
-            lines.append(f"- {cr.label}: **{cr.verdict.label}** ({cr.verdict.reason})")
+            lines.append(f"- {cr.label}: **{r.comparison_label(cr)}** ({cr.verdict.reason})")
         for c in r.checks:
             lines.append(f"- {c['name']}: seed {_fmt(c.get('claimed'))}, computed {_fmt(c.get('computed'))} → "
                          f"**{c['verdict']}**" + (f" — {c['explain']}" if c.get("explain") else ""))
@@ -305,6 +318,29 @@ def render_markdown(results: Sequence[ExperimentResult], *, title: str = "archla
                   yaml.safe_dump(_what_was_run(r), sort_keys=False, default_flow_style=None).rstrip(), "```", "",
                   "</details>", ""]
     return "\n".join(lines)
+
+
+def claims_table_markdown(results: Sequence[ExperimentResult]) -> str:
+    """One row per claim: verdict (at its scale), params, steps, tokens, the half-budget check, registration."""
+    records = [claim_record(r) for r in results]
+    lines = [f"Claims: {', '.join(f'{n} {k}' for k, n in sorted(head_counts(records).items()))}"
+             f"{registration_text(records)}", "",
+             "| claim | verdict | " + " | ".join(h for _, h in SCALE_COLUMNS) + " |", "|---|---|" + "---|" * 5]
+    for c in records:
+        cells = [c["claim"], f"**{c['verdict']}**"] + [cell(c, k) for k, _ in SCALE_COLUMNS]
+        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+    return "\n".join(lines)
+
+
+def protocol_lines(r: ExperimentResult) -> list[str]:
+    """Registration status, the seed's unmet conditions and the half-budget check of one claim, as sentences."""
+    out = [f"Registration: {r.registration}."] if r.registration else []
+    out += [f"Outside the seed's stated conditions at the {r.profile} profile: {c.condition} — {c.why}."
+            for c in r.unmet_scope]
+    if r.budget_check:
+        out.append(f"Half budget: {r.budget_check}" + (f" ({r.half_budget})." if r.half_budget and
+                                                       r.budget_check.startswith("same") else "."))
+    return out
 
 
 def verdict_table_markdown(results: Sequence[ExperimentResult]) -> str:
@@ -335,6 +371,6 @@ def write_report(results: Sequence[ExperimentResult], out_dir: str | Path, *, ti
         "command": command, "rule": RULE_TEXT, "smoke_test": smoke,
         "calibrations": [{"name": c.spec.name, "family": c.spec.family, "status": c.status, "paper": c.paper,
                           "ours": c.ours, "detail": c.detail} for c in calibrations or []],
-        "claims": [{"claim": n, "title": t, "verdict": v} for n, t, v in claim_summary(results)],
+        "claims": [claim_record(r) for r in results],
         "comparisons": verdict_rows(results)}, indent=2))
     return paths

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from archlab.config import ConfigError
+from archlab.experiments.judge.results import verdict_head
 from archlab.experiments.spec import ExperimentSpec, builtin_specs
 
 
@@ -24,10 +25,27 @@ def select_specs(only: Sequence[str] | None = None, specs: list[ExperimentSpec] 
 
 
 def print_verdicts(results: Sequence[Any], log: Callable[[str], None] = print) -> None:
-    """A plain-text verdict table, one line per claim."""
+    """A plain-text verdict table, one line per claim (verdict at its scale, registration status, comparisons),
+    then the counts line."""
     width = max((len(r.spec.name) for r in results), default=10)
     vwidth = max((len(r.shown_verdict) for r in results), default=13)
     for r in results:
-        detail = "; ".join(f"{c.label}: {c.verdict.label}" for c in r.comparisons) or "; ".join(
+        detail = "; ".join(f"{c.label}: {r.comparison_label(c)}" for c in r.comparisons) or "; ".join(
             f"{c['name']}: {c['verdict']}" for c in r.checks)
-        log(f"{r.spec.name:<{width}}  {r.shown_verdict:<{vwidth}} {detail}")
+        status = f"[{r.registration}] " if r.registration else ""
+        log(f"{r.spec.name:<{width}}  {r.shown_verdict:<{vwidth}} {status}{detail}")
+    if results:
+        log(counts_text(results))
+
+
+def counts_text(results: Sequence[Any]) -> str:
+    """'N claims: 3 supported, 1 contradicted, …; 2 pre-registered, 1 amended, 1 not registered'."""
+    heads: dict[str, int] = {}
+    for r in results:
+        heads[verdict_head(r.shown_verdict)] = heads.get(verdict_head(r.shown_verdict), 0) + 1
+    text = f"{len(results)} claims: " + ", ".join(f"{n} {h}" for h, n in heads.items())
+    if any(r.registration for r in results):
+        pre = sum(bool(r.pre_registered) for r in results)
+        amended = sum(str(r.registration).startswith("amended") for r in results)
+        text += f"; {pre} pre-registered, {amended} amended, {len(results) - pre - amended} not registered"
+    return text
