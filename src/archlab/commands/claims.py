@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from archlab.commands._sweep import Job, add_run_args, check_args, run_job
+from archlab.config import ConfigError
+from archlab.experiments.spec.registration import REGISTRATION_FILE, register
 
 
 def add_parser(sub):
@@ -54,9 +56,7 @@ def run(args) -> int:
 
 def _register(args, cal_specs) -> int:
     """`--register [--amend REASON]`: record the decisive fields of the built-in specs (or --only's)."""
-    from archlab.config import ConfigError
     from archlab.experiments.spec import builtin_specs
-    from archlab.experiments.spec.registration import REGISTRATION_FILE, register
     from archlab.experiments.suite.claims import select_specs
 
     if not args.register:
