@@ -68,6 +68,8 @@ def test_decisive_fields_cover_the_protocol_and_not_its_words():
     assert f["compare"][0] == {"variant": "ablated", "baseline": "base", "expect": "worse", "metric": "val_loss",
                                "goal": "min", "min_effect": None}
     assert "reason" not in f["rule"] and "quote" not in json.dumps(f)
+    gated = decisive_fields(toy(rule={"min_effect": 0.05, "reason": "r", "gate": {"chance": 3.0, "plateau": 2.0}}))
+    assert gated["rule"]["gate"] == {"goal": "min", "chance": 3.0, "plateau": 2.0, "ceiling": None, "margin": 0.0}
 
 
 def test_register_command_refuses_a_changed_entry_without_amend(tmp_path, capsys):

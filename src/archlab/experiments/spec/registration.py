@@ -30,7 +30,7 @@ FORMAT = 1
 
 def _plain(x: Any) -> Any:
     """A JSON-plain copy (dataclasses as dicts, tuples as lists)."""
-    return json.loads(json.dumps(asdict(x) if is_dataclass(x) else x, sort_keys=True, default=str))
+    return json.loads(json.dumps(x, sort_keys=True, default=lambda o: asdict(o) if is_dataclass(o) else str(o)))
 
 
 def decisive_fields(spec: ExperimentSpec) -> dict[str, Any]:
