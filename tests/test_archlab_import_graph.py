@@ -1,5 +1,8 @@
 """archlab's import graph has no cycle, and every function-local import of an archlab module is an allowlisted one.
 
+(Named apart from tests/experiments/test_import_graph.py, which checks experiments/ alone: two test files with
+one basename cannot be collected together in this rootdir-import layout.)
+
 Edges are read with `ast` from every module of src/archlab: module-level imports and imports inside functions
 alike (a lazy import hides a cycle, it does not remove it); imports under `if TYPE_CHECKING:` are skipped (never
 executed). Relative imports are resolved; `from pkg import name` is an edge to the submodule pkg.name when there
@@ -247,6 +250,7 @@ def _edges() -> list[Edge]:
 
 
 def test_archlab_has_no_import_cycle():
+    """No cycle in the graph of every archlab module, module-level and function-local imports alike."""
     edges = _edges()
     assert len({e.importer for e in edges}) > 50  # the walk sees the whole package
     cycles = import_cycles(edges)
