@@ -199,6 +199,41 @@ def _calibration_html(cals: Sequence[Any]) -> list[str]:
     return parts
 
 
+def _section_html(r: ExperimentResult, figs: list[tuple[str, bytes]]) -> list[str]:
+    """One claim's section: verdict, protocol lines, reasons, quotes, comparisons, figures, what was run."""
+    e, parts = html.escape, []
+    s = r.spec
+    parts.append(f"<section id='{e(s.name)}'><h2>{e(s.title)} <span class='{css_class(r.shown_verdict)}'>— "
+                 f"{e(r.shown_verdict)}</span></h2>")
+    if r.calibration:
+        parts.append(f"<p class='v-uncalibrated'>Uncalibrated: {e(r.calibration)}.</p>")
+    parts += [f"<p>{e(line)}</p>" for line in protocol_lines(r)]
+    if s.task_reason:
+        parts.append(f"<p><b>Why this task.</b> {e(s.task_reason)}</p>")
+    if s.rule.reason:
+        parts.append(f"<p><b>Why this minimum effect.</b> {e(s.rule.reason)}</p>")
+    for q in s.quotes:
+        parts.append(f"<blockquote>“{e(q.text)}” <br><small>— seed {e(q.seed)}</small></blockquote>")
+    if s.notes:
+        parts.append(f"<p>{e(s.notes)}</p>")
+    for cr in r.comparisons:
+        lab = r.comparison_label(cr)
+        parts.append(f"<p>{e(cr.label)}: <span class='{css_class(lab)}'>{e(lab)}</span> "
+                     f"({e(cr.verdict.reason)})</p>")
+    for c in r.checks:
+        parts.append(f"<p>{e(c['name'])}: seed says {e(_fmt(c.get('claimed')))}, cost model computes "
+                     f"{e(_fmt(c.get('computed')))} → "
+                     f"<span class='{css_class(c['verdict'])}'>{e(c['verdict'])}</span>"
+                     f"{(' — ' + e(c['explain'])) if c.get('explain') else ''}</p>")
+    for name, png in figs:
+        b64 = base64.b64encode(png).decode("ascii")
+        parts.append(f"<img alt='{e(name)}' class='figure' src='data:image/png;base64,{b64}'>")
+    parts.append("<details><summary>What was run</summary><pre>"
+                 + e(yaml.safe_dump(_what_was_run(r), sort_keys=False, default_flow_style=None))
+                 + "</pre><p>Base config:</p><pre>" + e(base_config(r)) + "</pre></details></section>")
+    return parts
+
+
 def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab claims", command: str = "",
                 figs: dict[str, list[tuple[str, bytes]]] | None = None, calibrations: Sequence[Any] | None = None,
                 smoke: bool = False) -> str:
@@ -233,35 +268,7 @@ def render_html(results: Sequence[ExperimentResult], *, title: str = "archlab cl
                      "</td></tr>")
     parts.append("</table>")
     for r in results:
-        s = r.spec
-        parts.append(f"<section id='{e(s.name)}'><h2>{e(s.title)} <span class='{css_class(r.shown_verdict)}'>— "
-                     f"{e(r.shown_verdict)}</span></h2>")
-        if r.calibration:
-            parts.append(f"<p class='v-uncalibrated'>Uncalibrated: {e(r.calibration)}.</p>")
-        parts += [f"<p>{e(line)}</p>" for line in protocol_lines(r)]
-        if s.task_reason:
-            parts.append(f"<p><b>Why this task.</b> {e(s.task_reason)}</p>")
-        if s.rule.reason:
-            parts.append(f"<p><b>Why this minimum effect.</b> {e(s.rule.reason)}</p>")
-        for q in s.quotes:
-            parts.append(f"<blockquote>“{e(q.text)}” <br><small>— seed {e(q.seed)}</small></blockquote>")
-        if s.notes:
-            parts.append(f"<p>{e(s.notes)}</p>")
-        for cr in r.comparisons:
-            lab = r.comparison_label(cr)
-            parts.append(f"<p>{e(cr.label)}: <span class='{css_class(lab)}'>{e(lab)}</span> "
-                         f"({e(cr.verdict.reason)})</p>")
-        for c in r.checks:
-            parts.append(f"<p>{e(c['name'])}: seed says {e(_fmt(c.get('claimed')))}, cost model computes "
-                         f"{e(_fmt(c.get('computed')))} → "
-                         f"<span class='{css_class(c['verdict'])}'>{e(c['verdict'])}</span>"
-                         f"{(' — ' + e(c['explain'])) if c.get('explain') else ''}</p>")
-        for name, png in figs.get(s.name, []):
-            b64 = base64.b64encode(png).decode("ascii")
-            parts.append(f"<img alt='{e(name)}' class='figure' src='data:image/png;base64,{b64}'>")
-        parts.append("<details><summary>What was run</summary><pre>"
-                     + e(yaml.safe_dump(_what_was_run(r), sort_keys=False, default_flow_style=None))
-                     + "</pre><p>Base config:</p><pre>" + e(base_config(r)) + "</pre></details></section>")
+        parts += _section_html(r, figs.get(r.spec.name, []))
     parts.append("</body></html>")
     return "".join(parts)
 
