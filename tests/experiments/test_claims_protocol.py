@@ -97,7 +97,7 @@ def test_builtin_registration_file_parses():
 
 def test_user_spec_shows_not_registered_and_runs(tmp_path, capsys):
     spec = tmp_path / "mine.yaml"
-    spec.write_text(yaml.safe_dump(toy_dict(name="my_own_claim")))
+    spec.write_text(yaml.safe_dump(toy_dict(name="my_own_claim"), sort_keys=False))
     assert main(["experiment", str(spec), "--out", str(tmp_path / "out"), "--jobs", "0", "--no-report"]) == 0
     out = capsys.readouterr().out
     assert "[not registered]" in out and "0 pre-registered, 0 amended, 1 not registered" in out
