@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,57 @@ def test_claims_table_describes_the_task_each_profile_runs():
     assert task_of(shapes, "quick") == "sequence reversal (12 tokens)"
     assert task_of(shapes) == task_of(shapes, "standard") == "sequence reversal (24 tokens)"
     assert task_of(relu, "quick") == "induction_heads (T=32)" and task_of(relu) == "induction_heads (T=64)"
+
+
+# ---------------------------------------------------------------- quotes are the seeds' own sentences
+
+SEEDS_DIR = Path(__file__).resolve().parents[3] / "shared" / "seeds"  # beside the repository (CI checks it out)
+ELISION = re.compile(r"\s*(?:\.\.\.|…)\s*")  # "a ... b": two verbatim pieces of one passage, in order
+
+
+def normalise_quote(text: str) -> str:
+    """Whitespace collapsed; markdown emphasis (*, _, `) and inline-math markup ($, \\, {, }) dropped, so that the
+    seed's `**854M ops**` or `$\\Delta$` reads as the spec's `854M ops` or `Δ`."""
+    text = text.replace("\\Delta", "Δ").replace("\\forall", "∀")
+    text = " ".join(re.sub(r"[*_`$\\{}]", "", text).split())
+    return re.sub(r" ([,.;:?!])", r"\1", text)  # `$\Delta$ , B` -> `Δ, B`
+
+
+def seed_texts() -> dict[str, str]:
+    """'000' -> the normalised text of seed 000 (files are named NNN_<hash>.txt)."""
+    return {p.name[:3]: normalise_quote(p.read_text(encoding="utf-8")) for p in sorted(SEEDS_DIR.glob("*.txt"))}
+
+
+@pytest.mark.skipif(not SEEDS_DIR.is_dir(), reason="the seed documents (../shared/seeds) are not beside the repo")
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_every_quote_is_the_seeds_own_text(spec):
+    """Each quote (`quote:` or `quotes[i].text`) appears verbatim in the seed its `seed:` names, after whitespace and
+    markdown-emphasis normalisation; an elision ("...") splits a quote into pieces found in that order."""
+    seeds = seed_texts()
+    for q in spec.quotes:
+        assert q.seed in seeds, f"{spec.name}: seed {q.seed!r} is not one of {sorted(seeds)}"
+        text, at = seeds[q.seed], 0
+        for piece in filter(None, (normalise_quote(p) for p in ELISION.split(q.text))):
+            found = text.find(piece, at)
+            assert found >= 0, f"{spec.name}: not verbatim in seed {q.seed}: {piece!r}"
+            at = found + len(piece)
+
+
+# ---------------------------------------------------------------- scope: the conditions the sentence states
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_every_builtin_spec_states_its_scope(spec):
+    """`scope:` lists each condition the quoted sentence states (in its own words, so it is found in a quote), and
+    whether each profile meets it (one bool, or one per profile), with a reason; [] when it states none."""
+    scope = spec.raw.get("scope")
+    assert isinstance(scope, list), f"{spec.name}: no scope list"
+    quoted = " ".join(normalise_quote(q.text).lower() for q in spec.quotes)
+    for i, entry in enumerate(scope):
+        assert set(entry) == {"condition", "met", "why"}, f"{spec.name}: scope[{i}] keys {sorted(entry)}"
+        assert normalise_quote(entry["condition"]).lower() in quoted, \
+            f"{spec.name}: scope[{i}].condition {entry['condition']!r} is not the quote's own words"
+        met = entry["met"]
+        assert isinstance(met, bool) or (isinstance(met, dict) and set(met) == {"quick", "standard", "full"}
+                                         and all(isinstance(v, bool) for v in met.values())), \
+            f"{spec.name}: scope[{i}].met={met!r}"
+        assert str(entry["why"]).strip(), f"{spec.name}: scope[{i}].why is empty"
