@@ -58,13 +58,14 @@ def test_text_claims_share_their_baseline_runs():
         spec = by[n]
         base = next(iter(spec.variants))
         keys.append(sorted(p.run_key for p in resolve(spec, "standard", variants=[base])))
-    assert all(k == keys[0] for k in keys) and len(keys[0]) == 3  # phase 1 of the lr sweep: 3 lrs on seed 0
+    assert all(k == keys[0] for k in keys) and len(keys[0]) == 3  # phase 1 of the lr sweep: 3 lrs on seed 100
     # post-norm's pre-norm arm at lr 1e-2 is the base run at the sweep's 1e-2 point (all seeds once 1e-2 wins)
     post = resolve(by["post_norm_warmup"], "standard", variants=["pre_no_warmup"])
     spec = by["no_residual"]
     base = next(iter(spec.variants))
     at_1e2 = resolve(spec, "standard", variants=[base], best_lr={base: 0.01})
-    assert {p.run_key for p in post} <= {p.run_key for p in at_1e2} and len(at_1e2) == 5
+    # phase 2: the 3 selection runs and the 10 test seeds at the best lr
+    assert {p.run_key for p in post} <= {p.run_key for p in at_1e2} and len(at_1e2) == 13
 
 
 def test_pending_specs_parse_but_are_not_builtin():

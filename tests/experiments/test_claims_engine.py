@@ -17,7 +17,7 @@ from archlab.experiments.suite.calibration import apply_calibrations, calibratio
 from archlab.experiments.sweep.store import Store
 
 
-def toy(name="toy", rule=None, seeds=(0, 1, 2, 3), family="", **extra):
+def toy(name="toy", rule=None, seeds=tuple(range(8)), family="", **extra):
     # the toy's val_loss ends near quality + 0.2; `worse` is 0.5 higher, `same` equal within noise
     return spec_from_dict({
         "name": name, "seed": "000", "quote": f"the {name} claim", "runner": "toy", "family": family,
@@ -41,10 +41,10 @@ def test_rule_end_to_end_supported_no_effect_and_holm(tmp_path):
     res = run(toy(rule={"min_effect": 0.1, "gate": {"chance": 3.0}, "reason": "toy"}), tmp_path)
     assert labels(res) == ["supported", "contradicted: no effect"]
     worse, same = (c.verdict for c in res.comparisons)
-    assert worse.n == 4 and worse.d == pytest.approx(0.5, abs=0.05) and worse.ci_lo > 0.4
+    assert worse.n == 8 and worse.d == pytest.approx(0.5, abs=0.05) and worse.ci_lo > 0.4
     # Holm over the claim's two comparisons: the smaller p is doubled
     assert worse.p_adj == pytest.approx(min(1.0, 2 * worse.p)) and same.p_tost_adj == pytest.approx(2 * same.p_tost)
-    assert worse.gates["baseline"]["learned"] == [True] * 4 and not math.isnan(worse.mde)
+    assert worse.gates["baseline"]["learned"] == [True] * 8 and not math.isnan(worse.mde)
 
 
 def test_ceiling_and_chance_give_no_verdict(tmp_path):
@@ -75,7 +75,7 @@ def test_pairing_by_seed_removes_a_shared_seed_effect(tmp_path):
 
 
 def test_noise_is_inconclusive_and_underpowered(tmp_path):
-    spec = toy("toy_noise", rule={"min_effect": 0.05}, seeds=(0, 1, 2))
+    spec = toy("toy_noise", rule={"min_effect": 0.05})
     spec = spec_from_dict({**spec.raw, "base": {"toy": {"quality": 1.0, "noise": 0.3}},
                            "variants": {"base": {}, "worse": {"toy.quality": 1.01}},
                            "compare": [{"variant": "worse", "expect": "worse"}]})
@@ -88,46 +88,65 @@ def test_lr_sweep_judges_each_variant_at_its_best_lr(tmp_path):
         "name": "toy_lr", "seed": "000", "quote": "q", "runner": "toy",
         "base": {"toy": {"quality": 1.0, "noise": 0.01, "lr_optimum": 0.001}, "train": {"lr": 0.001}},
         "variants": {"base": {}, "other": {"toy.lr_optimum": 0.01, "toy.quality": 1.02}},
-        "seeds": [0, 1, 2], "budget": {"steps": 20}, "lr_sweep": [0.001, 0.01],
+        "seeds": [0, 1, 2, 3, 4, 5], "budget": {"steps": 20}, "lr_sweep": [0.001, 0.01],
         "profiles": {"quick": {"lr_sweep": [0.001, 0.003, 0.01]}},
         "compare": [{"variant": "other", "expect": "worse"}], "rule": {"min_effect": 0.1}})
     plans = resolve(spec, "standard")
-    assert len(plans) == 2 * 2 * 3 and {p.lr for p in plans} == {0.001, 0.01}
-    assert {p.config["train"]["lr"] for p in plans} == {0.001, 0.01} and len({p.run_key for p in plans}) == 12
+    assert len(plans) == 2 * 2 * 6 and {p.lr for p in plans} == {0.001, 0.01}
+    assert {p.config["train"]["lr"] for p in plans} == {0.001, 0.01} and len({p.run_key for p in plans}) == 24
     res = run(spec, tmp_path)  # quick: its own three-point sweep
-    assert len(res.plans) == 2 * 3 * 3
+    assert len(res.plans) == 2 * 3 * 6
     assert res.best_lr == {"base": 0.001, "other": 0.01}
-    assert all(r["lr"] == 0.01 for r in res.runs["other"]) and len(res.runs["other"]) == 3
+    assert all(r["lr"] == 0.01 for r in res.runs["other"]) and len(res.runs["other"]) == 6
     # at its own best lr the variant is only 0.02 worse: no 0.1 effect (at the baseline's lr it would be 0.12)
     assert labels(res) == ["contradicted: no effect"]
     assert set(res.lr_table["other"]) == {0.001, 0.003, 0.01}
 
 
-def test_two_phase_lr_sweep_picks_on_the_first_seeds_then_runs_the_rest_at_the_best_lr(tmp_path):
-    spec = spec_from_dict({
+def lr2_spec(grid=(0.0003, 0.001, 0.003, 0.01, 0.03), optimum=0.001, **profile):
+    return spec_from_dict({
         "name": "toy_lr2", "seed": "000", "quote": "q", "runner": "toy",
-        "base": {"toy": {"quality": 1.0, "noise": 0.01, "lr_optimum": 0.001}, "train": {"lr": 0.001}},
+        "base": {"toy": {"quality": 1.0, "noise": 0.01, "lr_optimum": optimum}, "train": {"lr": 0.001}},
         "variants": {"base": {}, "other": {"toy.lr_optimum": 0.01, "toy.quality": 1.02}},
-        "seeds": [0, 1, 2], "budget": {"steps": 20},
-        "profiles": {"quick": {"lr_sweep": [0.001, 0.003, 0.01], "lr_sweep_seeds": 1}},
+        "seeds": list(range(8)), "budget": {"steps": 20},
+        "profiles": {"quick": {"lr_sweep": list(grid), "lr_select_seeds": [100], **profile}},
         "compare": [{"variant": "other", "expect": "worse"}], "rule": {"min_effect": 0.1}})
+
+
+def test_two_phase_lr_sweep_picks_on_selection_seeds_then_runs_the_test_seeds_at_the_best_lr(tmp_path):
+    spec = lr2_spec()
     phase_1 = resolve(spec, "quick")
-    assert sorted((p.variant, p.lr, p.seed) for p in phase_1) == sorted(
-        (v, lr, 0) for v in ("base", "other") for lr in (0.001, 0.003, 0.01))
+    assert sorted((p.variant, p.lr, p.seed, p.role) for p in phase_1) == sorted(
+        (v, lr, 100, "select") for v in ("base", "other") for lr in (0.0003, 0.001, 0.003, 0.01, 0.03))
     res = run(spec, tmp_path)
-    # 6 sweep runs on seed 0, then seeds 1 and 2 at each variant's best lr: 10 runs, not 18
-    assert len(res.plans) == 10 and res.sweep.ran == 10
+    # 10 sweep runs on seed 100, then the 8 test seeds at each variant's best lr: 26 runs, not 80
+    assert len(res.plans) == 26 and res.sweep.ran == 26
     assert res.best_lr == {"base": 0.001, "other": 0.01}
-    assert [r["seed"] for r in res.runs["other"]] == [0, 1, 2] and {r["lr"] for r in res.runs["other"]} == {0.01}
+    # the verdict rests on the test seeds only: the seed that picked the lr is not part of the test
+    assert [r["seed"] for r in res.runs["other"]] == list(range(8)) and {r["lr"] for r in res.runs["other"]} \
+        == {0.01}
     assert labels(res) == ["contradicted: no effect"]
     # the suite runs phase 2 as a follow-up pass, and a second invocation resumes with nothing to do
     with Store(tmp_path / "suite.sqlite") as st:
         [r] = run_all([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
-        assert r.sweep.ran == 10 and r.best_lr == res.best_lr and labels(r) == labels(res)
+        assert r.sweep.ran == 26 and r.best_lr == res.best_lr and labels(r) == labels(res)
         [again] = run_all([spec], st, out_dir=tmp_path / "o2", inline=True, log=None)
-        assert again.sweep.ran == 0 and again.sweep.skipped == 10
+        assert again.sweep.ran == 0 and again.sweep.skipped == 26
+    with pytest.raises(ConfigError, match="shares seeds \\[0\\] with the test seeds"):
+        spec_from_dict({**spec.raw, "profiles": {"quick": {"lr_sweep": [0.001, 0.01], "lr_select_seeds": [0]}}})
     with pytest.raises(ConfigError, match="lr_sweep_seeds"):
         spec_from_dict({**spec.raw, "profiles": {"quick": {"lr_sweep_seeds": 0}}})
+
+
+def test_a_best_lr_on_the_edge_of_the_grid_grows_the_grid(tmp_path):
+    """The baseline's optimum (1e-4) lies below the grid [1e-3, 3e-3, 1e-2] and the variant's (1e-2) on its top
+    edge: the grid grows past an edge (× or ÷ 3.33, the grid's own outer spacing) at most twice per edge, on the
+    selection seed only, before the test seeds run."""
+    res = run(lr2_spec(grid=(0.001, 0.003, 0.01), optimum=0.0001), tmp_path)
+    assert set(res.lr_table["base"]) == {0.000111111, 0.000333333, 0.001, 0.003, 0.01, 0.0333333}
+    assert res.best_lr["base"] == 0.000111111 and res.best_lr["other"] == 0.01
+    assert {r["seed"] for r in res.runs["base"]} == set(range(8))
+    assert sorted({p.seed for p in res.plans if p.lr not in (res.best_lr["base"], res.best_lr["other"])}) == [100]
 
 
 def test_a_code_change_invalidates_cached_runs(tmp_path, monkeypatch):
@@ -167,7 +186,8 @@ def cal_spec(path, name, family, quality):
     """A stand-in calibration: reproduces when `worse` really is worse (quality > 1.2)."""
     data = {"name": name, "seed": "ref", "quote": f"paper says {name}", "runner": "toy", "family": family,
             "base": {"toy": {"quality": 1.0, "noise": 0.01}}, "variants": {"good": {}, "bad": {"toy.quality": quality}},
-            "seeds": [0, 1, 2], "budget": {"steps": 20}, "compare": [{"variant": "bad", "expect": "worse"}],
+            "seeds": [1000 + i for i in range(6)], "budget": {"steps": 20},
+            "compare": [{"variant": "bad", "expect": "worse"}],
             "rule": {"min_effect": 0.2, "reason": "r"}, "reference": {"paper": f"Paper {name}", "figure": "fig 1",
                                                                          "expect": "bad is worse"}}
     path.mkdir(parents=True, exist_ok=True)
@@ -177,14 +197,14 @@ def cal_spec(path, name, family, quality):
 
 def test_failed_calibration_marks_its_family_uncalibrated(tmp_path):
     cals = [cal_spec(tmp_path / "cal", "cal_ok", "fam_a", 1.5), cal_spec(tmp_path / "cal", "cal_bad", "fam_b", 1.0)]
-    claims = [toy("claim_a", family="fam_a", seeds=(0, 1, 2)), toy("claim_b", family="fam_b", seeds=(0, 1, 2)),
-              toy("claim_c", family="fam_c", seeds=(0, 1, 2))]
+    claims = [toy("claim_a", family="fam_a"), toy("claim_b", family="fam_b"),
+              toy("claim_c", family="fam_c")]
     with Store(tmp_path / "db.sqlite") as st:
         before = calibrations(st, "quick", cals)
         assert [c.status for c in before] == ["not run", "not run"]
         run_all(cals[:1], st, out_dir=tmp_path / "out", inline=True, log=None, max_new_runs=2)
         part = calibrations(st, "quick", cals[:1])[0]
-        assert part.status == "incomplete" and "4 of 6 run(s) not finished" in part.detail and not part.reproduced
+        assert part.status == "incomplete" and "10 of 12 run(s) not finished" in part.detail and not part.reproduced
         cal_results = run_all(cals, st, out_dir=tmp_path / "out", inline=True, log=None)
         state = calibrations(st, "quick", cals, cal_results)
         assert [c.status for c in state] == ["reproduced", "not reproduced"] and [c.mark for c in state] == ["✔", "✗"]
@@ -192,18 +212,18 @@ def test_failed_calibration_marks_its_family_uncalibrated(tmp_path):
         results = run_all(claims, st, out_dir=tmp_path / "out", inline=True, log=None)
     apply_calibrations(results, state)
     a, b, c = results
-    assert a.shown_verdict == a.verdict == "mixed" and not a.calibration  # one supported, one contradicted
-    assert b.shown_verdict == f"uncalibrated ({b.verdict})" and "cal_bad: not reproduced" in b.calibration
+    assert a.verdict == "mixed" and a.shown_verdict.startswith("mixed") and not a.calibration  # one of each
+    assert b.shown_verdict.startswith(f"uncalibrated ({b.verdict}") and "cal_bad: not reproduced" in b.calibration
     assert c.shown_verdict.startswith("uncalibrated") and "no calibration" in c.calibration
     html = render_html(results, calibrations=state)
     assert html.index("Calibrations") < html.index("Verdicts by claim") and "Paper cal_ok" in html
-    assert "uncalibrated (contradicted: no effect)" in html
+    assert "uncalibrated (contradicted: no effect" in html
 
 
 def test_cli_calibrate_then_claims_smoke_report(tmp_path, monkeypatch, capsys):
     specs, cal = tmp_path / "specs", tmp_path / "cal"
     specs.mkdir()
-    claim = toy("claim_a", family="fam_a", seeds=(0, 1, 2)).raw
+    claim = toy("claim_a", family="fam_a").raw
     (specs / "claim_a.yaml").write_text(yaml.safe_dump(claim, sort_keys=False))
     cal_spec(cal, "cal_ok", "fam_a", 1.5)
     monkeypatch.setattr(spec_mod, "SPECS_DIR", specs)
@@ -271,18 +291,15 @@ def test_builtin_specs_preregister_their_rule_and_task():
         assert c.kind == "train" and c.compare and c.families, f"{c.path}: a calibration needs comparisons and a family"
 
 
-def test_adaptive_seeds_grow_an_underpowered_comparison_up_to_the_cap(tmp_path):
-    raw = toy("toy_grow", rule={"min_effect": 0.2}, seeds=(0, 1, 2)).raw
+def test_seeds_are_fixed_in_advance_never_added_by_a_result(tmp_path):
+    """An underpowered comparison stays inconclusive: no seed is added because of a result (optional stopping
+    inflates the error rates), and the older `max_seeds` is refused with the reason."""
+    raw = toy("toy_grow", rule={"min_effect": 0.2}).raw
     spec = spec_from_dict({**raw, "base": {"toy": {"quality": 1.0, "noise": 0.15}},
                            "variants": {"base": {}, "worse": {"toy.quality": 1.4}},
-                           "compare": [{"variant": "worse", "expect": "worse"}],
-                           "profiles": {"quick": {"max_seeds": 8}}})
+                           "compare": [{"variant": "worse", "expect": "worse"}]})
     with Store(tmp_path / "db.sqlite") as st:
         (res,) = run_all([spec], st, out_dir=tmp_path / "out", inline=True, log=None)
-        v = res.comparisons[0].verdict
-        assert v.n == 8 and sorted(r["seed"] for r in res.runs["base"]) == list(range(8))
-        assert res.sweep.ran == 16
-        again = run_all([spec], st, out_dir=tmp_path / "out", inline=True, log=None)[0]  # resumes to the same
-        assert again.sweep.ran == 0 and again.comparisons[0].verdict.as_dict() == v.as_dict()
-    with pytest.raises(ConfigError, match="max_seeds"):
-        spec_from_dict({**raw, "profiles": {"quick": {"max_seeds": 1}}})
+        assert res.comparisons[0].verdict.n == 8 and res.sweep.ran == 16
+    with pytest.raises(ConfigError, match=r"max_seeds .* \(optional stopping\)"):
+        spec_from_dict({**raw, "profiles": {"quick": {"max_seeds": 10}}})

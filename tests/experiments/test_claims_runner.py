@@ -38,10 +38,10 @@ def finals(db, name):
 
 def test_toy_sweep_verdicts_and_store(tmp_path):
     with Store(tmp_path / "a.sqlite") as st:
-        res = run_one(toy_spec(), st, out_dir=tmp_path, inline=True, log=None)
+        res = run_one(toy_spec(seeds=range(8)), st, out_dir=tmp_path, inline=True, log=None)
         assert [c.verdict.verdict for c in res.comparisons] == ["supported", "contradicted"]
         assert res.verdict == "mixed"  # one supported, one contradicted
-        assert len(st.runs("toy", status="done")) == 9
+        assert len(st.runs("toy", status="done")) == 24
         run = st.runs("toy")[0]
         assert json.loads(run["config_json"])["train"]["steps"] == 40
         assert "torch" in json.loads(run["versions_json"]) and run["wall_time_s"] >= 0
@@ -215,7 +215,7 @@ def test_posthoc_evaluation_reloads_weights_into_the_changed_model(tmp_path):
 
 
 def test_a_baseline_that_did_not_learn_decides_nothing(tmp_path):
-    raw = dict(toy_spec().raw)
+    raw = dict(toy_spec(seeds=range(8)).raw)
     # the toy baseline ends at val_loss ≈ 1.2: a threshold of 1.1 says "not learned", 1.5 says "learned"
     for at_most, expected in ((1.1, ["no verdict", "no verdict"]), (1.5, ["supported", "contradicted"])):
         spec = spec_from_dict({**raw, "name": f"toy_learned_{at_most}".replace(".", "_"),
@@ -226,6 +226,6 @@ def test_a_baseline_that_did_not_learn_decides_nothing(tmp_path):
         if at_most == 1.1:  # the old `learned` form is a gate, checked per seed and per arm
             assert [c.verdict.label for c in res.comparisons] == ["no verdict: baseline did not learn",
                                                                   "no verdict: an arm did not learn"]
-            assert res.comparisons[0].verdict.gates["baseline"]["learned"] == [False] * 3
+            assert res.comparisons[0].verdict.gates["baseline"]["learned"] == [False] * 8
     with pytest.raises(ConfigError, match="rule.learned"):
         spec_from_dict({**raw, "rule": {"learned": {"metric": "val_acc"}}})

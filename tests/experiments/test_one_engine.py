@@ -12,7 +12,7 @@ from archlab.experiments.spec import schema
 TOY = {"name": "toy_same", "seed": "000", "quote": "a worse variant is worse", "runner": "toy", "family": "toyfam",
        "base": {"toy": {"quality": 1.0, "noise": 0.01, "seed_effect": 0.05}},
        "variants": {"base": {}, "worse": {"toy.quality": 1.2}, "same": {"toy.quality": 1.0}},
-       "seeds": [0, 1, 2, 3, 4, 5], "budget": {"steps": 20}, "metric": "val_loss", "goal": "min",
+       "seeds": list(range(8)), "budget": {"steps": 20}, "metric": "val_loss", "goal": "min",
        "rule": {"min_effect": 0.05, "reason": "toy"},
        "compare": [{"variant": "worse", "baseline": "base", "expect": "worse"},
                    {"variant": "same", "baseline": "base", "expect": "worse"}]}
@@ -47,7 +47,7 @@ def test_claims_and_experiment_give_identical_verdicts_and_reports(toy_suite, tm
     out_exp = capsys.readouterr().out
     lines = _verdict_lines(out_claims)
     assert lines and lines == _verdict_lines(out_exp)
-    assert "worse: supported" in lines[0] or "supported" in lines[0]
+    assert "worse worse than base: uncalibrated (supported" in lines[0]
     assert _report_body(tmp_path / "a" / "report.md") == _report_body(tmp_path / "b" / "report.md")
     va = json.loads((tmp_path / "a" / "verdicts.json").read_text())
     vb = json.loads((tmp_path / "b" / "verdicts.json").read_text())
@@ -76,12 +76,10 @@ def test_both_commands_take_the_same_run_options(toy_suite, tmp_path, capsys, co
     assert capsys.readouterr().err.strip().endswith("--max-minutes must be > 0, got -1.0")
 
 
-def test_experiment_gets_adaptive_seeds_like_claims(toy_suite, tmp_path, capsys):
-    """A profile's max_seeds adds seeds to an underpowered comparison in `archlab experiment` too."""
-    spec = {**TOY, "name": "toy_adapt", "seeds": [0, 1, 2],
-            "base": {"toy": {"quality": 1.0, "noise": 0.2}}, "profiles": {"quick": {"max_seeds": 6}},
-            "compare": [{"variant": "worse", "baseline": "base", "expect": "worse"}]}
+def test_experiment_refuses_adaptive_seeds_like_claims(toy_suite, tmp_path, capsys):
+    """A profile's max_seeds (optional stopping) is refused by `archlab experiment` as by the suite, in one line."""
+    spec = {**TOY, "name": "toy_adapt", "profiles": {"quick": {"max_seeds": 10}}}
     path = tmp_path / "adapt.yaml"
     path.write_text(yaml.safe_dump(spec))
-    main(["experiment", str(path), "--jobs", "0", "--out", str(tmp_path / "o"), "--no-report"])
-    assert "underpowered: adding seeds" in capsys.readouterr().out
+    assert main(["experiment", str(path), "--jobs", "0", "--out", str(tmp_path / "o"), "--no-report"]) == 2
+    assert "max_seeds (adaptive seeds) is no longer accepted" in capsys.readouterr().err

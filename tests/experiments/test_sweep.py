@@ -78,7 +78,7 @@ def test_ctrl_c_records_finished_runs_and_marks_the_rest_interrupted(tmp_path):
         res = run_one(load_spec(spec), store, out_dir=tmp_path / "out", inline=True, log=None)
         assert res.sweep.skipped == len(finished) and res.sweep.ran == 4 - len(finished)
         assert {r["id"]: r["finished"] for r in store.runs("toy_sigint") if r["id"] in finished} == finished
-        assert res.verdict == "supported"
+        assert res.verdict == "no verdict"  # two seeds: the procedure needs six
 
 
 def toy_plans(tmp_path, marker=None, seeds=(0,)):

@@ -1,4 +1,5 @@
-"""The paired, gated verdict rule on synthetic metrics: ceilings, floors, noise, clear effects, equivalence."""
+"""The paired, gated verdict rule (procedure v2) on synthetic metrics: ceilings, floors, noise, clear effects,
+equivalence, non-inferiority, solved rates, time to a level, and the minimum number of seeds."""
 import math
 import random
 
@@ -19,25 +20,34 @@ def seeds(values):
 
 
 def test_both_arms_at_ceiling_is_never_contradicted():
-    v = one(seeds([1.0, 0.999, 1.0, 0.998]), seeds([0.999, 1.0, 0.999, 1.0]), goal="max", min_effect=0.02, gate=ACC)
+    v = one(seeds([1.0, 0.999, 1.0, 0.998, 1.0, 0.999, 1.0, 0.999]),
+            seeds([0.999, 1.0, 0.999, 1.0, 0.999, 1.0, 0.999, 1.0]), goal="max", min_effect=0.02, gate=ACC)
     assert v.verdict == "no verdict" and "ceiling" in v.label
-    exact = one(seeds([1.0, 1.0, 1.0]), seeds([1.0, 1.0, 1.0]), goal="max", min_effect=0.02, gate=ACC)
+    exact = one(seeds([1.0] * 6), seeds([1.0] * 6), goal="max", min_effect=0.02, gate=ACC)
     assert exact.verdict == "no verdict" and "zero variance" in exact.label
+
+
+def test_a_three_seed_comparison_is_never_decided():
+    """However clear the numbers, fewer than 6 paired seeds give no verdict (procedure v2)."""
+    base = seeds([1.0, 1.1, 0.9])
+    for n in (3, 5):
+        b = seeds([1.0 + 0.1 * i for i in range(n)])
+        v = one({s: x + 1.0 for s, x in b.items()}, b, goal="min", min_effect=0.05)
+        assert v.verdict == "no verdict" and v.label == "no verdict: fewer than 6 paired seeds"
+    assert one({s: x + 1.0 for s, x in base.items()}, base, goal="min").verdict == "no verdict"
 
 
 def test_baseline_at_chance_gives_no_verdict():
     # the variant is 'worse' than a baseline that never learned: nothing can be concluded
-    v = one(seeds([0.10, 0.11, 0.09, 0.10]), seeds([0.30, 0.32, 0.29, 0.31]), goal="max", min_effect=0.02, gate=ACC)
+    v = one(seeds([0.10, 0.11, 0.09, 0.10, 0.10, 0.11]), seeds([0.30, 0.32, 0.29, 0.31, 0.30, 0.33]), goal="max",
+            min_effect=0.02, gate=ACC)
     assert v.verdict == "no verdict" and "baseline did not learn" in v.label
-    # a baseline stuck on the plateau (0.5 here) has not learned either, though far above chance
-    v = one(seeds([0.40, 0.41, 0.39]), seeds([0.50, 0.51, 0.52]), goal="max", min_effect=0.02, gate=ACC)
-    assert v.verdict == "no verdict"
 
 
 def test_paired_noise_is_inconclusive():
     rng = random.Random(0)
-    base = {s: 1.0 + rng.gauss(0, 0.3) for s in range(5)}
-    var = {s: base[s] + rng.gauss(0, 0.2) for s in range(5)}
+    base = {s: 1.0 + rng.gauss(0, 0.3) for s in range(8)}
+    var = {s: base[s] + rng.gauss(0, 0.2) for s in range(8)}
     v = one(var, base, goal="min", min_effect=0.05)
     assert v.verdict == "inconclusive" and v.ci_lo < 0 < v.ci_hi
     assert v.underpowered and "underpowered" in v.label  # MDE with this noise is far above m
@@ -45,26 +55,64 @@ def test_paired_noise_is_inconclusive():
 
 def test_clear_paired_effect_is_supported_although_seeds_vary_a_lot():
     # seeds differ by ±0.5 but each variant is 0.1 worse than its own baseline: paired, this is decisive
-    base = seeds([1.0, 1.5, 0.6, 1.2, 0.9])
+    base = seeds([1.0, 1.5, 0.6, 1.2, 0.9, 1.3, 0.7, 1.1])
     var = {s: x + 0.1 + 0.002 * s for s, x in base.items()}
     v = one(var, base, goal="min", expect="worse", min_effect=0.05)
-    assert v.verdict == "supported" and v.d == pytest.approx(0.104)
+    assert v.verdict == "supported" and v.d == pytest.approx(0.107)
+    assert v.p == pytest.approx(2 / 2 ** 8)  # exact sign-flip: only the all-positive and all-negative patterns
     unpaired = sps.ttest_ind(list(var.values()), list(base.values()), equal_var=False).pvalue
-    assert unpaired > 0.5 and v.p < 1e-5  # an unpaired test would have seen nothing
+    assert unpaired > 0.4  # an unpaired test would have seen nothing
 
 
 def test_effect_inside_equivalence_bounds_is_contradicted_no_effect():
-    base = seeds([0.80, 0.82, 0.78, 0.81, 0.79])
-    var = {s: x + [0.001, -0.002, 0.0015, -0.001, 0.0005][s] for s, x in base.items()}
+    base = seeds([0.80, 0.82, 0.78, 0.81, 0.79, 0.80, 0.83, 0.77])
+    var = {s: x + [0.001, -0.002, 0.0015, -0.001, 0.0005, 0.0, -0.0005, 0.001][s] for s, x in base.items()}
     v = one(var, base, goal="max", expect="worse", min_effect=0.02, gate=ACC)
     assert v.verdict == "contradicted" and v.label == "contradicted: no effect" and v.p_tost < 0.05
 
 
 def test_opposite_effect_is_contradicted_and_needs_the_winner_to_have_learned():
-    base = seeds([0.70, 0.72, 0.69])
+    base = seeds([0.70, 0.72, 0.69, 0.71, 0.70, 0.73])
     var = {s: x + 0.1 + 0.01 * s for s, x in base.items()}  # claimed worse, is clearly better
     v = one(var, base, goal="max", expect="worse", min_effect=0.02, gate=ACC)
     assert v.label == "contradicted: opposite effect"
+
+
+def test_expect_same_decides_an_equivalence_both_ways():
+    base = seeds([2.00, 2.10, 1.95, 2.05, 2.02, 1.98, 2.07, 2.01])
+    close = {s: x + [0.002, -0.001, 0.001, -0.002, 0.0, 0.001, -0.001, 0.002][s] for s, x in base.items()}
+    v = one(close, base, goal="min", expect="same", min_effect=0.02)
+    assert v.verdict == "supported" and v.label == "supported: equivalent within ±m" and v.p_tost < 0.05
+    far = {s: x + 0.1 + 0.001 * s for s, x in base.items()}
+    v = one(far, base, goal="min", expect="same", min_effect=0.02)
+    assert v.verdict == "contradicted" and "differ by at least m" in v.label
+
+
+def test_expect_noninferior_loses_little():
+    base = seeds([2.00, 2.10, 1.95, 2.05, 2.02, 1.98, 2.07, 2.01])
+    slightly = {s: x + 0.005 + 0.001 * (s % 2) for s, x in base.items()}  # worse, but by less than m = 0.05
+    v = one(slightly, base, goal="min", expect="noninferior", min_effect=0.05)
+    assert v.verdict == "supported" and v.label == "supported: worse by less than m"
+    much = {s: x + 0.2 + 0.001 * s for s, x in base.items()}
+    assert one(much, base, goal="min", expect="noninferior", min_effect=0.05).verdict == "contradicted"
+
+
+def test_bimodal_outcomes_are_judged_on_solved_rates():
+    """Baseline solves 6 of 10 seeds, variant 10 of 10: a t-test on the raw values can call this 'opposite'; on solved
+    rates (Fisher's exact test) it is not significant."""
+    base = seeds([1.0, 1.0, 0.25, 1.0, 0.3, 1.0, 1.0, 0.28, 1.0, 0.27])
+    var = seeds([1.0] * 10)
+    v = one(var, base, goal="max", expect="worse", min_effect=0.2, outcome="solved", solved_at=0.9)
+    assert v.solved == (10, 6) and v.p == pytest.approx(sps.fisher_exact([[10, 0], [6, 4]]).pvalue)
+    assert v.verdict != "contradicted" and v.label.startswith("inconclusive")
+    assert sps.ttest_1samp([x - y for x, y in zip(var.values(), base.values())], 0).pvalue < 0.05
+
+
+def test_time_to_threshold_uses_the_logrank_test_with_censoring():
+    fast = seeds([100, 120, 90, 110, 105, 95, 115, 100, 98, 102])
+    slow = seeds([400, 500, 500, 450, 500, 480, 500, 430, 500, 470])  # 500 = never reached (budget)
+    v = one(slow, fast, goal="min", expect="worse", min_effect=50, outcome="time", censored_at=500)
+    assert v.verdict == "supported" and v.p < 0.001 and v.d > 300
 
 
 def test_deltas_are_paired_by_seed_not_by_position():
@@ -78,14 +126,14 @@ def test_holm_matches_hand_computation():
 
 
 def test_holm_turns_a_borderline_comparison_inconclusive():
-    base = seeds([1.0, 1.1, 0.9, 1.05])
-    var = {s: x + [0.05, 0.11, 0.02, 0.09][s] for s, x in base.items()}  # p ≈ 0.03 alone
+    base = seeds([1.0, 1.1, 0.9, 1.05, 1.0, 0.95])
+    var = {s: x + [0.05, 0.11, 0.02, 0.09, 0.04, 0.07][s] for s, x in base.items()}  # exact p = 2/64 alone
     alone = one(var, base, goal="min", min_effect=0.01)
-    assert alone.verdict == "supported" and 0.01 < alone.p < 0.05
+    assert alone.verdict == "supported" and alone.p == pytest.approx(2 / 64)
     strong = {s: x + 0.5 + 0.01 * s for s, x in base.items()}
     both = decide_claim([dict(variant=var, baseline=base, goal="min", min_effect=0.01)] * 2
                         + [dict(variant=strong, baseline=base, goal="min", min_effect=0.01)])
-    assert both[0].p_adj > 0.05 and both[0].verdict == "inconclusive" and both[2].verdict == "supported"
+    assert both[0].p_adj > 0.05 and both[0].verdict == "inconclusive"
 
 
 def test_minimum_detectable_effect():
@@ -100,6 +148,8 @@ def test_gate_levels_and_errors():
     assert loss.learned_level == pytest.approx(1.9) and loss.learned(1.5) and not loss.learned(2.5)
     with pytest.raises(ValueError, match="goal"):
         decide_paired({0: 1}, {0: 1}, goal="max", gate=Gate(goal="min"))
+    with pytest.raises(ValueError, match="solved_at"):
+        decide_paired({0: 1}, {0: 1}, outcome="solved")
 
 
 def test_combine():

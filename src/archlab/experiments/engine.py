@@ -3,8 +3,9 @@
 `archlab claims`, `archlab experiment`, the calibrations and the demo's comparison all call it (one spec is a list
 of one). It resolves every spec into runs (spec.resolve), executes the pending ones as one sweep on one executor
 (sweep.run_plans), analyses them (judge.analysis), then runs follow-up passes while the finished runs call for
-more: phase 2 of a two-phase lr sweep (the other seeds at each variant's best lr) and adaptive seeds (a profile's
-`max_seeds`). Cost specs are computations and are decided without runs (judge.cost_checks).
+more: phase 2 of a two-phase lr sweep (the test seeds at each variant's best lr). The seeds are fixed in the spec
+(no seed is ever added because of a result); Benjamini–Hochberg q-values are set across every comparison of the
+sweep (judge.multiplicity). Cost specs are computations and are decided without runs (judge.cost_checks).
 """
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from typing import Any
 
 from archlab.experiments.judge.analysis import analyze, with_phase_2
 from archlab.experiments.judge.cost_checks import run_cost_checks
+from archlab.experiments.judge.multiplicity import apply_fdr
 from archlab.experiments.judge.results import ExperimentResult
-from archlab.experiments.judge.verdict import mde_paired
 from archlab.experiments.runs import param_counter_for
 from archlab.experiments.spec import ExperimentSpec, RunPlan, resolve
 from archlab.experiments.sweep.driver import RunOptions, Sweep, run_plans
 from archlab.experiments.sweep.executor_base import Executor
 from archlab.experiments.sweep.store import Store
 
-__all__ = ["RunOptions", "more_seeds", "plans_for", "run_specs", "with_seeds", "with_steps"]
+__all__ = ["RunOptions", "plans_for", "run_specs", "with_steps"]
 
 
 def run_specs(specs: Sequence[ExperimentSpec], store: Store, executor: Executor,
@@ -45,14 +46,16 @@ def run_specs(specs: Sequence[ExperimentSpec], store: Store, executor: Executor,
     sweep = run_plans(all_plans, store, executor, options)
     analysed = {s.name: analyze(s, store, plans_of[s.name], options.profile) for s in specs if s.kind != "cost"}
     while not sweep.left and not sweep.interrupted and options.max_new_runs is None:  # follow-up passes
-        grown = follow_ups(specs, analysed, plans_of, store, options)
+        grown = follow_ups(specs, plans_of, store, options)
         if not grown:
             break
         left = None if deadline is None else max(1e-3, (deadline - time.perf_counter()) / 60.0)
         sweep.add(run_plans([p for n in grown for p in plans_of[n]], store, executor, options, max_minutes=left))
         analysed.update({n: analyze(s, store, plans_of[n], options.profile) for n, s in grown.items()})
     log(f"{sweep.summary()} in {time.perf_counter() - t0:.0f}s")
-    return [_result(spec, store, analysed, sweep, options.profile) for spec in specs]
+    results = [_result(spec, store, analysed, sweep, options.profile) for spec in specs]
+    apply_fdr([r for r in results if r.spec.kind != "cost"])
+    return results
 
 
 def _result(spec: ExperimentSpec, store: Store, analysed: Mapping[str, ExperimentResult], sweep: Sweep,
@@ -80,51 +83,20 @@ def _counter(spec: ExperimentSpec, options: RunOptions) -> Callable[[Mapping[str
     return param_counter_for(spec.runner)
 
 
-def follow_ups(specs: list[ExperimentSpec], analysed: Mapping[str, Any], plans_of: dict[str, list[RunPlan]],
-               store: Store, options: RunOptions) -> dict[str, ExperimentSpec]:
-    """The specs whose finished runs call for more runs — phase 2 of a two-phase lr sweep, or adaptive seeds —
-    with `specs` and `plans_of` updated in place to their new plans."""
+def follow_ups(specs: list[ExperimentSpec], plans_of: dict[str, list[RunPlan]], store: Store,
+               options: RunOptions) -> dict[str, ExperimentSpec]:
+    """The specs whose finished runs call for more runs — phase 2 of a two-phase lr sweep (the test seeds at each
+    variant's best lr) — with `plans_of` updated in place to their new plans. The number of test seeds is fixed in
+    the spec: no run is added because of a result (no optional stopping)."""
     grown = {}
-    for i, s in enumerate(specs):
+    for s in specs:
         if s.kind == "cost":
             continue
-        more = more_seeds(s, analysed.get(s.name), options.profile)
-        if more:
-            if options.log:
-                options.log(f"  [{s.name}] underpowered: adding seeds up to {more} (profile max_seeds)")
-            specs[i] = s = with_seeds(s, options.profile, more)
         plans = plans_for(s, options, store)
         ids = lambda ps: {(p.variant, p.seed, p.run_key) for p in ps}  # noqa: E731
         if ids(plans) != ids(plans_of[s.name]):
             grown[s.name], plans_of[s.name] = s, plans
     return grown
-
-
-def more_seeds(spec: ExperimentSpec, result: ExperimentResult | None, profile: str) -> list[int] | None:
-    """Adaptive seeds: when a comparison is 'inconclusive (underpowered)' and the profile sets `max_seeds`, the
-    seeds that bring its minimum detectable effect (at the measured sd of the paired differences) down to m,
-    capped at max_seeds; None when nothing is to be added."""
-    cap = int(spec.profile(profile).get("max_seeds", 0) or 0)
-    seeds = spec.seeds_for(profile)
-    if result is None or cap <= len(seeds):
-        return None
-    want = len(seeds)
-    for c in result.comparisons:
-        v = c.verdict
-        if not (v.verdict == "inconclusive" and v.underpowered and v.n == len(seeds)):
-            continue  # only a fully finished, underpowered comparison asks for more seeds
-        n = next((k for k in range(len(seeds) + 1, cap + 1) if mde_paired(v.sd, k, spec.rule.alpha) <= v.min_effect),
-                 cap)
-        want = max(want, n)
-    if want <= len(seeds):
-        return None
-    extra = [s for s in range(max(seeds) + 1, max(seeds) + 1 + 10 * cap) if s not in seeds][:want - len(seeds)]
-    return seeds + extra
-
-
-def with_seeds(spec: ExperimentSpec, profile: str, seeds: list[int]) -> ExperimentSpec:
-    """The spec with a profile's seeds replaced (its hash and runs of the other seeds unchanged)."""
-    return dataclasses.replace(spec, profiles={**spec.profiles, profile: {**spec.profile(profile), "seeds": seeds}})
 
 
 def with_steps(spec: ExperimentSpec, steps: int) -> ExperimentSpec:

@@ -1,21 +1,30 @@
-"""The verdict rule for a claim's comparisons: paired over seeds, gated, equivalence-tested, Holm-corrected.
+"""The verdict rule for a claim's comparisons (decision procedure v2): paired over seeds, gated, an exact test
+matched to the outcome, equivalence-tested, Holm within the claim (Benjamini–Hochberg across a sweep:
+archlab.experiments.judge.multiplicity).
 
-The arms of a comparison share seed, data order and evaluation split, so the unit of evidence is the
-*per-seed difference* δ_s = variant_s − baseline_s, oriented so that δ > 0 is what the claim predicts.
-With n paired seeds, d = mean(δ), s = sd(δ):
+The arms of a comparison share seed, data order and evaluation split. For a directional claim (expect better or
+worse) the unit of evidence is the per-seed difference δ_s = variant_s − baseline_s, oriented so that δ > 0 is what
+the claim predicts; for `same` / `noninferior`, δ > 0 means the variant is worse. With n paired (test) seeds,
+d = mean(δ) (the t interval is shown for size):
 
-* **gates first** (per seed, per arm): an arm "learned" when its metric is past both the task's chance
-  level and its plateau (e.g. MQAR's 1/P value-set plateau) by the stated margin; an arm is "at ceiling"
-  when it reaches the task's ceiling. The arm a verdict says is better must have learned in every seed;
-  "no effect" needs both arms learned and not both at ceiling. Zero variance is never evidence.
-* **supported** — paired t-test p (Holm-adjusted across the claim's comparisons) < α and d ≥ m;
-* **contradicted: opposite effect** — p_adj < α with d < 0;
-* **contradicted: no effect** — two one-sided tests (TOST) at ±m reject both "δ ≤ −m" and "δ ≥ m"
-  (p_tost, Holm-adjusted, < α): the claimed effect of at least m is excluded;
-* **inconclusive** — anything else; labelled *underpowered* when the minimum detectable effect at 80 %
-  power, (t₁₋α/₂ + t₀.₈)·s/√n, exceeds m (so neither a support nor a "no effect" could be expected).
+* **no verdict** with fewer than MIN_SEEDS (6) paired seeds, whatever the numbers;
+* **gates first** (per seed, per arm): an arm "learned" when its metric is past the task's chance level and its
+  plateau by the stated margin; "at ceiling" when it reaches the task's ceiling. The arm a verdict says is better
+  must have learned in every seed; "no effect" needs both arms learned and not both at ceiling. Zero variance is
+  never evidence;
+* the **test fits the outcome** (rule.outcome; archlab.experiments.judge.exact): continuous → exact paired
+  sign-flip test, TOST at ±m by the same test; solved → Fisher's exact test on the solved rates (d = difference of
+  rates; no "no effect" verdict: ten seeds cannot show two rates equal within m); time → the log-rank test with
+  runs that never reached the level censored at the budget (d = difference of mean steps);
+* expect better / worse: **supported** — p_adj < α and d ≥ m; **contradicted: opposite effect** — p_adj < α and
+  d < 0; **contradicted: no effect** — TOST p_adj < α (the claimed effect of at least m is excluded);
+* expect same: **supported** — TOST p_adj < α; **contradicted** — p_adj < α and |d| ≥ m;
+* expect noninferior ("loses little"): **supported** — the one-sided test of H0 "worse by m or more" rejects
+  (p_adj < α); **contradicted** — the variant is significantly worse by at least m;
+* **inconclusive** — anything else; labelled *underpowered* when the minimum detectable effect at 80 % power,
+  (t₁₋α/₂ + t₀.₈)·s/√n, exceeds m.
 
-m (the minimum effect), the metric and the task are fixed in the claim's spec before its results are seen.
+The seeds, m, the metric, the outcome kind and the task are fixed in the claim's registered spec before its runs.
 """
 from __future__ import annotations
 
@@ -25,16 +34,23 @@ from dataclasses import asdict, dataclass, field, replace
 
 from scipy import stats as sps
 
-from archlab.experiments.spec.rule import Gate
+from archlab.experiments.judge.exact import fisher_p, holm, logrank_p, noninferior_p, sign_flip_p, tost_p
+from archlab.experiments.spec.rule import MIN_SEEDS, PROCEDURE_VERSION, Gate
+
+__all__ = ["CONTRADICTED", "INCONCLUSIVE", "MIXED", "NO_VERDICT", "RULE_TEXT", "SUPPORTED", "Gate", "PairedVerdict",
+           "adjust", "combine", "decide_claim", "decide_paired", "gate_report", "holm", "label", "mde_paired", "paired"]
 
 RULE_TEXT = (
-    "paired over seeds: delta_s = variant_s - baseline_s, signed so that delta > 0 is what the claim predicts; "
-    "d = mean(delta). Gates first: the arm found better must have learned (past chance and plateau) in every seed; "
-    "'no effect' needs both arms learned and not both at ceiling; zero variance is no evidence. "
-    "supported: paired t-test p (Holm-adjusted) < alpha and d >= m. contradicted (opposite): p_adj < alpha, d < 0. "
-    "contradicted (no effect): TOST at +-m, p_adj < alpha. inconclusive: otherwise (underpowered when the "
-    "minimum detectable effect at 80% power exceeds m). A claim: supported when every comparison is; "
-    "contradicted when one is and none is supported; mixed when some are supported and some contradicted."
+    f"decision procedure v{PROCEDURE_VERSION}. Paired over a fixed, registered set of test seeds (at least "
+    f"{MIN_SEEDS}; fewer: no verdict): delta_s = variant_s - baseline_s, signed so that delta > 0 is what the claim "
+    "predicts; d = mean(delta), t interval shown for size. Gates first: the arm found better must have learned "
+    "(past chance and plateau) in every seed; 'no effect' needs both arms learned and not both at ceiling; zero "
+    "variance is no evidence. Tests: continuous metrics - exact paired sign-flip test, TOST at +-m; solved/unsolved "
+    "outcomes - Fisher's exact test on solved rates; time to a level - log-rank test with censoring at the budget. "
+    "supported: p (Holm-adjusted within the claim) < alpha and d >= m. contradicted (opposite): p_adj < alpha, "
+    "d < 0. contradicted (no effect): TOST p_adj < alpha. expect same: supported by TOST, contradicted by a "
+    "significant |d| >= m; expect noninferior: supported when 'worse by m or more' is rejected. inconclusive: "
+    "otherwise. Across the sweep, Benjamini-Hochberg q-values decide which verdicts the headline counts."
 )
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NO_VERDICT = "supported", "contradicted", "inconclusive", "no verdict"
@@ -48,22 +64,38 @@ class PairedVerdict:
     verdict: str  # supported | contradicted | inconclusive | no verdict
     label: str  # e.g. "contradicted: no effect", "inconclusive (underpowered)"
     n: int  # paired seeds
-    d: float  # mean paired difference, > 0 in the claimed direction
-    sd: float
-    ci_lo: float
+    d: float  # the effect in the claimed direction: mean paired difference, or difference of solved rates / times
+    sd: float  # sd of the paired differences
+    ci_lo: float  # t interval of the mean paired difference (for size; the tests are exact)
     ci_hi: float
-    p: float  # paired t-test, two-sided, unadjusted
-    p_tost: float
-    p_adj: float = math.nan
+    p: float  # the outcome's test of "no difference", two-sided, unadjusted
+    p_tost: float  # equivalence within ±m (continuous outcomes only)
+    p_adj: float = math.nan  # Holm within the claim
     p_tost_adj: float = math.nan
-    mde: float = math.nan  # minimum detectable effect at 80 % power
+    mde: float = math.nan  # minimum detectable effect at 80 % power (continuous)
     min_effect: float = 0.0
     underpowered: bool = False
     gates: dict = field(default_factory=dict)
     reason: str = ""
+    outcome: str = "continuous"
+    expect: str = "worse"
+    p_ni: float = math.nan  # noninferiority: H0 "the variant is worse by m or more"
+    p_ni_adj: float = math.nan
+    solved: tuple = ()  # outcome 'solved': (variant solved, baseline solved) of n
+    q: float = math.nan  # Benjamini–Hochberg q-value of the deciding test across the sweep
+    procedure: str = PROCEDURE_VERSION
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def deciding_p(self) -> float:
+        """The unadjusted p-value of the test that decides (or would decide) this comparison's verdict."""
+        if self.label == "contradicted: no effect" or (self.expect == "same" and self.verdict == SUPPORTED):
+            return self.p_tost
+        if self.expect == "noninferior" and self.verdict == SUPPORTED:
+            return self.p_ni
+        return self.p
 
 
 def paired(variant: Mapping, baseline: Mapping) -> tuple[list, list[float], list[float]]:
@@ -77,133 +109,199 @@ def _finite(x) -> bool:
 
 
 def mde_paired(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true mean difference a two-sided paired t-test detects with the given power (normal-shift
+    """Smallest true mean difference a two-sided paired test detects with the given power (normal-shift
     approximation with t quantiles): (t_{1-α/2,n-1} + t_{power,n-1}) · sd / √n."""
     if n < 2:
         return math.inf
     return float((sps.t.ppf(1 - alpha / 2, n - 1) + sps.t.ppf(power, n - 1)) * sd / math.sqrt(n))
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm–Bonferroni adjusted p-values (same order as given; NaN stays NaN)."""
-    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
-    order = sorted(idx, key=lambda i: pvalues[i])
-    k, out, running = len(order), [math.nan] * len(pvalues), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (k - rank) * pvalues[i]))
-        out[i] = running
-    return out
-
-
-def _tests(deltas: list[float], m: float, alpha: float) -> tuple[float, float, float, float, float, float]:
-    """d, sd, CI, paired t-test p and TOST p for the per-seed differences."""
-    n = len(deltas)
-    d = sum(deltas) / n
-    sd = math.sqrt(sum((x - d) ** 2 for x in deltas) / (n - 1)) if n > 1 else math.nan
-    if n < 2 or sd == 0.0:
-        return d, sd, -math.inf, math.inf, math.nan, math.nan
-    se = sd / math.sqrt(n)
-    half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * se
-    p = float(sps.ttest_1samp(deltas, 0.0).pvalue)
-    if m > 0:  # TOST: H0 δ <= -m (reject when d is well above -m) and H0 δ >= m (reject when d is well below m)
-        p_low = float(sps.t.sf((d + m) / se, n - 1))
-        p_high = float(sps.t.cdf((d - m) / se, n - 1))
-        p_tost = max(p_low, p_high)
-    else:
-        p_tost = math.nan
-    return d, sd, d - half, d + half, p, p_tost
-
-
-def _gate_report(gate: Gate | None, values: list[float]) -> dict:
+def gate_report(gate: Gate | None, values: list[float]) -> dict:
+    """Per seed: whether the arm learned and whether it is at the ceiling (and the gate's levels)."""
     if gate is None:
         return {"learned": [True] * len(values), "ceiling": [False] * len(values)}
     return {"learned": [gate.learned(v) for v in values], "ceiling": [gate.at_ceiling(v) for v in values],
             "level": gate.learned_level, "chance": gate.chance, "plateau": gate.plateau, "ceiling_level": gate.ceiling}
 
 
+def _continuous(deltas: list[float], m: float, alpha: float) -> dict:
+    """Mean, sd and t interval of the differences, with the exact sign-flip p, TOST p and noninferiority p."""
+    n = len(deltas)
+    d = sum(deltas) / n
+    sd = math.sqrt(sum((x - d) ** 2 for x in deltas) / (n - 1)) if n > 1 else math.nan
+    half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n) if n > 1 and sd > 0 else math.inf
+    out = {"d": d, "sd": sd, "ci_lo": d - half, "ci_hi": d + half, "p": float(sign_flip_p(deltas)),
+           "p_tost": float(tost_p(deltas, m)) if m > 0 else math.nan,
+           "p_ni": float(noninferior_p(deltas, m)) if m > 0 else math.nan}
+    out["mde"] = mde_paired(sd, n, alpha) if sd and not math.isnan(sd) else math.nan
+    return out
+
+
+def _solved(v: list[float], b: list[float], sign: float, goal: str, level: float) -> dict:
+    """Solved counts per arm and Fisher's exact p; d = difference of solved rates in the claimed direction."""
+    def past(x: float) -> bool:
+        return x >= level if goal == "max" else x <= level
+
+    sv, sb, n = sum(map(past, v)), sum(map(past, b)), len(v)
+    # sign > 0 means the claim expects the variant worse, i.e. a *lower* solved rate than the baseline
+    d = (sb - sv) / n if sign > 0 else (sv - sb) / n
+    return {"d": d, "p": fisher_p(sv, n, sb, n), "solved": (sv, sb)}
+
+
+def _time(v: list[float], b: list[float], sign: float, censored_at: float) -> dict:
+    """Log-rank p on steps to the level (censored at the budget); d = difference of mean steps, claimed > 0."""
+    d = sign * (sum(min(x, censored_at) for x in v) - sum(min(x, censored_at) for x in b)) / len(v)
+    return {"d": d, "p": logrank_p(v, b, censored_at)}
+
+
 def decide_paired(variant: Mapping, baseline: Mapping, *, goal: str = "min", expect: str = "worse",
-                  min_effect: float = 0.0, relative: bool = False, alpha: float = 0.05,
-                  gate: Gate | None = None) -> PairedVerdict:
+                  min_effect: float = 0.0, relative: bool = False, alpha: float = 0.05, gate: Gate | None = None,
+                  outcome: str = "continuous", solved_at: float | None = None,
+                  censored_at: float | None = None) -> PairedVerdict:
     """Unadjusted verdict on 'variant is `expect` than baseline' from {seed: metric} maps; `decide_claim`
-    applies the Holm correction across a claim's comparisons."""
-    if goal not in ("min", "max"):
-        raise ValueError(f"goal={goal!r} must be 'min' or 'max'")
-    if expect not in ("better", "worse"):
-        raise ValueError(f"expect={expect!r} must be 'better' or 'worse'")
-    if gate is not None and gate.goal != goal:
-        raise ValueError(f"gate goal={gate.goal!r} differs from the comparison's goal={goal!r}")
+    applies the Holm correction across a claim's comparisons and labels it."""
+    _check_args(goal, expect, gate, outcome, solved_at, censored_at)
     seeds, v, b = paired(variant, baseline)
-    sign = (1.0 if goal == "min" else -1.0) * (1.0 if expect == "worse" else -1.0)
-    deltas = [sign * (x - y) for x, y in zip(v, b)]
+    worse = expect in ("worse", "same", "noninferior")
+    sign = (1.0 if goal == "min" else -1.0) * (1.0 if worse else -1.0)
     base_mean = sum(b) / len(b) if b else math.nan
     m = abs(min_effect * base_mean) if relative and b else abs(min_effect)
-    gates = {"seeds": seeds, "variant": _gate_report(gate, v), "baseline": _gate_report(gate, b)}
-    if len(seeds) < 2:
-        return PairedVerdict(NO_VERDICT, "no verdict: fewer than 2 paired seeds", len(seeds), math.nan, math.nan,
-                             math.nan, math.nan, math.nan, math.nan, min_effect=m, gates=gates,
-                             reason=f"{len(seeds)} seed(s) finished in both arms")
-    d, sd, lo, hi, p, p_tost = _tests(deltas, m, alpha)
-    mde = mde_paired(sd, len(seeds), alpha) if sd and not math.isnan(sd) else math.nan
-    return PairedVerdict(INCONCLUSIVE, INCONCLUSIVE, len(seeds), d, sd, lo, hi, p, p_tost, p, p_tost, mde, m,
-                         underpowered=bool(m > 0 and not math.isnan(mde) and mde > m), gates=gates,
+    gates = {"seeds": seeds, "variant": gate_report(gate, v), "baseline": gate_report(gate, b)}
+    common = {"min_effect": m, "gates": gates, "outcome": outcome, "expect": expect}
+    if len(seeds) < MIN_SEEDS:
+        return PairedVerdict(NO_VERDICT, f"no verdict: fewer than {MIN_SEEDS} paired seeds", len(seeds), math.nan,
+                             math.nan, math.nan, math.nan, math.nan, math.nan, **common,
+                             reason=f"{len(seeds)} seed(s) finished in both arms; the procedure needs {MIN_SEEDS}")
+    deltas = [sign * (x - y) for x, y in zip(v, b)]
+    stats = _continuous(deltas, m, alpha)
+    if outcome == "solved":
+        stats = {**stats, "p_tost": math.nan, "p_ni": math.nan, "mde": math.nan,
+                 **_solved(v, b, sign, goal, float(solved_at))}
+    elif outcome == "time":
+        stats = {**stats, "p_tost": math.nan, "p_ni": math.nan, "mde": math.nan, **_time(v, b, sign,
+                                                                                          float(censored_at))}
+    mde = stats.pop("mde")
+    return PairedVerdict(INCONCLUSIVE, INCONCLUSIVE, len(seeds), **stats, p_adj=stats["p"],
+                         p_tost_adj=stats["p_tost"], p_ni_adj=stats["p_ni"], mde=mde,
+                         underpowered=bool(m > 0 and not math.isnan(mde) and mde > m), **common,
                          reason=f"sign={sign:+.0f}")
 
 
-def _label(pv: PairedVerdict, alpha: float, claimed_better_arm: str) -> PairedVerdict:
-    """Apply the gates and thresholds to an (adjusted) PairedVerdict."""
-    g = pv.gates
-    if pv.n < 2:
+def _check_args(goal: str, expect: str, gate: Gate | None, outcome: str, solved_at, censored_at) -> None:
+    if goal not in ("min", "max"):
+        raise ValueError(f"goal={goal!r} must be 'min' or 'max'")
+    if expect not in ("better", "worse", "same", "noninferior"):
+        raise ValueError(f"expect={expect!r} must be 'better', 'worse', 'same' or 'noninferior'")
+    if gate is not None and gate.goal != goal:
+        raise ValueError(f"gate goal={gate.goal!r} differs from the comparison's goal={goal!r}")
+    if outcome not in ("continuous", "solved", "time"):
+        raise ValueError(f"outcome={outcome!r} must be 'continuous', 'solved' or 'time'")
+    if outcome == "solved" and solved_at is None or outcome == "time" and censored_at is None:
+        raise ValueError(f"outcome={outcome!r} needs {'solved_at' if outcome == 'solved' else 'censored_at'}")
+
+
+def label(pv: PairedVerdict, alpha: float) -> PairedVerdict:
+    """Apply the gates and thresholds to a (Holm-adjusted) PairedVerdict."""
+    if pv.n < MIN_SEEDS:
         return pv
-    if pv.sd == 0.0 or math.isnan(pv.sd):
+    if pv.outcome == "continuous" and (pv.sd == 0.0 or math.isnan(pv.sd)):
         why = "identical outputs in every seed" if pv.d == 0 else f"every seed differs by exactly {pv.d:.4g}"
         return replace(pv, verdict=NO_VERDICT, label="no verdict: zero variance",
                        reason=f"{why}: zero variance is not evidence (check the arms differ as intended)")
-    other = "variant" if claimed_better_arm == "baseline" else "baseline"
-    stats_txt = f"d={pv.d:.4g}, CI [{pv.ci_lo:.4g}, {pv.ci_hi:.4g}], p_adj={pv.p_adj:.3g}, n={pv.n}"
+    txt = _stats_text(pv)
+    if pv.expect == "same":
+        return _same(pv, alpha, txt)
+    if pv.expect == "noninferior":
+        return _noninferior(pv, alpha, txt)
+    return _directional(pv, alpha, txt)
 
-    def learned(arm: str) -> bool:
-        return all(g[arm]["learned"])
 
+def _stats_text(pv: PairedVerdict) -> str:
+    solved = f", solved {pv.solved[0]}/{pv.n} vs {pv.solved[1]}/{pv.n}" if pv.solved else ""
+    return f"d={pv.d:.4g}, CI [{pv.ci_lo:.4g}, {pv.ci_hi:.4g}], p_adj={pv.p_adj:.3g}, n={pv.n}{solved} ({pv.outcome})"
+
+
+def _learned(pv: PairedVerdict, arm: str) -> bool:
+    """An arm learned in every seed (continuous), or in some seed (solved / time: not solving is an outcome)."""
+    flags = pv.gates[arm]["learned"]
+    return all(flags) if pv.outcome == "continuous" else any(flags)
+
+
+def _at_ceiling(pv: PairedVerdict) -> bool:
+    g = pv.gates
+    return all(g["variant"]["ceiling"]) and all(g["baseline"]["ceiling"])
+
+
+def _equivalence(pv: PairedVerdict, label_text: str, txt: str) -> PairedVerdict:
+    """'Equal within ±m' stands only on arms that both learned and are not both at the ceiling."""
+    if not (_learned(pv, "variant") and _learned(pv, "baseline")):
+        return replace(pv, verdict=NO_VERDICT, label="no verdict: an arm did not learn",
+                       reason=f"equal within ±m but not both arms learned ({txt})")
+    if _at_ceiling(pv):
+        return replace(pv, verdict=NO_VERDICT, label="no verdict: both arms at ceiling",
+                       reason=f"both arms reach the ceiling {pv.gates['baseline'].get('ceiling_level')}: the task "
+                              f"cannot show the effect ({txt})")
+    verdict = CONTRADICTED if label_text.startswith(CONTRADICTED) else SUPPORTED
+    return replace(pv, verdict=verdict, label=label_text,
+                   reason=f"TOST at ±{pv.min_effect:.4g}: p_adj={pv.p_tost_adj:.3g} ({txt})")
+
+
+def _directional(pv: PairedVerdict, alpha: float, txt: str) -> PairedVerdict:
+    better = "baseline" if pv.expect == "worse" else "variant"
+    other = "variant" if better == "baseline" else "baseline"
     if pv.p_adj < alpha and pv.d >= pv.min_effect:
-        if not learned(claimed_better_arm):
-            return replace(pv, verdict=NO_VERDICT, label=f"no verdict: {claimed_better_arm} did not learn",
-                           reason=f"{claimed_better_arm} below its learned level {g[claimed_better_arm].get('level')} "
-                                  f"in some seed ({stats_txt})")
-        return replace(pv, verdict=SUPPORTED, label=SUPPORTED, reason=f"{stats_txt}; d >= m={pv.min_effect:.4g}")
+        if not _learned(pv, better):
+            return replace(pv, verdict=NO_VERDICT, label=f"no verdict: {better} did not learn",
+                           reason=f"{better} below its learned level {pv.gates[better].get('level')} ({txt})")
+        return replace(pv, verdict=SUPPORTED, label=SUPPORTED, reason=f"{txt}; d >= m={pv.min_effect:.4g}")
     if not math.isnan(pv.p_tost_adj) and pv.p_tost_adj < alpha:
-        if not (learned("variant") and learned("baseline")):
-            return replace(pv, verdict=NO_VERDICT, label="no verdict: an arm did not learn",
-                           reason=f"equal within ±m but not both arms learned ({stats_txt})")
-        if all(g["variant"]["ceiling"]) and all(g["baseline"]["ceiling"]):
-            return replace(pv, verdict=NO_VERDICT, label="no verdict: both arms at ceiling",
-                           reason=f"both arms reach the ceiling {g['baseline'].get('ceiling_level')}: the task cannot "
-                                  f"show the effect ({stats_txt})")
-        return replace(pv, verdict=CONTRADICTED, label="contradicted: no effect",
-                       reason=f"TOST at ±{pv.min_effect:.4g}: p_adj={pv.p_tost_adj:.3g} ({stats_txt})")
+        return _equivalence(pv, "contradicted: no effect", txt)
     if pv.p_adj < alpha and pv.d < 0:
-        if not learned(other):
+        if not _learned(pv, other):
             return replace(pv, verdict=NO_VERDICT, label=f"no verdict: {other} did not learn",
-                           reason=f"opposite effect but {other} below its learned level in some seed ({stats_txt})")
-        return replace(pv, verdict=CONTRADICTED, label="contradicted: opposite effect", reason=stats_txt)
+                           reason=f"opposite effect but {other} below its learned level ({txt})")
+        return replace(pv, verdict=CONTRADICTED, label="contradicted: opposite effect", reason=txt)
+    return _undecided(pv, alpha, txt)
+
+
+def _same(pv: PairedVerdict, alpha: float, txt: str) -> PairedVerdict:
+    if not math.isnan(pv.p_tost_adj) and pv.p_tost_adj < alpha:
+        return _equivalence(pv, "supported: equivalent within ±m", txt)
+    if pv.p_adj < alpha and abs(pv.d) >= pv.min_effect:
+        return replace(pv, verdict=CONTRADICTED, label="contradicted: they differ by at least m", reason=txt)
+    return _undecided(pv, alpha, txt)
+
+
+def _noninferior(pv: PairedVerdict, alpha: float, txt: str) -> PairedVerdict:
+    if not math.isnan(pv.p_ni_adj) and pv.p_ni_adj < alpha:
+        if not _learned(pv, "variant"):
+            return replace(pv, verdict=NO_VERDICT, label="no verdict: variant did not learn", reason=txt)
+        return replace(pv, verdict=SUPPORTED, label="supported: worse by less than m",
+                       reason=f"H0 'worse by ≥ {pv.min_effect:.4g}' rejected: p_adj={pv.p_ni_adj:.3g} ({txt})")
+    if pv.p_adj < alpha and pv.d >= pv.min_effect:
+        return replace(pv, verdict=CONTRADICTED, label="contradicted: worse by at least m", reason=txt)
+    return _undecided(pv, alpha, txt)
+
+
+def _undecided(pv: PairedVerdict, alpha: float, txt: str) -> PairedVerdict:
     if pv.p_adj < alpha:
         return replace(pv, label="inconclusive (significant but below m)",
-                       reason=f"{stats_txt}; d < m={pv.min_effect:.4g}")
-    label = "inconclusive (underpowered)" if pv.underpowered else INCONCLUSIVE
-    return replace(pv, label=label, reason=f"{stats_txt}; MDE(80%)={pv.mde:.4g} vs m={pv.min_effect:.4g}")
+                       reason=f"{txt}; |d| < m={pv.min_effect:.4g}")
+    label_text = "inconclusive (underpowered)" if pv.underpowered else INCONCLUSIVE
+    return replace(pv, label=label_text, reason=f"{txt}; MDE(80%)={pv.mde:.4g} vs m={pv.min_effect:.4g}")
+
+
+def adjust(raw: Sequence[PairedVerdict], alpha: float) -> list[PairedVerdict]:
+    """Holm within one claim (for each of its tests), then each comparison labelled."""
+    p_adj, t_adj, n_adj = (holm([getattr(r, k) for r in raw]) for k in ("p", "p_tost", "p_ni"))
+    return [label(replace(r, p_adj=pa, p_tost_adj=ta, p_ni_adj=na), alpha)
+            for r, pa, ta, na in zip(raw, p_adj, t_adj, n_adj)]
 
 
 def decide_claim(comparisons: Sequence[Mapping], alpha: float = 0.05) -> list[PairedVerdict]:
     """Decide every comparison of one claim with Holm correction across them. Each item holds the keyword
-    arguments of `decide_paired` (variant, baseline, goal, expect, min_effect, relative, gate)."""
-    raw = [decide_paired(alpha=alpha, **c) for c in comparisons]
-    p_adj = holm([r.p for r in raw])
-    t_adj = holm([r.p_tost for r in raw])
-    out = []
-    for c, r, pa, ta in zip(comparisons, raw, p_adj, t_adj):
-        r = replace(r, p_adj=pa, p_tost_adj=ta)
-        better = "baseline" if c.get("expect", "worse") == "worse" else "variant"
-        out.append(_label(r, alpha, better))
-    return out
+    arguments of `decide_paired` (variant, baseline, goal, expect, min_effect, relative, gate, outcome, ...)."""
+    return adjust([decide_paired(alpha=alpha, **c) for c in comparisons], alpha)
 
 
 def combine(verdicts: Sequence[str]) -> str:

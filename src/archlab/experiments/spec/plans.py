@@ -28,6 +28,7 @@ class RunPlan:
     spec_hash: str = ""
     lr: float | None = None  # the swept learning rate (None: no lr_sweep)
     code_hash: str = ""
+    role: str = "test"  # test: a seed the verdict rests on; select: a seed that only picks the lr
 
 
 ParamCounter = Callable[[Mapping[str, Any]], int]
@@ -66,14 +67,15 @@ def match_parameters(cfg: dict[str, Any], target: int, key: str, count: ParamCou
 
 
 def resolve(spec: ExperimentSpec, profile: str = "quick", count_params: ParamCounter | None = None,
-            variants: list[str] | None = None, best_lr: Mapping[str, float | None] | None = None) -> list[RunPlan]:
+            variants: list[str] | None = None, best_lr: Mapping[str, float | None] | None = None,
+            lrs: list[float] | None = None) -> list[RunPlan]:
     """Every run of the spec for a profile, with budget and parameter matching applied.
 
-    With `lr_sweep_seeds: k` in the profile the lr sweep runs in two phases: without `best_lr` only the first k
-    seeds run every lr (phase 1); with `best_lr` (variant -> lr picked on phase 1) the other seeds are added at
-    that lr only (phase 2)."""
+    A two-phase lr sweep: with `lr_select_seeds` in the profile, those seeds run every lr (phase 1, role
+    'select'); with `best_lr` (variant -> lr picked on phase 1) the test seeds are added at that lr only (phase 2).
+    The older `lr_sweep_seeds: k` picks the lr on the first k test seeds instead. `lrs` replaces the profile's lr
+    grid (the grid grown past an edge, judge.analysis.with_phase_2)."""
     budget = spec.budget_for(profile)
-    seeds = spec.seeds_for(profile)
     names = variants or list(spec.variants)
     configs = {v: variant_config(spec, v, profile) for v in names}
     for cfg in configs.values():
@@ -102,18 +104,31 @@ def resolve(spec: ExperimentSpec, profile: str = "quick", count_params: ParamCou
                 if abs(n_params[v] - target) > tol * target:
                     raise ConfigError(f"{spec.name}: variant {v!r} cannot be matched to {target:,} parameters by "
                                       f"adjusting {key} (closest {n_params[v]:,}, tolerance {tol:.0%})")
+    return _plans(spec, profile, configs, n_params, budget, best_lr, lrs)
+
+
+def _plans(spec: ExperimentSpec, profile: str, configs: Mapping[str, dict[str, Any]],
+           n_params: Mapping[str, int | None], budget: dict[str, Any], best_lr: Mapping[str, float | None] | None,
+           lrs: list[float] | None) -> list[RunPlan]:
+    """One plan per variant × lr × seed of the phase the sweep is in (see resolve)."""
     plans = []
     code = code_hash()
+    seeds, select = spec.seeds_for(profile), spec.lr_select_seeds_for(profile)
     k = spec.lr_sweep_seeds_for(profile)
-    for v in names:
-        for lr in spec.lrs_for(profile) or [None]:
-            cfg = configs[v]
+    grid = (lrs if lrs is not None else spec.lrs_for(profile)) or [None]
+    for v, base_cfg in configs.items():
+        for lr in grid:
+            cfg = base_cfg
             if lr is not None:
                 cfg = copy.deepcopy(cfg)
                 set_dotted(cfg, "train.lr", lr)
-            phase_2 = k is None or (best_lr is not None and v in best_lr and best_lr[v] == lr)
-            for s in (seeds if phase_2 else seeds[:k]):
+            at_best = best_lr is not None and v in best_lr and best_lr[v] == lr
+            if select:
+                runs = [(s, "select") for s in select] + ([(s, "test") for s in seeds] if at_best else [])
+            else:
+                runs = [(s, "test") for s in (seeds if k is None or at_best else seeds[:k])]
+            for s, role in runs:
                 plans.append(RunPlan(spec.name, v, s, cfg, budget, spec.runner,
                                      run_key(cfg, s, budget, spec.runner, code), n_params[v], spec.spec_hash, lr,
-                                     code))
+                                     code, role))
     return plans

@@ -10,7 +10,14 @@ from archlab.config import ConfigError
 from archlab.dotted import suggest
 
 GOALS = ("min", "max")
-RULE_KEYS = ("alpha", "min_effect", "relative", "reason", "gate", "learned")
+RULE_KEYS = ("alpha", "min_effect", "relative", "reason", "gate", "learned", "outcome", "solved_at", "censored_at")
+# what a run's metric is, and so which test judges it (archlab.experiments.judge.verdict):
+# continuous — a paired exact sign-flip test on the per-seed differences (TOST at ±m for "no effect");
+# solved — each run solved the task or not (metric past `solved_at`): Fisher's exact test on the solved rates;
+# time — steps to reach a level, a run that never reached it censored at `censored_at`: the log-rank test.
+OUTCOMES = ("continuous", "solved", "time")
+PROCEDURE_VERSION = "2"  # the decision procedure (judge.verdict); part of every registration
+MIN_SEEDS = 6  # no training verdict rests on fewer paired (test) seeds
 GATE_KEYS = ("chance", "plateau", "ceiling", "margin", "metric", "goal")
 
 
@@ -62,6 +69,9 @@ class Rule:
     gate: Gate | None = None
     gate_metric: str = ""
     learned: dict | None = None
+    outcome: str = "continuous"  # OUTCOMES: which test the metric calls for
+    solved_at: float | None = None  # outcome 'solved': a run solved the task when its metric is past this level
+    censored_at: float | None = None  # outcome 'time': a value >= this is a run that never got there (censored)
 
 
 def _check_keys(where: str, section: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -117,5 +127,26 @@ def parse_rule(rule: Any, where: str, metric: str, goal: str) -> Rule:
         if margin < 0:
             raise ConfigError(f"{where}: rule.gate.margin={margin} must be >= 0")
         gate, gate_metric = Gate(goal=ggoal, margin=margin, **levels), str(gate_d.get("metric", metric))
+    outcome, solved_at, censored_at = _outcome(rule, where, goal)
     return Rule(alpha, min_effect, bool(rule.get("relative", False)), " ".join(str(rule.get("reason", "")).split()),
-                gate, gate_metric, dict(learned) if learned else None)
+                gate, gate_metric, dict(learned) if learned else None, outcome, solved_at, censored_at)
+
+
+def _outcome(rule: Mapping[str, Any], where: str, goal: str) -> tuple[str, float | None, float | None]:
+    """rule.outcome with the level it needs: solved_at for 'solved', censored_at (goal min) for 'time'."""
+    outcome = str(rule.get("outcome", "continuous"))
+    if outcome not in OUTCOMES:
+        raise ConfigError(f"{where}: rule.outcome={outcome!r} is not allowed; expected one of {list(OUTCOMES)}")
+    solved_at = None if rule.get("solved_at") is None else _number(rule["solved_at"], f"{where}: rule.solved_at")
+    censored_at = None if rule.get("censored_at") is None else _number(rule["censored_at"],
+                                                                       f"{where}: rule.censored_at")
+    if outcome == "solved" and solved_at is None:
+        raise ConfigError(f"{where}: rule.outcome=solved needs rule.solved_at (the level past which a run solved "
+                          "the task)")
+    if outcome == "time" and (censored_at is None or goal != "min"):
+        raise ConfigError(f"{where}: rule.outcome=time needs rule.censored_at (the budget: a run at or past it never "
+                          f"reached the level) and goal: min (fewer steps is better), got goal={goal!r}")
+    if outcome != "solved" and solved_at is not None or outcome != "time" and censored_at is not None:
+        raise ConfigError(f"{where}: rule.solved_at belongs to outcome 'solved' and rule.censored_at to 'time' "
+                          f"(outcome is {outcome!r})")
+    return outcome, solved_at, censored_at

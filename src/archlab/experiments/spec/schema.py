@@ -27,10 +27,13 @@ from archlab.experiments.spec.scope import ScopeCondition, parse_scope
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
 CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "calibration"
-EXPECTS = ("better", "worse")
+# better / worse: the variant differs in that direction by at least m; same: equivalent within ±m;
+# noninferior: the variant is worse by less than m ("loses little")
+EXPECTS = ("better", "worse", "same", "noninferior")
 KINDS = ("train", "cost")
 PROFILES = ("quick", "standard", "full")
-PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep", "lr_sweep_seeds", "max_seeds")
+PROFILE_KEYS = ("overrides", "variant_overrides", "seeds", "budget", "lr_sweep", "lr_sweep_seeds", "lr_select_seeds",
+                "max_seeds")
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,12 @@ class ExperimentSpec:
         """The learning rates every variant is trained at ([] = no sweep: the config's own lr)."""
         return [float(x) for x in self.profile(profile).get("lr_sweep", self.lr_sweep) or []]
 
+    def lr_select_seeds_for(self, profile: str) -> list[int]:
+        """The seeds that pick each variant's lr (every lr of the sweep), disjoint from the test seeds; [] when the
+        profile has no such seeds (no sweep, or the older `lr_sweep_seeds`)."""
+        sel = self.profile(profile).get("lr_select_seeds") or []
+        return [int(x) for x in sel] if self.lrs_for(profile) else []
+
     def lr_sweep_seeds_for(self, profile: str) -> int | None:
         """How many of the profile's seeds (the first ones) run the whole lr sweep; the other seeds run only at
         each variant's best lr, picked on those (None: every seed runs every lr)."""
@@ -165,7 +174,7 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
     checks = list(data.get("checks") or [])
     if kind == "cost" and not checks:
         raise ConfigError(f"{where}: a cost experiment needs a 'checks' list")
-    return ExperimentSpec(
+    spec = ExperimentSpec(
         name=name, title=str(data.get("title", name)), quotes=quotes, kind=kind,
         runner=str(data.get("runner", "cost" if kind == "cost" else "trainer")), base=dict(data.get("base") or {}),
         variants=variants, seeds=[int(s) for s in data.get("seeds", [0, 1, 2])], budget=dict(data.get("budget") or {}),
@@ -178,6 +187,22 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         scope=parse_scope(data.get("scope"), where),
         raw=json.loads(json.dumps(dict(data), default=str)),
     )
+    _check_seed_plan(spec, where)
+    return spec
+
+
+def _check_seed_plan(spec: ExperimentSpec, where: str) -> None:
+    """Every profile's test seeds: distinct integers, at least one for a training spec, none used to pick the lr."""
+    for p in PROFILES:
+        raw = spec.profile(p).get("seeds", spec.raw.get("seeds", spec.seeds))
+        if not isinstance(raw, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in raw) \
+                or len(set(raw)) != len(raw) or (spec.kind == "train" and not raw):
+            at = f"profiles.{p}.seeds" if "seeds" in spec.profile(p) else "seeds"
+            raise ConfigError(f"{where}: {at}={raw!r} must be a non-empty list of distinct integers")
+        both = sorted(set(spec.lr_select_seeds_for(p)) & set(spec.seeds_for(p)))
+        if both:
+            raise ConfigError(f"{where}: profiles.{p}.lr_select_seeds shares seeds {both} with the test seeds: the "
+                              "seeds that pick the lr must not be part of the test")
 
 
 def _quotes(data: Mapping[str, Any], where: str) -> list[Quote]:
@@ -226,14 +251,32 @@ def _profiles(data: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
         _check_keys(where, f"profiles.{p}", section, PROFILE_KEYS)
         if "lr_sweep" in section:
             _lr_list(section["lr_sweep"], f"{where}: profiles.{p}.lr_sweep")
-        ms = section.get("max_seeds")
-        if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or ms < 2):
-            raise ConfigError(f"{where}: profiles.{p}.max_seeds={ms!r} must be an integer >= 2 (the seed cap)")
+        if "max_seeds" in section:
+            raise ConfigError(f"{where}: profiles.{p}.max_seeds (adaptive seeds) is no longer accepted: adding seeds "
+                              "while a result is undecided inflates the error rates (optional stopping); fix the "
+                              "profile's `seeds` in advance (at least 6 for a verdict)")
+        _select_seeds(section, f"{where}: profiles.{p}")
         k = section.get("lr_sweep_seeds")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ConfigError(f"{where}: profiles.{p}.lr_sweep_seeds={k!r} must be an integer >= 1 (how many seeds "
                               "run the whole lr sweep)")
     return profiles
+
+
+def _select_seeds(section: Mapping[str, Any], where: str) -> None:
+    """lr_select_seeds: distinct integers, none of them a test seed, not together with lr_sweep_seeds."""
+    sel = section.get("lr_select_seeds")
+    if sel is None:
+        return
+    if not isinstance(sel, list) or not sel or any(isinstance(x, bool) or not isinstance(x, int) for x in sel) \
+            or len(set(sel)) != len(sel):
+        raise ConfigError(f"{where}.lr_select_seeds={sel!r} must be a list of distinct integers")
+    if "lr_sweep_seeds" in section:
+        raise ConfigError(f"{where}: lr_select_seeds and lr_sweep_seeds both pick the lr; keep lr_select_seeds")
+    both = sorted(set(sel) & {int(x) for x in section.get("seeds", [])})
+    if both:
+        raise ConfigError(f"{where}.lr_select_seeds shares seeds {both} with the test seeds: the seeds that pick "
+                          "the lr must not be part of the test")
 
 
 def _match_params(mp: Any, where: str, variants: Mapping[str, Any]) -> dict[str, Any] | None:

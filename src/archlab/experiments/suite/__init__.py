@@ -1,2 +1,2 @@
-"""The built-in claims suite: choosing claims (claims), the calibrations a family's verdicts rest on
-(calibration), and the small live comparison `archlab demo` ends with (demo)."""
+"""The built-in claims suite: choosing claims and printing their verdicts (claims) and the calibrations a family's
+verdicts rest on (calibration)."""
