@@ -11,6 +11,7 @@ from pathlib import Path
 from archlab.config import ConfigError
 from archlab.experiments.engine import RunOptions, run_specs, with_steps
 from archlab.experiments.judge.budget import check_budgets
+from archlab.experiments.judge.raw import write_raw
 from archlab.experiments.report.html import SMOKE, write_report
 from archlab.experiments.spec.registration import load_registry, status_of
 from archlab.experiments.suite.calibration import apply_calibrations, calibrations, print_calibrations
@@ -113,6 +114,8 @@ def run_job(args, job: Job) -> int:
     if not job.calibrate:
         apply_calibrations(results, cals)
     _print(results, cals, job, smoke, profile)
+    raw = write_raw([] if job.calibrate else results, job.out / "calibration" if job.calibrate else job.out)
+    print(f"raw data: {raw['csv']} (every run's final metrics; `archlab claims --recompute` re-derives the verdicts)")
     if not args.no_report:
         _report(args, job, results, cals, label, smoke, profile)
     failed = sum(len(r.runs) == 0 and r.spec.kind == "train" for r in results)

@@ -1,11 +1,14 @@
 """`archlab claims`: run the built-in claims suite (one experiment per seed claim) and write the report."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from archlab.commands._sweep import Job, add_run_args, check_args, run_job
 from archlab.config import ConfigError
+from archlab.experiments.judge.raw import compare_decisions, decisions, recompute
 from archlab.experiments.spec.registration import REGISTRATION_FILE, register
+from archlab.experiments.suite.claims import print_verdicts
 
 
 def add_parser(sub):
@@ -30,18 +33,23 @@ def add_parser(sub):
                    "pre-registered")
     p.add_argument("--registration", metavar="FILE", default=None, help="the registration file (default: the "
                    "package's experiments/registration.json)")
+    p.add_argument("--recompute", metavar="RUNS.csv", help="re-derive every verdict from a sweep's raw data (the "
+                   "runs.csv written beside its report) with the built-in specs, print them, and compare them with "
+                   "the decisions.json beside it (exit 1 when they differ); runs nothing")
     add_run_args(p, out_default="runs/claims")
     return p
 
 
 def run(args) -> int:
-    from archlab.experiments.spec import calibration_specs
+    from archlab.experiments.spec import builtin_specs, calibration_specs
     from archlab.experiments.suite.claims import select_specs
 
     check_args(args)
     cal_specs = calibration_specs()
     if args.register or args.amend:
         return _register(args, cal_specs)
+    if args.recompute:
+        return _recompute(Path(args.recompute), builtin_specs() + cal_specs)
     specs = select_specs(args.only, cal_specs if args.calibrate else None)
     if args.list:
         for s in specs:
@@ -52,6 +60,27 @@ def run(args) -> int:
     job = Job("calibrations" if args.calibrate else "claims", specs, cal_specs, out,
               args.db or str(out / "claims.sqlite"), calibrate=args.calibrate, registration=args.registration)
     return run_job(args, job)
+
+
+def _recompute(path: Path, specs) -> int:
+    """`--recompute RUNS.csv`: the verdicts re-derived from the raw data, checked against decisions.json."""
+    results, notes = recompute(path, specs)
+    for n in notes:
+        print(f"note: {n}")
+    print_verdicts(results)
+    published = path.with_name("decisions.json")
+    if not published.exists():
+        print(f"({published} not found: nothing to compare with)")
+        return 0
+    try:
+        diffs = compare_decisions(decisions(results), json.loads(published.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--recompute: {published} is not a decisions file ({e})") from None
+    for d in diffs:
+        print(f"DIFFERS: {d}")
+    print(f"{len(results)} verdict(s) recomputed: " + ("identical to " if not diffs else "DIFFERENT from ")
+          + str(published))
+    return 1 if diffs else 0
 
 
 def _register(args, cal_specs) -> int:

@@ -103,9 +103,18 @@ def with_phase_2(spec: ExperimentSpec, store: Store, profile: str, counter: Call
 
 
 def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: str) -> ExperimentResult:
-    """Collect the finished runs of a plan list, judge each variant at its best lr (lr_sweep) and decide every
-    comparison of the spec by the paired, gated rule with Holm correction (archlab.experiments.judge.verdict)."""
-    by_lr = finished_by_lr(spec, store, plans)
+    """Collect the finished runs of a plan list from the store and judge them (judge_runs); the verdicts are
+    recorded in the store."""
+    out = judge_runs(spec, profile, plans, finished_by_lr(spec, store, plans))
+    for cr in out.comparisons:
+        store.put_verdict(spec.name, profile, cr.label, cr.verdict.verdict, cr.verdict.as_dict())
+    return out
+
+
+def judge_runs(spec: ExperimentSpec, profile: str, plans: list[RunPlan],
+               by_lr: Mapping[str, Mapping[float | None, list[dict[str, Any]]]]) -> ExperimentResult:
+    """Judge each variant at its best lr (picked on the selection runs) on its test runs and decide every
+    comparison by the paired, gated rule with Holm correction (judge.verdict); no store needed (--recompute)."""
     runs, best, table = {}, {}, {}
     for v, options in by_lr.items():
         best[v] = pick_lr(_selection(options), spec.metric, spec.goal)
@@ -114,10 +123,9 @@ def analyze(spec: ExperimentSpec, store: Store, plans: list[RunPlan], profile: s
             table[v] = {lr: (_score([r["final"].get(spec.metric, math.nan) for r in rs], "max"), len(rs))
                         for lr, rs in options.items()}
     n_done = sum(len(rs) for options in by_lr.values() for rs in options.values())
-    out = ExperimentResult(spec, profile, plans, runs, [], "inconclusive", best_lr=best, lr_table=table, n_done=n_done)
+    out = ExperimentResult(spec, profile, plans, runs, [], "inconclusive", best_lr=best, lr_table=table, n_done=n_done,
+                           by_lr={v: dict(o) for v, o in by_lr.items()})
     out.comparisons = decide_comparisons(spec, out)
-    for cr in out.comparisons:
-        store.put_verdict(spec.name, profile, cr.label, cr.verdict.verdict, cr.verdict.as_dict())
     out.verdict = combine([c.verdict.verdict for c in out.comparisons])
     return out
 

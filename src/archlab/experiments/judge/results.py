@@ -51,6 +51,7 @@ class ExperimentResult:
     calibration: str = ""  # why the verdict is shown as uncalibrated ('' when it is not)
     calibrated_by: list[str] = field(default_factory=list)  # the reproduced calibrations its family rests on
     n_done: int = 0  # finished runs among `plans` (every lr of a sweep)
+    by_lr: dict[str, dict[float | None, list[dict[str, Any]]]] = field(default_factory=dict)  # every finished run
     registration: str = ""  # 'registered (DATE)', 'amended after registration (…)', 'not registered' ('' unknown)
     pre_registered: bool = False  # registered and never amended (spec.registration.Status.pre_registered)
     half_budget: str = ""  # the verdict re-decided at half the budget (judge.budget); '' when not checked
