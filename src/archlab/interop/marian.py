@@ -39,12 +39,9 @@ def config_from_hf(hf: dict[str, Any], names: set[str]) -> TransformerConfig:
     for field in ("normalize_before", "add_final_layer_norm", "normalize_embedding", "layernorm_embedding"):
         if hf.get(field):
             raise unsupported(FAMILY, field, hf[field], False)
+    # an odd d_model is fine: nn.position's split sinusoid then has ⌈D/2⌉ sine and ⌊D/2⌋ cosine columns, as
+    # transformers' MarianSinusoidalPositionalEmbedding
     d_model = hf.get("d_model", 1024)
-    if isinstance(d_model, int) and d_model % 2:
-        # transformers' MarianSinusoidalPositionalEmbedding gives an odd width one more sine than cosine column;
-        # archlab's sinusoid (nn.position) pairs every sine with a cosine, so refuse before building anything
-        raise InteropError(f"{FAMILY} config field 'd_model'={d_model} is not supported by archlab (supported: an "
-                           "even d_model; archlab's sinusoidal positions pair each sine with a cosine)")
     vocab = hf.get("vocab_size", 58101)
     require(hf, FAMILY, "decoder_vocab_size", [vocab, None], vocab)
     heads = require(hf, FAMILY, "decoder_attention_heads", [hf.get("encoder_attention_heads", 16)],

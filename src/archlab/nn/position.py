@@ -52,11 +52,10 @@ class PositionConfig:
         check_positive("pos.base", self.base)
 
     def check_sizes(self, d_model: int, head_dim: int) -> None:
-        """The sizes each encoding needs: rotary pairs up head channels, sinusoidal pairs up model channels."""
+        """The sizes each encoding needs: rotary pairs up head channels (a sinusoid takes any d_model: an odd one
+        has one more sine than cosine column, as Marian's)."""
         if self.kind == "rope" and head_dim % 2:
             raise ConfigError(f"pos.kind='rope' needs an even head size, got head_dim={head_dim}")
-        if self.kind == "sinusoidal" and d_model % 2:
-            raise ConfigError(f"pos.kind='sinusoidal' needs an even d_model, got {d_model}")
 
 
 def position_cost(name, m, calls, ctx):
@@ -76,14 +75,16 @@ def sinusoidal_table(n_positions: int, dim: int, layout: str = "interleaved", ba
 
     layout="interleaved" is seed 002's formula as written; "split" puts every sine first and
     every cosine after (fairseq / Marian), the same numbers in another channel order.
+    An odd D has ⌈D/2⌉ sine and ⌊D/2⌋ cosine columns (the last frequency has no cosine), as transformers'
+    MarianSinusoidalPositionalEmbedding builds it; the formula above, kept to the channels 0..D-1.
     """
     pos = torch.arange(n_positions, dtype=torch.float64)[:, None]
     inv_freq = torch.pow(float(base), -torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-    angles = pos * inv_freq  # (T, D/2)
+    angles = pos * inv_freq  # (T, ⌈D/2⌉)
     if layout == "split":
-        table = torch.cat([angles.sin(), angles.cos()], dim=-1)
+        table = torch.cat([angles.sin(), angles[:, :dim // 2].cos()], dim=-1)
     else:
-        table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)
+        table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)[:, :dim]
     return table.float()
 
 
