@@ -12,6 +12,7 @@ AV over T keys (full square, no causal halving), ×3 for forward+backward. We al
 from __future__ import annotations
 
 import contextlib
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from torch import nn
 
 from archlab.cost.analytic import LayerCost, dtype_bytes
 from archlab.cost.walk import record_calls, walk
+from archlab.errors import ConfigError
 
 DEFAULT_MAX_SEQ = 2048  # default T when --seq-len is not given: min(model max_seq_len, this)
 
@@ -68,17 +70,24 @@ class Workload:
         return self.batch * (self.seq_len or 1)
 
 
+def check_count(name: str, value: Any) -> None:
+    """A size argument that is given (not None) must be an integer ≥ 1: 0 is refused, never read as the default."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        raise ConfigError(f"{name} must be an integer ≥ 1 (or None for the default), got {value!r}")
+
+
 def workload_for(cfg: Any, batch: int = 1, seq_len: int | None = None, image_size: int | None = None) -> Workload:
     """Fill defaults: T = min(max_seq_len, 2048) for sequence models; the config's image size for CNNs."""
-    if batch < 1:
-        raise ValueError(f"batch must be ≥ 1, got {batch}")
+    check_count("batch", batch)
+    check_count("seq_len", seq_len)
+    check_count("image_size", image_size)
     if is_sequence_config(cfg):
-        t = seq_len or min(cfg.max_seq_len, DEFAULT_MAX_SEQ)
+        t = min(cfg.max_seq_len, DEFAULT_MAX_SEQ) if seq_len is None else seq_len
         if t > cfg.max_seq_len:
             raise ValueError(f"seq_len={t} is longer than the model's max_seq_len={cfg.max_seq_len}")
         return Workload(batch, t, None)
     if is_image_config(cfg):
-        return Workload(batch, None, image_size or cfg.image_size)
+        return Workload(batch, None, cfg.image_size if image_size is None else image_size)
     return Workload(batch, seq_len, image_size)
 
 
@@ -175,7 +184,7 @@ def _sequence_figures(cfg: Any, mc: ModelCost, context: int | None) -> dict[str,
     """
     wl = mc.workload
     T = wl.seq_len
-    t = context or T
+    t = T if context is None else context
     tokens = wl.tokens()
     self_core, cross_core = _attn_rows(mc.rows)
     # Σ over self-attention layers of H·d_head (the L·H·d of 12·L·H·d·T; GQA shares K/V, not Q heads)
@@ -233,6 +242,7 @@ def model_cost(model_or_cfg: Any, batch: int = 1, seq_len: int | None = None, im
 
     wrap_forward(model, run): optional, runs the recorded forward inside a context (crosscheck's counter)."""
     dtype_bytes(dtype)
+    check_count("context", context)
     cfg = resolve_config(model_or_cfg)
     if cfg is None:
         raise ValueError("model_cost needs a config, a preset name, a config file, or a model with a .cfg")
