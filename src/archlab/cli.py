@@ -5,9 +5,10 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 
 from archlab import __version__
-from archlab.config import ConfigError, one_line
+from archlab.errors import UserError, one_line
 
 
 def _commands():
@@ -37,6 +38,20 @@ def _out_of_memory(e: BaseException) -> bool:
     return type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
 
 
+def _path_error(e: BaseException) -> bool:
+    """An OS error about a path the user gave (missing, a folder, not permitted): the user's to fix."""
+    return isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)) and bool(
+        getattr(e, "filename", None) or isinstance(e, UserError))
+
+
+def report_bug(command: str, error: BaseException) -> None:
+    """Any exception that is not a user mistake: its traceback, then one line saying what to report."""
+    traceback.print_exception(error, file=sys.stderr)
+    print(f"archlab {command}: this is a bug in archlab (not a mistake of yours): {type(error).__name__}: "
+          f"{one_line(error)[:200]}. Please report it with the archlab version ({__version__}), the full command "
+          "line and the traceback above.", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -45,18 +60,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ConfigError, ValueError, FileNotFoundError) as e:  # user mistakes: one clear line, no traceback
-        print(f"archlab {args.command}: error: {one_line(e)}", file=sys.stderr)
-        return 2
-    except (MemoryError, RuntimeError) as e:  # the allocator gave up (the preflight estimate is a lower bound)
-        if not isinstance(e, MemoryError) and not _out_of_memory(e):
-            raise
-        print(f"archlab {args.command}: error: out of memory ({one_line(e)[:200] or 'MemoryError'}); use a smaller "
-              "model or batch (model.d_model, model.n_layers, train.batch_size)", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - every exception is sorted: a user mistake, out of memory, or a bug
+        if isinstance(e, UserError) or _path_error(e):  # user mistakes: one clear line, no traceback
+            print(f"archlab {args.command}: error: {one_line(e)}", file=sys.stderr)
+        elif isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and _out_of_memory(e)):
+            # the allocator gave up (the preflight estimate is a lower bound)
+            print(f"archlab {args.command}: error: out of memory ({one_line(e)[:200] or 'MemoryError'}); use a "
+                  "smaller model or batch (model.d_model, model.n_layers, train.batch_size)", file=sys.stderr)
+        else:
+            report_bug(args.command, e)
+            return 1
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from archlab.errors import UserError
+
 __all__ = ["Sampling", "Decoder", "StopTracker", "sample_loop", "sample_next", "filter_logits", "check_sampling"]
 
 
@@ -42,12 +44,12 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
     t_name, k_name, p_name = names
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
             or temperature < 0:
-        raise ValueError(f"{t_name}={temperature!r} must be a finite number > 0 (or exactly 0 for greedy decoding)")
+        raise UserError(f"{t_name}={temperature!r} must be a finite number > 0 (or exactly 0 for greedy decoding)")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"{k_name}={top_k!r} must be an integer ≥ 1 (leave it unset to keep every token)")
+        raise UserError(f"{k_name}={top_k!r} must be an integer ≥ 1 (leave it unset to keep every token)")
     if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
                               or not math.isfinite(top_p) or not 0 < top_p <= 1):
-        raise ValueError(f"{p_name}={top_p!r} must satisfy 0 < p ≤ 1 (1 keeps every token)")
+        raise UserError(f"{p_name}={top_p!r} must satisfy 0 < p ≤ 1 (1 keeps every token)")
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from archlab.decoding import Decoder, Sampling, StopTracker, check_sampling, filter_logits, sample_loop, sample_next
+from archlab.errors import UserError
 
 __all__ = ["generate", "beam_search", "sample_next", "filter_logits", "check_sampling", "GenerationInterrupted",
            "position_limit", "Sampling", "Decoder", "StopTracker", "sample_loop"]
@@ -41,22 +42,22 @@ def _as_batch(ids, device, what: str) -> torch.Tensor:
     if t.dim() == 1:
         t = t[None]
     if t.dim() != 2 or t.shape[1] == 0:
-        raise ValueError(f"{what} must be a non-empty (batch, length) sequence of token ids, "
-                         f"got shape {tuple(t.shape)}")
+        raise UserError(f"{what} must be a non-empty (batch, length) sequence of token ids, "
+                        f"got shape {tuple(t.shape)}")
     return t.to(device=device, dtype=torch.long)
 
 
 def _check_vocab(ids: torch.Tensor, vocab: int, what: str) -> None:
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab:
-        raise ValueError(f"{what} holds token id {lo if lo < 0 else hi}, outside the vocabulary [0, {vocab})")
+        raise UserError(f"{what} holds token id {lo if lo < 0 else hi}, outside the vocabulary [0, {vocab})")
 
 
 def _generation_inputs(model, prompt_ids, src_ids, max_new_tokens: int, window: bool):
     """generate's checked inputs: (prompt ids (B, T), source ids or None, encoder-decoder?) on the model's device;
     a ValueError names what is wrong (a bad length, a token outside the vocabulary, too long for the model)."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a non-negative integer")
+        raise UserError(f"max_new_tokens={max_new_tokens!r} must be a non-negative integer")
     cfg = model.cfg
     device = next(model.parameters()).device
     ids = _as_batch(prompt_ids, device, "prompt")
@@ -64,27 +65,27 @@ def _generation_inputs(model, prompt_ids, src_ids, max_new_tokens: int, window: 
     _check_vocab(ids, cfg.vocab_size, "prompt")
     kind = getattr(getattr(cfg, "pos", None), "kind", "?")
     if limit is not None and ids.shape[1] > limit:
-        raise ValueError(f"prompt has {ids.shape[1]} tokens, longer than the model's context max_seq_len={limit}")
+        raise UserError(f"prompt has {ids.shape[1]} tokens, longer than the model's context max_seq_len={limit}")
     # the last new token is never fed back, so T + n - 1 positions are read
     if limit is not None and not window and ids.shape[1] + max_new_tokens - 1 > limit:
-        raise ValueError(f"a {ids.shape[1]}-token prompt + max_new_tokens={max_new_tokens} needs "
-                         f"{ids.shape[1] + max_new_tokens - 1} positions, beyond max_seq_len={limit} of this model "
-                         f"(pos.kind={kind!r} has no positions past it): generate at most "
-                         f"{limit - ids.shape[1] + 1} tokens, or slide a {limit}-token window "
-                         "(window=True; `archlab sample --slide-window`)")
+        raise UserError(f"a {ids.shape[1]}-token prompt + max_new_tokens={max_new_tokens} needs "
+                        f"{ids.shape[1] + max_new_tokens - 1} positions, beyond max_seq_len={limit} of this model "
+                        f"(pos.kind={kind!r} has no positions past it): generate at most "
+                        f"{limit - ids.shape[1] + 1} tokens, or slide a {limit}-token window "
+                        "(window=True; `archlab sample --slide-window`)")
     src = None
     enc_dec = getattr(cfg, "shape", "decoder") == "encoder_decoder"
     if enc_dec:
         if src_ids is None:
-            raise ValueError("an encoder-decoder model needs src_ids (the source sentence) to generate")
+            raise UserError("an encoder-decoder model needs src_ids (the source sentence) to generate")
         src = _as_batch(src_ids, device, "source")
         _check_vocab(src, cfg.vocab_size, "source")
         if limit is not None and src.shape[1] > limit:
-            raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+            raise UserError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
         if src.shape[0] != ids.shape[0]:
             ids = ids.expand(src.shape[0], -1).contiguous()
     elif getattr(cfg, "shape", "decoder") != "decoder":
-        raise ValueError(f"a shape={cfg.shape!r} model cannot generate text; use a decoder or encoder-decoder")
+        raise UserError(f"a shape={cfg.shape!r} model cannot generate text; use a decoder or encoder-decoder")
     return ids, src, enc_dec
 
 
@@ -180,7 +181,7 @@ def _beam_inputs(model, src_ids, beam_size: int, bos_id: int, max_new_tokens: in
     _check_vocab(src, cfg.vocab_size, "source")
     ctx = cfg.max_seq_len
     if src.shape[1] > ctx:
-        raise ValueError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
+        raise UserError(f"source has {src.shape[1]} tokens, longer than the model's context max_seq_len={ctx}")
     if cfg.shape == "encoder_decoder":
         start = torch.full((src.shape[0] * beam_size, 1), bos_id, dtype=torch.long, device=src.device)
         return src, start, min(max_new_tokens, ctx - 1)

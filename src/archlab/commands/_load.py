@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from archlab.errors import MissingFileError
+
 
 def as_archlab_tokenizer(tok, source):
     """A plain `tokenizers.Tokenizer` (from an HF folder or a GGUF file) gets archlab's tokenizer API
@@ -18,7 +20,7 @@ def load_for_inference(path: str, device: str = "cpu"):
     """(model in eval mode, tokenizer or None, checkpoint state dict or {})."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"checkpoint path {str(p)!r} does not exist")
+        raise MissingFileError(f"checkpoint path {str(p)!r} does not exist")
     try:
         from archlab.interop import is_hf_dir, load_pretrained  # optional: another module provides it
     except ImportError:

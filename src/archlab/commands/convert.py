@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from archlab.errors import ConfigError, MissingFileError
+
 TOL = 1e-4
 
 
@@ -37,14 +39,14 @@ def check_output_dir(path: str, flag: str) -> None:
     """Refuse, before any work, an output path that is a file, lies under a file, or cannot be written."""
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise ValueError(f"{flag} {path!r} exists and is not a directory")
+        raise ConfigError(f"{flag} {path!r} exists and is not a directory")
     parent = p
     while not parent.exists():
         parent = parent.parent
     if parent != p and not parent.is_dir():
-        raise ValueError(f"{flag} {path!r}: {str(parent)!r} is a file, so no directory can be created under it")
+        raise ConfigError(f"{flag} {path!r}: {str(parent)!r} is a file, so no directory can be created under it")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path!r}: {str(parent)!r} is not writable")
+        raise ConfigError(f"{flag} {path!r}: {str(parent)!r} is not writable")
 
 
 def _transformers_available() -> bool:
@@ -63,8 +65,8 @@ def _parity(model, hf_dir, what: str) -> None:
     diff = check_against_transformers(model, hf_dir)
     print(f"transformers check ({what}): max |logit difference| = {diff:.3g} (limit {TOL:g})")
     if not diff <= TOL:  # NaN fails too
-        raise ValueError(f"parity check failed: archlab and transformers differ by {diff:.3g} > {TOL:g} on "
-                         f"{str(hf_dir)!r} (--no-check skips the check)")
+        raise ConfigError(f"parity check failed: archlab and transformers differ by {diff:.3g} > {TOL:g} on "
+                          f"{str(hf_dir)!r} (--no-check skips the check)")
 
 
 def run(args) -> int:
@@ -75,14 +77,14 @@ def run(args) -> int:
     check = not args.no_check
     if check and not _transformers_available():
         if args.check:
-            raise ValueError("--check needs the `transformers` package (pip install transformers)")
+            raise ConfigError("--check needs the `transformers` package (pip install transformers)")
         print("transformers check skipped: transformers is not installed")
         check = False
     check_output_dir(args.to or args.to_hf, "--to" if args.to else "--to-hf")
     tokenizer = None
     if args.from_hf:
         if not Path(args.from_hf).exists():
-            raise FileNotFoundError(f"--from-hf {args.from_hf!r} does not exist")
+            raise MissingFileError(f"--from-hf {args.from_hf!r} does not exist")
         if not is_hf_dir(args.from_hf):
             raise InteropError(f"--from-hf {args.from_hf!r} is not a Hugging Face model (no config.json with "
                                "model_type, no .gguf file)")
@@ -93,7 +95,7 @@ def run(args) -> int:
         from archlab.models import build_model, preset, preset_names
 
         if args.from_archlab not in preset_names():
-            raise FileNotFoundError(f"--from {args.from_archlab!r} is neither a directory nor a preset name")
+            raise MissingFileError(f"--from {args.from_archlab!r} is neither a directory nor a preset name")
         torch.manual_seed(0)
         model = build_model(preset(args.from_archlab)).eval()
     n = model.num_parameters() if hasattr(model, "num_parameters") else sum(p.numel() for p in model.parameters())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from archlab.errors import ConfigError
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -36,7 +38,7 @@ def run(args) -> int:
         from archlab.objectives import causal_lm_loss
 
         if tok is None:
-            raise ValueError(f"no tokenizer.json found with {args.checkpoint!r}")
+            raise ConfigError(f"no tokenizer.json found with {args.checkpoint!r}")
         import numpy as np
 
         ids = np.asarray(tok.encode(read_text(args.text)), dtype=np.int64)
@@ -51,7 +53,7 @@ def run(args) -> int:
         print(json.dumps(res, indent=1))
         return 0
     if not doc:
-        raise ValueError("a Hugging Face folder has no archlab task; pass --text FILE to evaluate it")
+        raise ConfigError("a Hugging Face folder has no archlab task; pass --text FILE to evaluate it")
     from archlab.tasks import build_task
     from archlab.train import apply_run_overrides, run_config_from_dict
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from archlab.errors import ConfigError
+
 
 def count(text: str) -> int:
     """A token count: an integer, also written as 1e9 or 1_000 (argparse type)."""
@@ -120,21 +122,21 @@ def run(args) -> int:
 
     check_sampling(args.temperature, args.top_k, args.top_p, names=("--temperature", "--top-k", "--top-p"))
     if args.max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens={args.max_new_tokens} must be ≥ 0")
+        raise ConfigError(f"--max-new-tokens={args.max_new_tokens} must be ≥ 0")
     if args.num_samples < 1:
-        raise ValueError(f"--num-samples={args.num_samples} must be ≥ 1")
+        raise ConfigError(f"--num-samples={args.num_samples} must be ≥ 1")
     check_device(args.device)
     model, tok, _ = load_for_inference(args.checkpoint, args.device)
     if tok is None:
-        raise ValueError(f"no tokenizer.json found with {args.checkpoint!r}; cannot turn the prompt into tokens")
+        raise ConfigError(f"no tokenizer.json found with {args.checkpoint!r}; cannot turn the prompt into tokens")
     ids = tok.encode(args.prompt)
     if not ids:
-        raise ValueError("--prompt encodes to no tokens; give some text")
+        raise ConfigError("--prompt encodes to no tokens; give some text")
     stops = {tok.eos_id}
     for s in args.stop:
         enc = tok.encode(s)
         if len(enc) != 1:
-            raise ValueError(f"--stop {s!r} is {len(enc)} tokens; a stop must be a single token")
+            raise ConfigError(f"--stop {s!r} is {len(enc)} tokens; a stop must be a single token")
         stops.add(enc[0])
     limit, ctx = position_limit(model), model.cfg.max_seq_len
     if limit is None and not args.slide_window and len(ids) + args.max_new_tokens - 1 > ctx:

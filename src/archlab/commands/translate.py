@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from archlab.errors import ConfigError
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -36,9 +38,9 @@ def run(args) -> int:
     check_device(args.device)
     model, tok, doc = load_for_inference(args.checkpoint, args.device)
     if not doc or doc["run_config"]["task"].get("name") != "seq2seq":
-        raise ValueError(f"{args.checkpoint!r} is not a seq2seq (translation) checkpoint")
+        raise ConfigError(f"{args.checkpoint!r} is not a seq2seq (translation) checkpoint")
     if args.beam < 1:
-        raise ValueError(f"--beam={args.beam} must be at least 1")
+        raise ConfigError(f"--beam={args.beam} must be at least 1")
     cfg = apply_run_overrides(run_config_from_dict(doc["run_config"]),
                               [f"task.tokenizer={Path(doc['path']) / 'tokenizer.json'}"])
     task = build_task(cfg)

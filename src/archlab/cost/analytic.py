@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from math import prod
 
+from archlab.errors import ConfigError
+
 DTYPE_BYTES: dict[str, float] = {
     "fp32": 4, "float32": 4, "tf32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2,
     "fp8": 1, "int8": 1, "int4": 0.5,
@@ -26,7 +28,7 @@ def dtype_bytes(dtype: str) -> float:
     """Bytes per element of a dtype name (fp32=4, bf16=2, int8=1, int4=0.5)."""
     key = str(dtype).replace("torch.", "").lower()
     if key not in DTYPE_BYTES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPE_BYTES)}")
+        raise ConfigError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPE_BYTES)}")
     return DTYPE_BYTES[key]
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from archlab.cost.analytic import LayerCost, dtype_bytes
 from archlab.cost.walk import record_calls, walk
-from archlab.errors import ConfigError
+from archlab.errors import ConfigError, MissingFileError
 
 DEFAULT_MAX_SEQ = 2048  # default T when --seq-len is not given: min(model max_seq_len, this)
 
@@ -39,7 +39,7 @@ def resolve_config(spec: Any) -> Any:
         p = Path(spec)
         if p.suffix.lower() in (".yaml", ".yml", ".json") or p.exists():
             if not p.exists():
-                raise FileNotFoundError(f"config file {str(p)!r} does not exist")
+                raise MissingFileError(f"config file {str(p)!r} does not exist")
             from archlab.config import read_mapping
 
             data = read_mapping(p)
@@ -84,7 +84,7 @@ def workload_for(cfg: Any, batch: int = 1, seq_len: int | None = None, image_siz
     if is_sequence_config(cfg):
         t = min(cfg.max_seq_len, DEFAULT_MAX_SEQ) if seq_len is None else seq_len
         if t > cfg.max_seq_len:
-            raise ValueError(f"seq_len={t} is longer than the model's max_seq_len={cfg.max_seq_len}")
+            raise ConfigError(f"seq_len={t} is longer than the model's max_seq_len={cfg.max_seq_len}")
         return Workload(batch, t, None)
     if is_image_config(cfg):
         return Workload(batch, None, cfg.image_size if image_size is None else image_size)
@@ -108,8 +108,8 @@ def example_run(cfg: Any, wl: Workload, device: str | torch.device = "meta"):
     if is_image_config(cfg):
         x = torch.zeros(wl.batch, cfg.in_channels, wl.image_size, wl.image_size, device=device)
         return lambda m: m(x)
-    raise ValueError(f"don't know how to build an example input for {type(cfg).__name__}; "
-                     "pass a sequence config (vocab_size, d_model) or an image config (image_size, in_channels)")
+    raise ConfigError(f"don't know how to build an example input for {type(cfg).__name__}; "
+                      "pass a sequence config (vocab_size, d_model) or an image config (image_size, in_channels)")
 
 
 _INIT_FNS = ("normal_", "uniform_", "zeros_", "ones_", "constant_", "trunc_normal_", "kaiming_normal_",
@@ -245,7 +245,7 @@ def model_cost(model_or_cfg: Any, batch: int = 1, seq_len: int | None = None, im
     check_count("context", context)
     cfg = resolve_config(model_or_cfg)
     if cfg is None:
-        raise ValueError("model_cost needs a config, a preset name, a config file, or a model with a .cfg")
+        raise ConfigError("model_cost needs a config, a preset name, a config file, or a model with a .cfg")
     wl = workload_for(cfg, batch, seq_len, image_size)
     model = meta_model(cfg)
     run = example_run(cfg, wl)

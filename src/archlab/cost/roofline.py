@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from archlab.cost.analytic import dtype_bytes
+from archlab.errors import ConfigError
 from archlab.fileio import atomic_write_bytes
 
 
@@ -36,7 +37,7 @@ class Device:
         """Peak FLOP/s for a dtype (bfloat16 = bf16, float32 = fp32)."""
         key = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(dtype, dtype)
         if key not in self.peak_flops:
-            raise ValueError(f"device {self.name!r} has no peak for dtype {dtype!r}; known: {sorted(self.peak_flops)}")
+            raise ConfigError(f"device {self.name!r} has no peak for dtype {dtype!r}; known: {sorted(self.peak_flops)}")
         return self.peak_flops[key]
 
     def ridge(self, dtype: str = "bf16") -> float:
@@ -85,7 +86,7 @@ def get_device(device: str | Device) -> Device:
     if device == "cpu":
         return measure_cpu()
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; expected one of {sorted(DEVICES) + ['cpu']}")
+        raise ConfigError(f"unknown device {device!r}; expected one of {sorted(DEVICES) + ['cpu']}")
     return DEVICES[device]
 
 

@@ -15,6 +15,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from archlab.errors import UserError
+
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 SPLITS = ("train", "validation", "test")
 GENRES = ("comedy", "history", "tragedy")
@@ -22,7 +24,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 DEFAULT_MAX_CORPUS_MB = 256  # a char corpus needs ~40 bytes of Python list per character while it is tokenized
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError):
     """A corpus that cannot be used: missing, empty, not UTF-8 — with the file named."""
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from archlab.errors import UserError
 from archlab.fileio import atomic_write_bytes
 
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -40,7 +41,7 @@ SHIPPED_PREFIX = {"fashion_mnist": "fashion_mnist-"}  # shipped/<prefix><IDX nam
 _noticed: set[str] = set()
 
 
-class ImageDataError(ValueError):
+class ImageDataError(UserError):
     """An image file or array is missing, truncated, or has the wrong shape, channels or labels."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from archlab.errors import ConfigError
 from archlab.fileio import atomic_write_bytes
 
 
@@ -29,7 +30,7 @@ def token_ids_cached(text: str, tokenizer, cache_dir: str | os.PathLike | None =
     tokenizer never reuses stale ids; it is written atomically, so a crash cannot leave a torn cache.
     """
     if not text:
-        raise ValueError("cannot tokenize an empty corpus")
+        raise ConfigError("cannot tokenize an empty corpus")
     key = hashlib.sha256()
     key.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
     key.update(tokenizer.fingerprint().encode())
@@ -51,11 +52,11 @@ def token_ids_cached(text: str, tokenizer, cache_dir: str | os.PathLike | None =
 def train_val_split(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """First (1 - val_fraction) of the ids for training, the tail for validation (nanoGPT's 90/10)."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
     n = len(ids)
     n_val = int(round(n * val_fraction))
     if n_val < 2 or n - n_val < 2:
-        raise ValueError(f"corpus of {n} tokens is too small to split with val_fraction={val_fraction}")
+        raise ConfigError(f"corpus of {n} tokens is too small to split with val_fraction={val_fraction}")
     return ids[: n - n_val], ids[n - n_val:]
 
 
@@ -68,13 +69,13 @@ class LMBatches:
 
     def __init__(self, ids: np.ndarray, block_size: int, batch_size: int, seed: int = 0) -> None:
         if block_size < 1 or batch_size < 1:
-            raise ValueError(f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}")
+            raise ConfigError(f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}")
         if int(seed) < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+            raise ConfigError(f"seed must be >= 0, got {seed}")
         if len(ids) < block_size + 1:
-            raise ValueError(f"the corpus is too small: this split of it has {len(ids)} tokens but block_size="
-                             f"{block_size} needs at least {block_size + 1}; use a longer corpus or a smaller "
-                             "task.block_size")
+            raise ConfigError(f"the corpus is too small: this split of it has {len(ids)} tokens but block_size="
+                              f"{block_size} needs at least {block_size + 1}; use a longer corpus or a smaller "
+                              "task.block_size")
         self.ids = ids
         self.block_size = block_size
         self.batch_size = batch_size
@@ -90,7 +91,7 @@ class LMBatches:
     def offsets(self, step: int) -> np.ndarray:
         """Window start offsets of batch `step`."""
         if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
+            raise ConfigError(f"step must be >= 0, got {step}")
         rng = np.random.default_rng([self.seed, int(step)])
         return rng.integers(0, self.n_windows, size=self.batch_size)
 
@@ -112,7 +113,7 @@ class LMBatches:
 def eval_batches(ids: np.ndarray, block_size: int, batch_size: int, n: int) -> list[dict[str, torch.Tensor]]:
     """n deterministic (B, T) batches whose windows are evenly spaced over `ids` (held-out evaluation)."""
     if n < 1:
-        raise ValueError(f"number of eval batches must be >= 1, got {n}")
+        raise ConfigError(f"number of eval batches must be >= 1, got {n}")
     lb = LMBatches(ids, block_size, batch_size)
     offsets = np.linspace(0, lb.n_windows - 1, n * batch_size).round().astype(np.int64)
     return [lb._windows(offsets[i * batch_size:(i + 1) * batch_size]) for i in range(n)]

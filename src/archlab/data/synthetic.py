@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from archlab.errors import ConfigError
+
 PAD, SEP, TRIGGER = 0, 1, 2
 FIRST = 4  # first content token
 IGNORE = -100
@@ -28,13 +30,13 @@ def _gen(generator: torch.Generator | int | None) -> torch.Generator:
 def _sample_distinct(n: int, population: int, k: int, g: torch.Generator) -> torch.Tensor:
     """(n, k) indices in [0, population), distinct within each row (random permutation prefix)."""
     if k > population:
-        raise ValueError(f"cannot draw {k} distinct items from {population}")
+        raise ConfigError(f"cannot draw {k} distinct items from {population}")
     return torch.rand(n, population, generator=g).argsort(dim=-1)[:, :k]
 
 
 def _check(name: str, vocab_size: int, need: int) -> None:
     if vocab_size < need:
-        raise ValueError(f"{name} needs vocab_size >= {need}, got {vocab_size}")
+        raise ConfigError(f"{name} needs vocab_size >= {need}, got {vocab_size}")
 
 
 def _out(seq: torch.Tensor, targets: torch.Tensor) -> dict:
@@ -63,7 +65,7 @@ def selective_copy(n: int, seq_len: int, vocab_size: int, n_tokens: int = 8, gen
     g = _gen(generator)
     R = seq_len - n_tokens  # the scattered region
     if R < n_tokens:
-        raise ValueError(f"selective_copy: seq_len={seq_len} too short for n_tokens={n_tokens}")
+        raise ConfigError(f"selective_copy: seq_len={seq_len} too short for n_tokens={n_tokens}")
     data = torch.randint(FIRST, vocab_size, (n, n_tokens), generator=g)
     where = _sample_distinct(n, R, n_tokens, g).sort(dim=-1).values
     region = torch.full((n, R), PAD).scatter(1, where, data)
@@ -80,7 +82,7 @@ def mqar(n: int, seq_len: int, vocab_size: int, n_pairs: int = 8, generator=None
     _check("mqar", vocab_size, FIRST + 2 * n_pairs)
     Q = seq_len - 2 * n_pairs  # the query region
     if Q < n_pairs:
-        raise ValueError(f"mqar: seq_len={seq_len} too short for n_pairs={n_pairs} (need >= {3 * n_pairs})")
+        raise ConfigError(f"mqar: seq_len={seq_len} too short for n_pairs={n_pairs} (need >= {3 * n_pairs})")
     keys = FIRST + _sample_distinct(n, n_keys, n_pairs, g)  # distinct keys per row
     values = FIRST + n_keys + torch.randint(0, vocab_size - FIRST - n_keys, (n, n_pairs), generator=g)
     context = torch.stack([keys, values], dim=2).reshape(n, 2 * n_pairs)
@@ -98,7 +100,7 @@ def associative_recall(n: int, seq_len: int, vocab_size: int, n_pairs: int | Non
     g = _gen(generator)
     P = n_pairs or (seq_len - 1) // 2
     if 2 * P + 1 > seq_len:
-        raise ValueError(f"associative_recall: seq_len={seq_len} too short for n_pairs={P}")
+        raise ConfigError(f"associative_recall: seq_len={seq_len} too short for n_pairs={P}")
     n_keys = (vocab_size - FIRST) // 2
     _check("associative_recall", vocab_size, FIRST + 2 * P)
     keys = FIRST + _sample_distinct(n, n_keys, P, g)
@@ -142,13 +144,13 @@ def program_log(n: int, seq_len: int, vocab_size: int, generator=None) -> dict:
     words = program_log_vocab()
     n_fill = vocab_size - FIRST - len(words)
     if n_fill < 2:
-        raise ValueError(f"program_log needs vocab_size >= {FIRST + len(words) + 2}, got {vocab_size}")
+        raise ConfigError(f"program_log needs vocab_size >= {FIRST + len(words) + 2}, got {vocab_size}")
     g = _gen(generator)
     tok = {w: FIRST + i for i, w in enumerate(words)}
     head_len, tail = 4, ["and", "find", "out", "whether", "it", "ran"]
     gap = seq_len - head_len - len(tail)
     if gap < 0:
-        raise ValueError(f"program_log: seq_len={seq_len} is shorter than the {head_len + len(tail)}-word frame")
+        raise ConfigError(f"program_log: seq_len={seq_len} is shorter than the {head_len + len(tail)}-word frame")
     s = torch.randint(0, len(LOG_SUBJECTS), (n,), generator=g)
     subj = torch.tensor([tok[w] for w in LOG_SUBJECTS])[s]
     ans = torch.tensor([tok[w] for w in LOG_ANSWERS])[s]
@@ -171,9 +173,9 @@ def kth_order(n: int, seq_len: int, vocab_size: int, k: int = 3, order_sensitive
     and no pair tells it (a k-th order interaction) — or, with `order_sensitive`, (Σ_j (j+1)·v_j) mod n_values
     over the tokens in sequence order, so the same multiset in another order has another answer."""
     if k < 1:
-        raise ValueError(f"kth_order: k={k} must be >= 1")
+        raise ConfigError(f"kth_order: k={k} must be >= 1")
     if n_values < 2:
-        raise ValueError(f"kth_order: n_values={n_values} must be >= 2")
+        raise ConfigError(f"kth_order: n_values={n_values} must be >= 2")
     _check("kth_order", vocab_size, FIRST + n_values)
     g = _gen(generator)
     body = seq_len - 1  # the last position holds SEP and carries the answer
@@ -182,11 +184,11 @@ def kth_order(n: int, seq_len: int, vocab_size: int, k: int = 3, order_sensitive
     if offsets is not None:
         offsets = tuple(int(o) for o in offsets)
         if len(offsets) != k or len(set(offsets)) != k or not all(1 <= o <= body for o in offsets):
-            raise ValueError(f"kth_order: offsets={offsets} must be {k} distinct integers in [1, {body}]")
+            raise ConfigError(f"kth_order: offsets={offsets} must be {k} distinct integers in [1, {body}]")
         where = torch.tensor(sorted(body - o for o in offsets)).expand(n, k)
     else:
         if 2 * k > body:
-            raise ValueError(f"kth_order: seq_len={seq_len} too short for k={k} marked tokens (need >= {2 * k + 1})")
+            raise ConfigError(f"kth_order: seq_len={seq_len} too short for k={k} marked tokens (need >= {2 * k + 1})")
         slots = _sample_distinct(n, body // 2, k, g).sort(dim=-1).values  # one marked pair per 2-token slot
         where = 2 * slots + 1
         inp.scatter_(1, where - 1, TRIGGER)
@@ -213,7 +215,7 @@ GENERATORS = {
 def generate(name: str, n: int, seq_len: int, vocab_size: int, generator=None, **options) -> dict:
     """Dispatch to the generator called `name`."""
     if name not in GENERATORS:
-        raise ValueError(f"synthetic task {name!r} unknown (expected one of {sorted(GENERATORS)})")
+        raise ConfigError(f"synthetic task {name!r} unknown (expected one of {sorted(GENERATORS)})")
     return GENERATORS[name](n, seq_len, vocab_size, generator=generator, **options)
 
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from archlab.errors import UserError
 from archlab.fileio import atomic_write_text
 
 SPECIAL_NAMES = ("pad", "bos", "eos", "mask", "cls", "sep")
@@ -30,7 +31,7 @@ _ALIASES = {
 }
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError):
     """A tokenizer file or token id that cannot be used, with the file/id named."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from archlab.errors import MissingFileError
 from archlab.interop import bert, gpt2, llama, mamba, marian
 from archlab.interop.hf_io import (
     ACT_FROM_HF,
@@ -97,7 +98,7 @@ def from_hf(path: str | Path) -> torch.nn.Module:
     """An archlab model (eval mode, fp32) holding the weights of an HF model directory or GGUF file."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"model path {str(p)!r} does not exist")
+        raise MissingFileError(f"model path {str(p)!r} does not exist")
     ggufs = _gguf_files(p)
     if ggufs and not (p.is_dir() and (p / WEIGHTS_FILE).is_file()):
         from archlab.interop import gguf
@@ -202,7 +203,7 @@ def load_pretrained(path: str | Path):
     checkpoint / run directory."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"model path {str(p)!r} does not exist")
+        raise MissingFileError(f"model path {str(p)!r} does not exist")
     if is_hf_dir(p):
         model = from_hf(p)
         tok = load_tokenizer(p) if p.is_dir() else None

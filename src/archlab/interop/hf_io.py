@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from archlab.errors import UserError
 from archlab.fileio import atomic_write, remove_stale_temps
 
 CONFIG_FILE = "config.json"
@@ -21,7 +22,7 @@ INDEX_FILE = "model.safetensors.index.json"
 TOKENIZER_FILE = "tokenizer.json"
 
 
-class InteropError(ValueError):
+class InteropError(UserError):
     """A checkpoint or config cannot be converted: it names the file, tensor or field at fault."""
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from archlab.config import from_dict
+from archlab.errors import UserError
 from archlab.models.cnn_config import (
     ACTIVATIONS,
     CNNConfig,
@@ -72,11 +73,11 @@ class CNN(nn.Module):
         """Logits (N, n_classes) for images (N, C, H, W)."""
         c, s = self.cfg.in_channels, self.cfg.image_size
         if images.dim() != 4 or images.shape[1] != c:
-            raise ValueError(f"{self.cfg.name}: expected images of shape (N, {c}, H, W) (N, channels, height, width) "
-                             f"but got {tuple(images.shape)}")
+            raise UserError(f"{self.cfg.name}: expected images of shape (N, {c}, H, W) (N, channels, height, width) "
+                            f"but got {tuple(images.shape)}")
         if self.cfg.kind == "plain" and tuple(images.shape[2:]) != (s, s):
-            raise ValueError(f"{self.cfg.name}: this plain CNN is built for {s}×{s} images but got "
-                             f"{images.shape[2]}×{images.shape[3]} (its fc layers fix the input size)")
+            raise UserError(f"{self.cfg.name}: this plain CNN is built for {s}×{s} images but got "
+                            f"{images.shape[2]}×{images.shape[3]} (its fc layers fix the input size)")
         return self.head(self.features(images))
 
     def num_parameters(self) -> int:

@@ -14,6 +14,7 @@ from torch import nn
 
 from archlab import registry
 from archlab.config import ConfigError
+from archlab.errors import UserError
 from archlab.models.transformer_config import TransformerConfig
 from archlab.nn.attention import CrossAttention, build_mask
 from archlab.nn.block import Block
@@ -93,16 +94,16 @@ class Stack(nn.Module):
         (left padding) its outputs would silently change, so that is refused."""
         blind = sorted({kind for kind, mixer in self.mixers() if not mixer.uses_padding_mask})
         if blind and bool((key_padding[:, 1:].bool() & ~key_padding[:, :-1].bool()).any()):
-            raise ValueError(f"attention_mask has padding before real tokens (left padding), which mixer.kind "
-                             f"{', '.join(map(repr, blind))} cannot skip: pad on the right, or use a mixer that "
-                             "honours the mask (attention, mamba)")
+            raise UserError(f"attention_mask has padding before real tokens (left padding), which mixer.kind "
+                            f"{', '.join(map(repr, blind))} cannot skip: pad on the right, or use a mixer that "
+                            "honours the mask (attention, mamba)")
 
     def init_state(self, batch, max_len, device, dtype) -> list[dict]:
         """Per layer, the empty caches of its sub-layers; refused for a mixer that cannot decode step by step."""
         cannot = sorted({kind for kind, mixer in self.mixers() if not mixer.supports_cache})
         if cannot:
-            raise ValueError(f"mixer.kind {', '.join(map(repr, cannot))} keeps no decoding cache "
-                             "(supports_cache=False): decode with use_cache=False")
+            raise UserError(f"mixer.kind {', '.join(map(repr, cannot))} keeps no decoding cache "
+                            "(supports_cache=False): decode with use_cache=False")
         return [block.init_state(batch, max_len, device, dtype) for block in self.blocks]
 
 
@@ -183,12 +184,12 @@ class Transformer(nn.Module):
 
     def _check(self, ids: torch.Tensor, what: str, offset: int = 0) -> None:
         if ids.dim() != 2:
-            raise ValueError(f"{what} must have shape (batch, seq_len), got {tuple(ids.shape)}")
+            raise UserError(f"{what} must have shape (batch, seq_len), got {tuple(ids.shape)}")
         check_token_ids(ids, self.cfg.vocab_size, what)
         end, limit = offset + ids.shape[1], self.position_limit
         if limit is not None and end > limit:
-            raise ValueError(f"{what} reaches position {end}, beyond the model's max_seq_len={limit} "
-                             f"(pos.kind={self.cfg.pos.kind!r} has no positions past it)")
+            raise UserError(f"{what} reaches position {end}, beyond the model's max_seq_len={limit} "
+                            f"(pos.kind={self.cfg.pos.kind!r} has no positions past it)")
         if self.rope is not None:
             self.rope.ensure(end)
 
@@ -224,7 +225,7 @@ class Transformer(nn.Module):
     def encode(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """Encoder hidden states (B, S, D), bidirectional attention."""
         if self.encoder is None:
-            raise ValueError(f"a shape={self.cfg.shape!r} model has no encoder")
+            raise UserError(f"a shape={self.cfg.shape!r} model has no encoder")
         self._check(input_ids, "input_ids")
         inputs = self._mixer_inputs(input_ids.shape[1], 0, attention_mask, causal=False, device=input_ids.device)
         x = self.embed(input_ids, positions=inputs.positions, token_type_ids=token_type_ids)
@@ -233,13 +234,13 @@ class Transformer(nn.Module):
     def decode(self, ids, *, attention_mask=None, memory=None, memory_mask=None, state=None) -> torch.Tensor:
         """Decoder hidden states (B, T, D); causal unless the config ablates it; cached if `state`."""
         if self.decoder is None:
-            raise ValueError(f"a shape={self.cfg.shape!r} model has no decoder")
+            raise UserError(f"a shape={self.cfg.shape!r} model has no decoder")
         pos = state.pos if state is not None else 0
         self._check(ids, "decoder_input_ids" if self.encoder is not None else "input_ids", pos)
         if state is not None and memory is None:
             memory, memory_mask = state.memory, state.memory_mask
         if self.encoder is not None and memory is None:
-            raise ValueError("an encoder-decoder model needs the encoder output (memory) to decode")
+            raise UserError("an encoder-decoder model needs the encoder output (memory) to decode")
         t = ids.shape[1]
         inputs = self._mixer_inputs(t, pos, attention_mask, causal=self.decoder.causal, device=ids.device,
                                     memory=memory, memory_padding=memory_mask)
@@ -258,7 +259,7 @@ class Transformer(nn.Module):
         if shape == "decoder":
             return self.decode(input_ids, attention_mask=attention_mask, state=state)
         if decoder_input_ids is None:
-            raise ValueError("an encoder-decoder model needs decoder_input_ids (the shifted target)")
+            raise UserError("an encoder-decoder model needs decoder_input_ids (the shifted target)")
         memory = self.encode(input_ids, attention_mask) if state is None or state.memory is None else None
         return self.decode(decoder_input_ids, attention_mask=decoder_attention_mask, memory=memory,
                            memory_mask=attention_mask if memory is not None else None, state=state)
@@ -266,7 +267,7 @@ class Transformer(nn.Module):
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """LM (or MLM) logits from hidden states."""
         if self.lm_head is None:
-            raise ValueError("this model was built with head.lm=false and has no LM head")
+            raise UserError("this model was built with head.lm=false and has no LM head")
         if self.mlm_transform is not None:
             h = self.mlm_transform(h)
         return self.lm_head(h)
@@ -278,14 +279,14 @@ class Transformer(nn.Module):
     def pooled(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """BERT pooled output tanh(W h_[CLS] + b), shape (B, D)."""
         if self.pooler is None:
-            raise ValueError("this model was built with head.pooler=false")
+            raise UserError("this model was built with head.pooler=false")
         h = self.encode(input_ids, attention_mask, token_type_ids)
         return torch.tanh(self.pooler(h[:, 0]))
 
     def classify(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """Sequence-classification logits (B, n_classes) from the pooled output."""
         if self.classifier is None:
-            raise ValueError("this model was built with head.n_classes=0 (no classifier)")
+            raise UserError("this model was built with head.n_classes=0 (no classifier)")
         return self.classifier(self.pooled(input_ids, attention_mask, token_type_ids))
 
     # ------------------------------------------------------------- decoding
@@ -297,11 +298,11 @@ class Transformer(nn.Module):
         device, dtype = device or p.device, dtype or p.dtype
         max_len = max_len or self.cfg.max_seq_len
         if self.decoder is None:
-            raise ValueError("an encoder-only model does not decode token by token")
+            raise UserError("an encoder-only model does not decode token by token")
         state = DecodeState(pos=0, layers=self.decoder.init_state(batch, max_len, device, dtype))
         if self.encoder is not None:
             if input_ids is None:
-                raise ValueError("an encoder-decoder model needs the source input_ids to start decoding")
+                raise UserError("an encoder-decoder model needs the source input_ids to start decoding")
             state.memory = self.encode(input_ids, attention_mask)
             state.memory_mask = attention_mask
         return state

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from archlab.cost.walk import embedding_cost
+from archlab.errors import UserError
 from archlab.registry import register
 
 
@@ -28,10 +29,10 @@ class TokenEmbedding(nn.Module):
 def check_token_ids(ids: torch.Tensor, vocab_size: int, what: str = "input_ids") -> None:
     """Raise a clear ValueError for token ids outside [0, vocab_size) (a user mistake, not a torch crash)."""
     if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise ValueError(f"{what} must be an integer tensor of token ids, got dtype {ids.dtype}")
+        raise UserError(f"{what} must be an integer tensor of token ids, got dtype {ids.dtype}")
     if ids.numel() == 0 or torch.compiler.is_compiling():
         return
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab_size:
         bad = lo if lo < 0 else hi
-        raise ValueError(f"{what} holds token id {bad}, outside the vocabulary [0, {vocab_size})")
+        raise UserError(f"{what} holds token id {bad}, outside the vocabulary [0, {vocab_size})")

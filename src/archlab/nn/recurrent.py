@@ -19,6 +19,7 @@ from torch import nn
 
 from archlab.cost.analytic import LayerCost, rnn_macs_per_token
 from archlab.cost.walk import linear_children, tokens
+from archlab.errors import ConfigError
 from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
 
@@ -79,7 +80,7 @@ class RecurrentMixer(Mixer):
         super().__init__()
         self.kind = kind or type(self).kind
         if self.kind not in _CELLS:
-            raise ValueError(f"recurrent mixer kind {self.kind!r} unknown (expected one of {sorted(_CELLS)})")
+            raise ConfigError(f"recurrent mixer kind {self.kind!r} unknown (expected one of {sorted(_CELLS)})")
         self.hidden, self.reference = cfg.hidden or ctx.d_model, False
         kw = {"nonlinearity": cfg.nonlinearity} if self.kind == "rnn" else {}
         self.cell = _CELLS[self.kind](ctx.d_model, self.hidden, batch_first=True, **kw)

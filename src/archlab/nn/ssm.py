@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from archlab.errors import ConfigError
+
 
 def selective_scan_reference(u, delta, A, B, C, D=None, h0=None, return_state: bool = False):
     """y_t = C_t·h_t + D x_t with h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t, one step at a time."""
@@ -116,4 +118,4 @@ def selective_scan(u, delta, A, B, C, D=None, h0=None, *, impl: str = "chunked",
         return selective_scan_chunked(u, delta, A, B, C, D, h0, return_state, chunk_size)
     if impl == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, h0, return_state)
-    raise ValueError(f"scan impl {impl!r} unknown (expected one of {sorted(SCANS)})")
+    raise ConfigError(f"scan impl {impl!r} unknown (expected one of {sorted(SCANS)})")

@@ -18,6 +18,7 @@ from torch import nn
 from archlab.config import check_positive
 from archlab.cost.analytic import LayerCost
 from archlab.cost.walk import first_input, linear_children
+from archlab.errors import ConfigError
 from archlab.nn.ffn import activation
 from archlab.nn.mixer import NO_INPUTS, Mixer, MixerInputs
 from archlab.registry import Context, check_config, register
@@ -59,7 +60,7 @@ class TokenMixing(Mixer):
         super().__init__()
         d_model, max_len, per_head = ctx.d_model, ctx.max_len, cfg.per_head
         if d_model % per_head:
-            raise ValueError(f"mixer.token_mixing.per_head={per_head} must divide d_model={d_model}")
+            raise ConfigError(f"mixer.token_mixing.per_head={per_head} must divide d_model={d_model}")
         self.max_len, self.per_head = max_len, per_head
         self.weight = nn.Parameter(torch.empty(per_head, max_len, max_len))  # W[h, t, s]
         self.register_buffer("lower", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False)
@@ -84,7 +85,7 @@ class TokenMixing(Mixer):
     def forward(self, x: torch.Tensor, inputs: MixerInputs = NO_INPUTS) -> torch.Tensor:
         T, pos, state = x.shape[1], inputs.pos, inputs.state
         if pos + T > self.max_len:
-            raise ValueError(f"token mixing has a {self.max_len}-position matrix; got positions up to {pos + T}")
+            raise ConfigError(f"token mixing has a {self.max_len}-position matrix; got positions up to {pos + T}")
         if state is not None:
             state["x"][:, pos:pos + T] = x
             x_all = state["x"][:, :pos + T]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from archlab.errors import ConfigError
 from archlab.objectives.common import IGNORE_INDEX, token_cross_entropy
 
 
@@ -23,7 +24,7 @@ def mask_tokens(ids: torch.Tensor, tokenizer, generator: torch.Generator | None 
     positions and IGNORE_INDEX (-100) elsewhere. Deterministic given `generator`.
     """
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"mask probability p must be in [0, 1], got {p}")
+        raise ConfigError(f"mask probability p must be in [0, 1], got {p}")
     ids = ids.long()
     special = torch.tensor(_special_ids(tokenizer), dtype=torch.long, device=ids.device)
     candidate = ~torch.isin(ids, special)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from archlab.errors import ConfigError
 from archlab.objectives.common import IGNORE_INDEX, token_cross_entropy
 
 
@@ -62,7 +63,7 @@ def random_prefix_lm_batch(input_ids: torch.Tensor, generator: torch.Generator |
     """prefix_lm_batch with a prefix length drawn uniformly from [min_prefix, T - 1] for each row."""
     B, T = input_ids.shape
     if not 1 <= min_prefix <= T - 1:
-        raise ValueError(f"min_prefix must be in [1, T-1={T - 1}], got {min_prefix}")
+        raise ConfigError(f"min_prefix must be in [1, T-1={T - 1}], got {min_prefix}")
     P = torch.randint(min_prefix, T, (B,), generator=generator)
     return prefix_lm_batch(input_ids, P.to(input_ids.device))
 
@@ -77,8 +78,8 @@ def prefix_lm_loss(model, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
     """
     decoder = getattr(model, "decoder", None)
     if decoder is not None and getattr(decoder, "causal", False):
-        raise ValueError("prefix_lm_loss needs a model built with attn.causal=false (the prefix-LM mask is "
-                         "causal after the prefix already); this model's decoder is causal")
+        raise ConfigError("prefix_lm_loss needs a model built with attn.causal=false (the prefix-LM mask is "
+                          "causal after the prefix already); this model's decoder is causal")
     input_ids = batch["input_ids"]
     B, T = input_ids.shape
     pad_mask = batch.get("attention_mask")

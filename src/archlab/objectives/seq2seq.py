@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import torch
 
+from archlab.errors import ConfigError
 from archlab.objectives.common import IGNORE_INDEX, pad_sequences, token_cross_entropy
 
 
@@ -21,9 +22,9 @@ def seq2seq_batch(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, max_len: i
     PAD in the inputs and IGNORE_INDEX in the labels. Masks are 1 for real tokens.
     """
     if max_len < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len}")
+        raise ConfigError(f"max_len must be >= 1, got {max_len}")
     if not pairs:
-        raise ValueError("seq2seq_batch needs at least one (source, target) pair")
+        raise ConfigError("seq2seq_batch needs at least one (source, target) pair")
     src, dec_in, lab = [], [], []
     for s, t in pairs:
         src.append(encode_source(s, src_tok, max_len) or [src_tok.eos_id])  # never an empty source

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from archlab.errors import ConfigError
 from archlab.objectives.common import IGNORE_INDEX, pad_sequences
 
 
@@ -31,11 +32,11 @@ def _random_partition(total: int, parts: int, g: torch.Generator) -> list[int]:
 def noise_spans(length: int, noise_density: float, mean_span: float, g: torch.Generator) -> list[tuple[int, int]]:
     """(start, end) of the corrupted spans of a window of `length` tokens, in order."""
     if not 0.0 < noise_density < 1.0:
-        raise ValueError(f"noise_density={noise_density} must be in (0, 1)")
+        raise ConfigError(f"noise_density={noise_density} must be in (0, 1)")
     if mean_span < 1.0:
-        raise ValueError(f"mean_span={mean_span} must be >= 1")
+        raise ConfigError(f"mean_span={mean_span} must be >= 1")
     if length < 2:
-        raise ValueError(f"span corruption needs windows of at least 2 tokens, got {length}")
+        raise ConfigError(f"span corruption needs windows of at least 2 tokens, got {length}")
     n_noise = min(max(1, round(length * noise_density)), length - 1)
     n_spans = max(1, min(round(n_noise / mean_span), n_noise, length - n_noise))
     noise = _random_partition(n_noise, n_spans, g)
@@ -68,8 +69,8 @@ def span_corruption_batch(windows: torch.Tensor, generator: torch.Generator, *, 
     for row in windows.tolist():
         spans = noise_spans(len(row), noise_density, mean_span, generator)
         if len(spans) + 1 > extra_ids:
-            raise ValueError(f"a window needs {len(spans) + 1} sentinels but extra_ids={extra_ids}; raise "
-                             "task.extra_ids or shorten task.block_size")
+            raise ConfigError(f"a window needs {len(spans) + 1} sentinels but extra_ids={extra_ids}; raise "
+                              "task.extra_ids or shorten task.block_size")
         s, t = corrupt_spans(row, spans, first_sentinel)
         src.append(s)
         dec_in.append([bos_id] + t)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from archlab.data.corpora import bible_pairs
+from archlab.errors import ConfigError
 from archlab.generate import beam_search
 from archlab.objectives import encode_source, pad_sequences, seq2seq_batch, seq2seq_loss
 from archlab.registry import register
@@ -32,7 +33,7 @@ class Seq2SeqTask(Task):
         super().__init__(run_cfg)
         check_options("seq2seq", self.options, OPTIONS)
         if self.option("corpus", "bible") != "bible":
-            raise ValueError(f"task.corpus={self.option('corpus')!r}: the seq2seq task ships only 'bible'")
+            raise ConfigError(f"task.corpus={self.option('corpus')!r}: the seq2seq task ships only 'bible'")
         self.reverse = bool(self.option("reverse", False))  # Spanish→English
         self.pairs = {s: self._orient(bible_pairs(s)) for s in ("train", "validation", "test")}
         n = int(self.option("max_train_pairs", 0) or 0)
@@ -43,7 +44,7 @@ class Seq2SeqTask(Task):
                                         bpe_vocab=self.option("bpe_vocab", 8000))
         self.extra_ids = int(self.option("extra_ids", 0) or 0)
         if self.extra_ids < 0:
-            raise ValueError(f"task.extra_ids={self.extra_ids} must be >= 0")
+            raise ConfigError(f"task.extra_ids={self.extra_ids} must be >= 0")
         self.vocab_size = self.tokenizer.vocab_size + self.extra_ids
         ctx = run_cfg.model_config().max_seq_len
         self.max_len = min(int(self.option("max_len", 96)), ctx)

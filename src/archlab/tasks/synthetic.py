@@ -83,7 +83,7 @@ class SyntheticTask(Task):
 
     def eval_batches(self, split: str) -> Iterable[dict]:
         if split not in _SPLIT_SEED:
-            raise ValueError(f"split {split!r} unknown (expected 'val' or 'test')")
+            raise ConfigError(f"split {split!r} unknown (expected 'val' or 'test')")
         if split not in self._eval_cache:
             self._eval_cache[split] = self.batch(self.eval_size, _SPLIT_SEED[split] + self.seed)
         full = self._eval_cache[split]

@@ -94,7 +94,7 @@ class TransductionTask(Task):
 
     def held_out(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         if split not in _SPLIT_SEED:
-            raise ValueError(f"split {split!r} unknown (expected 'val' or 'test')")
+            raise ConfigError(f"split {split!r} unknown (expected 'val' or 'test')")
         if split not in self._held:
             self._held[split] = self.pairs(torch.Generator().manual_seed(_SPLIT_SEED[split]), self.eval_size)
         return self._held[split]

@@ -39,6 +39,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from archlab.errors import ConfigError, MissingFileError
 from archlab.fileio import atomic_write_text
 from archlab.train.run_config import RunConfig, load_run_config, run_config_from_dict
 from archlab.train.runtime import uses_bf16
@@ -95,7 +96,7 @@ def blocks_of(model: nn.Module) -> list[nn.Module]:
 def wrap_model(model: nn.Module, strategy: str, info: DistInfo, *, bf16_params: bool = False) -> nn.Module:
     """DDP wrapper, or FSDP2 (`fully_shard` on every block, then the root) in place; 'none' returns model."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy {strategy!r} unknown; expected one of {list(STRATEGIES)}")
+        raise ConfigError(f"strategy {strategy!r} unknown; expected one of {list(STRATEGIES)}")
     if strategy == "none" or info.world_size == 1 and strategy == "ddp":
         return model
     if strategy == "ddp":
@@ -120,8 +121,8 @@ def shard_batch(batch: dict, info: DistInfo) -> dict:
     for k, v in batch.items():
         if isinstance(v, torch.Tensor) and v.dim() > 0:
             if v.shape[0] % info.world_size:
-                raise ValueError(f"train.batch_size={v.shape[0]} (the global batch) must be divisible by the "
-                                 f"world size {info.world_size}")
+                raise ConfigError(f"train.batch_size={v.shape[0]} (the global batch) must be divisible by the "
+                                  f"world size {info.world_size}")
             n = v.shape[0] // info.world_size
             v = v[info.rank * n:(info.rank + 1) * n]
         out[k] = v
@@ -199,7 +200,7 @@ def load_distributed(path: str | Path, model: nn.Module, optimizer) -> dict:
     path = Path(path)
     state_file = path / "state.json"
     if not state_file.is_file():
-        raise FileNotFoundError(f"{str(path)!r} is not a complete distributed checkpoint (no state.json)")
+        raise MissingFileError(f"{str(path)!r} is not a complete distributed checkpoint (no state.json)")
     msd, osd = get_state_dict(model, optimizer)
     sd = {"model": msd, "optim": osd}
     dcp.load(sd, checkpoint_id=str(path))
@@ -234,7 +235,7 @@ class DataParallel(SingleProcess):
     def __init__(self, kind: str, info: DistInfo) -> None:
         super().__init__()
         if kind not in STRATEGIES or kind == "none":
-            raise ValueError(f"strategy {kind!r} unknown; expected 'ddp' or 'fsdp'")
+            raise ConfigError(f"strategy {kind!r} unknown; expected 'ddp' or 'fsdp'")
         self.name, self.info = kind, info
         self.is_main, self.world_size = info.is_main, info.world_size
         self.model: nn.Module | None = None  # the wrapped model, after wrap()
@@ -283,8 +284,8 @@ class DataParallel(SingleProcess):
     def find_checkpoint(self, out: Path) -> tuple[Path, dict, list]:
         found = latest_distributed(self.checkpoint_dir(out))
         if found is None:
-            raise FileNotFoundError(f"nothing to resume: no complete checkpoint under {str(self.checkpoint_dir(out))!r}"
-                                    )
+            where = str(self.checkpoint_dir(out))
+            raise MissingFileError(f"nothing to resume: no complete checkpoint under {where!r}")
         return found, json.loads((found / "state.json").read_text()), []
 
     def load_checkpoint(self, path: Path, model: nn.Module, optimizer, device, doc: dict) -> dict:

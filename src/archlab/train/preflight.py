@@ -39,6 +39,7 @@ from archlab.cost.model_cost import (
     workload_for,
 )
 from archlab.cost.walk import record_calls, walk
+from archlab.errors import UserError
 from archlab.tasks import build_task
 from archlab.train.runtime import pick_device, seed_everything, uses_bf16
 
@@ -51,7 +52,7 @@ class PreflightError(ConfigError):
     """A run that cannot work on this machine (too big for memory, too many threads, data too small)."""
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(UserError):
     """The training loss became NaN or infinite."""
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 
+from archlab.errors import UserError
 from archlab.models import build_model
 
 
-class WeightsMismatch(ValueError):
+class WeightsMismatch(UserError):
     """model_config and the weights file disagree; the message names the file and the first tensors."""
 
 
