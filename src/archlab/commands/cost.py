@@ -5,6 +5,8 @@ import json
 import sys
 from typing import Any
 
+from archlab.errors import ConfigError
+
 INT_MAX = 2**31 - 1  # counts beyond int32 are not workloads any model here runs; torch sizes overflow soon after
 MAX_IMAGE = 65536
 
@@ -52,7 +54,7 @@ def _int_flag(value: Any, flag: str, lo: int, hi: int, what: str = "") -> int | 
     except ValueError:
         n = None
     if n is None or not lo <= n <= hi:
-        raise ValueError(f"{flag} must be an integer in {lo}..{hi}{what}, got {text!r}")
+        raise ConfigError(f"{flag} must be an integer in {lo}..{hi}{what}, got {text!r}")
     return n
 
 
@@ -78,15 +80,15 @@ def check_args(args, cfg: Any = None) -> None:
         raise image_size_error(args, cfg, str(args.image_size).strip()) from None
 
 
-def image_size_error(args, cfg, size: Any) -> ValueError:
+def image_size_error(args, cfg, size: Any) -> ConfigError:
     """The error for an image side the model's forward cannot take at this batch, with the range it can."""
     name = getattr(cfg, "name", type(cfg).__name__)
     at = f" for {name} at --batch {args.batch}"
     lo = _smallest_image(cfg, args.batch, size if isinstance(size, int) and size > 0 else 1)
     if lo is None:
-        return ValueError(f"--image-size: {name} takes no image side in 1..{MAX_IMAGE}{at}, got {str(size)!r}")
-    return ValueError(f"--image-size must be an integer in {lo}..{MAX_IMAGE}{at} (smaller images shrink to "
-                      f"nothing or leave BatchNorm one value per channel), got {str(size)!r}")
+        return ConfigError(f"--image-size: {name} takes no image side in 1..{MAX_IMAGE}{at}, got {str(size)!r}")
+    return ConfigError(f"--image-size must be an integer in {lo}..{MAX_IMAGE}{at} (smaller images shrink to "
+                       f"nothing or leave BatchNorm one value per channel), got {str(size)!r}")
 
 
 def _image_fails(cfg, batch: int, size: int) -> str | None:
@@ -125,13 +127,13 @@ def _too_large(e: BaseException) -> bool:
     return "overflow" in text or ("exceeds" in text and "size" in text)
 
 
-def too_large_error(cfg, e: BaseException) -> ValueError:
+def too_large_error(cfg, e: BaseException) -> ConfigError:
     """The error for a workload whose tensors torch cannot even describe (element / byte counts are int64)."""
     from archlab.errors import one_line
 
-    return ValueError(f"{getattr(cfg, 'name', type(cfg).__name__)} at this workload has a tensor too large to "
-                      f"describe ({one_line(e)}): lower --batch / --seq-len / --image-size or the model's sizes "
-                      "(d_model, d_ff, vocab_size, channels); every tensor must stay under 2^63 bytes")
+    return ConfigError(f"{getattr(cfg, 'name', type(cfg).__name__)} at this workload has a tensor too large to "
+                       f"describe ({one_line(e)}): lower --batch / --seq-len / --image-size or the model's sizes "
+                       "(d_model, d_ff, vocab_size, channels); every tensor must stay under 2^63 bytes")
 
 
 def run(args) -> int:
