@@ -79,7 +79,10 @@ def _copy(run_dir, tmp_path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGES))
+WEIGHT_DAMAGES = sorted(d for d in DAMAGES if d != "missing_optimizer")  # what loading the weights notices
+
+
+@pytest.mark.parametrize("damage", WEIGHT_DAMAGES)
 def test_every_loader_skips_an_incomplete_newest_checkpoint(run_dir, tmp_path, capsys, damage):
     out = _copy(run_dir, tmp_path)
     DAMAGES[damage](out / "checkpoints" / STEP4)
@@ -109,7 +112,7 @@ def test_every_loader_skips_an_incomplete_newest_checkpoint(run_dir, tmp_path, c
     assert err.count("\n") == 1 and err.startswith("archlab eval: error: ") and REASONS[damage] in err
 
 
-@pytest.mark.parametrize("damage", ["no_state", "model_byte"])
+@pytest.mark.parametrize("damage", ["no_state", "model_byte", "missing_optimizer"])
 def test_resume_falls_back_and_sets_the_damaged_one_aside(run_dir, tmp_path, capsys, damage):
     cfg, good = run_dir
     out = _copy(run_dir, tmp_path)
@@ -124,6 +127,36 @@ def test_resume_falls_back_and_sets_the_damaged_one_aside(run_dir, tmp_path, cap
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert open_checkpoint(out)[0].name == STEP4
     assert capsys.readouterr().err == ""  # nothing skipped any more
+
+
+def _damage_optimizer_byte(ck: Path) -> None:
+    data = bytearray((ck / "optimizer.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (ck / "optimizer.safetensors").write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_damage_missing_optimizer, _damage_optimizer_byte])
+def test_damaged_optimizer_keeps_the_weights_usable(run_dir, tmp_path, capsys, damage):
+    """sample / eval / convert's loader need only the weights: a damaged optimizer file does not make them fall
+    back to an older checkpoint; --resume needs the optimizer, falls back and says why."""
+    cfg, _ = run_dir
+    out = _copy(run_dir, tmp_path)
+    damage(out / "checkpoints" / STEP4)
+    capsys.readouterr()
+    assert open_checkpoint(out)[0].name == STEP4
+    assert main(["eval", str(out), "--batches", "1"]) == 0
+    res = capsys.readouterr()
+    assert json.loads(res.out)["step"] == 4 and res.err == ""
+    assert main(["sample", str(out), "--prompt", "To", "--max-new-tokens", "3", "--temperature", "0"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["eval", str(out / "checkpoints" / STEP4), "--batches", "1"]) == 0  # named explicitly, too
+    capsys.readouterr()
+    with pytest.raises(CheckpointError, match="optimizer.safetensors"):
+        load_checkpoint(out / "checkpoints" / STEP4, optimizer=torch.optim.SGD([torch.zeros(1)], lr=0.1))
+    assert main(["train", str(cfg), "--out", str(out), "--quiet", "--resume", "--set", "train.steps=5"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipping checkpoint {STEP4} (" in err and "optimizer.safetensors" in err
+    assert "resuming needs the optimizer state as well as the weights" in err
 
 
 def test_no_complete_checkpoint_is_one_error(run_dir, tmp_path, capsys):

@@ -1,7 +1,11 @@
-"""`archlab train CONFIG`: train a model on a task from a run-config YAML."""
+"""`archlab train CONFIG`: train a model on a task from a run config; `archlab train RUN --resume` continues it."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
+
+from archlab.errors import ConfigError
 
 
 def add_parser(sub):
@@ -10,16 +14,22 @@ def add_parser(sub):
         description="Train the model and task a run config describes. The config has three sections: "
         "model ({preset: NAME, dotted.key: value} or full fields), task ({name: causal_lm | mlm | prefix_lm | "
         "seq2seq | classification | ..., options}) and train (steps, batch_size, lr, warmup_steps, ...). "
-        "Writes OUT/metrics.jsonl, OUT/loss.png, OUT/run.yaml and atomic checkpoints in OUT/checkpoints/. "
-        "Examples: archlab train configs/shakespeare_char_llama.yaml --set model.pos.kind=none --out runs/nopos; "
-        "archlab train configs/shakespeare_char_llama.yaml --out runs/a --resume")
-    p.add_argument("config", help="run config file (YAML or JSON)")
+        "Writes OUT/metrics.jsonl, OUT/loss.png (at every checkpoint), OUT/run.yaml and atomic checkpoints in "
+        "OUT/checkpoints/. Examples: archlab train configs/shakespeare_char_llama.yaml --set model.pos.kind=none "
+        "--out runs/nopos; archlab train runs/nopos --resume (the run's saved run.yaml); "
+        "archlab train runs/nopos --resume --set train.steps=4000 (extends a finished run)")
+    p.add_argument("config", nargs="?",
+                   help="run config file (YAML or JSON); with --resume, a run folder (its saved run.yaml is used)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, repeatable: train.lr=3e-4, model.block.norm=post, task.corpus=FILE")
+                   help="dotted override, repeatable: train.lr=3e-4, model.block.norm=post, task.corpus=FILE; on "
+                   "--resume from a run folder only train.steps (to extend), train.stop_at and the logging, "
+                   "evaluation and checkpoint cadences may change")
     p.add_argument("--out", help="output directory (default runs/<config name>)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest complete checkpoint in --out (bit-exact on CPU); the config must "
-                   "match. Ctrl-C during training saves the current step first (press it twice to abort at once)")
+                   "match (without a config file the run's saved run.yaml is used). A finished run is left as it "
+                   "is unless --set train.steps=N extends it. Ctrl-C during training saves the current step first "
+                   "(press it twice to abort at once)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out and start again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true",
@@ -28,22 +38,43 @@ def add_parser(sub):
     return p
 
 
-def run(args) -> int:
-    import sys
-    from pathlib import Path
+def resolve(args):
+    """(run config, output folder) from the command line: a config file, or with --resume a run folder."""
+    from archlab.train import load_run_config, resumed_run_config
 
-    from archlab.train import load_run_config, train
+    src = Path(args.config) if args.config else None
+    if args.resume and (src is None or src.is_dir()):
+        out = Path(args.out) if args.out else src
+        if out is None:
+            raise ConfigError("--resume needs the run to continue: archlab train RUN --resume, or --out RUN")
+        if src is not None and args.out and src.resolve() != out.resolve():
+            raise ConfigError(f"two run folders given: {str(src)!r} and --out {args.out!r}; give one")
+        return resumed_run_config(out, args.overrides), out
+    if src is None:
+        raise ConfigError("a run config file is required: archlab train CONFIG (or archlab train RUN --resume to "
+                          "continue a run)")
+    if src.is_dir():
+        raise ConfigError(f"{str(src)!r} is a folder, not a run config file; pass --resume to continue the run in it")
+    cfg = load_run_config(src, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / (cfg.name if cfg.name != "run" else src.stem)
+    return cfg, out
+
+
+def run(args) -> int:
+    from archlab.train import RunFinished, train
     from archlab.train.interrupt import TrainingInterrupted
 
-    cfg = load_run_config(args.config, args.overrides)
+    cfg, out = resolve(args)
     if getattr(args, "dry_run", False):
         from archlab.train.preflight import dry_run
 
         print(json.dumps(dry_run(cfg), indent=1))
         return 0
-    out = Path(args.out) if args.out else Path("runs") / (cfg.name if cfg.name != "run" else Path(args.config).stem)
     try:
         res = train(cfg, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    except RunFinished as e:  # nothing left to do: the run is left exactly as it is
+        print(f"archlab train: {e}", file=sys.stderr)
+        return 0
     except TrainingInterrupted as e:  # Ctrl-C: the current step was saved
         print(f"archlab train: interrupted at step {e.step}; checkpoint saved in {e.checkpoint} "
               "(continue with --resume)", file=sys.stderr)

@@ -20,7 +20,9 @@ One fall-back rule for every command (train --resume, sample, eval, convert, tra
 directory, the newest *complete* checkpoint is used; a newer incomplete one (state.json missing or
 unreadable, a file missing or failing its checksum) is skipped with a one-line notice on stderr. Only when
 no checkpoint is complete is it an error. A checkpoint directory named explicitly is verified, never
-replaced by another.
+replaced by another. "Complete" depends on the use: loading weights (sample, eval, convert, init_from) needs
+every file but optimizer.safetensors, so a damaged optimizer file does not hide intact weights; resuming
+needs the optimizer state too.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from archlab.errors import CheckpointError
+from archlab.errors import CheckpointError, MissingFileError
 from archlab.fileio import atomic_write_text, fsync_dir, fsync_file, honour_umask, make_temp_dir
 from archlab.models.migrations import upgrade_saved_model_config
 from archlab.train.state_io import optimizer_from_tensors, optimizer_to_tensors, rng_state, set_rng_state  # noqa: F401
@@ -203,11 +205,14 @@ def _read_state(ckpt: Path) -> dict:
     return doc
 
 
-def verify_checkpoint(ckpt: str | Path) -> dict:
-    """Check that every file state.json lists exists with the recorded size and SHA-256; return state.json."""
+def verify_checkpoint(ckpt: str | Path, *, need_optimizer: bool = True) -> dict:
+    """Check that every file state.json lists exists with the recorded size and SHA-256; return state.json.
+    `need_optimizer=False` (loading weights only) leaves optimizer.safetensors unchecked."""
     ckpt = Path(ckpt)
     doc = _read_state(ckpt)
     for name, info in doc["files"].items():
+        if name == OPTIM_FILE and not need_optimizer:
+            continue
         p = ckpt / name
         if Path(name).name != name or not p.is_file():
             raise CheckpointError(f"checkpoint {str(ckpt)!r} is incomplete: {name} is missing")
@@ -234,23 +239,26 @@ def step_dirs(path: str | Path) -> list[Path]:
     return _steps(root) if root.is_dir() else []
 
 
-def find_checkpoint(path: str | Path, *, quiet: bool = False) -> tuple[Path, dict, list[tuple[Path, str]]]:
+def find_checkpoint(path: str | Path, *, quiet: bool = False,
+                    need_optimizer: bool = True) -> tuple[Path, dict, list[tuple[Path, str]]]:
     """(newest complete checkpoint, its verified state.json, [(skipped newer checkpoint, why)]) under a run dir.
 
     The fall-back rule: an incomplete or damaged newer checkpoint is skipped with a one-line notice (unless
-    `quiet`); CheckpointError when no checkpoint under `path` is complete.
+    `quiet`); CheckpointError when no checkpoint under `path` is complete. `need_optimizer=False`: complete
+    means intact weights (the optimizer file is not looked at); True (resuming) needs the optimizer state too.
     """
     path = Path(path)
     skipped: list[tuple[Path, str]] = []
     for p in reversed(step_dirs(path)):
         try:
-            doc = verify_checkpoint(p)
+            doc = verify_checkpoint(p, need_optimizer=need_optimizer)
         except CheckpointError as e:
             skipped.append((p, str(e)))
             continue
         if not quiet:
             for bad, why in skipped:
-                notice(f"skipping checkpoint {bad.name} ({why}); using {p.name}, the newest complete one")
+                needs = " (resuming needs the optimizer state as well as the weights)" if OPTIM_FILE in why else ""
+                notice(f"skipping checkpoint {bad.name} ({why}); using {p.name}, the newest complete one{needs}")
         return p, doc, skipped
     if skipped:
         why = "; ".join(f"{b.name}: {w}" for b, w in skipped[:3])
@@ -271,21 +279,22 @@ def _is_checkpoint_dir(p: Path) -> bool:
         p.name.startswith("step_") and p.name[5:].isdigit())
 
 
-def open_checkpoint(path: str | Path) -> tuple[Path, dict]:
+def open_checkpoint(path: str | Path, *, need_optimizer: bool = False) -> tuple[Path, dict]:
     """(checkpoint dir, verified state.json) from a checkpoint dir, a run dir, or a run's checkpoints/ dir.
 
     A checkpoint dir named explicitly must itself be complete; a run dir falls back to its newest complete
-    checkpoint (with a notice for each newer one skipped). Clear errors otherwise.
+    checkpoint (with a notice for each newer one skipped). Clear errors otherwise. By default only the
+    weights must be intact (what sample, eval, convert and init_from load); `need_optimizer` for resuming.
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"checkpoint path {str(p)!r} does not exist")
+        raise MissingFileError(f"checkpoint path {str(p)!r} does not exist")
     if p.is_file():
         raise CheckpointError(f"{str(p)!r} is a file; expected a checkpoint directory (with {STATE_FILE}) "
                               "or a run directory (with checkpoints/)")
     if _is_checkpoint_dir(p):
-        return p, verify_checkpoint(p)
-    found, doc, _ = find_checkpoint(p)
+        return p, verify_checkpoint(p, need_optimizer=need_optimizer)
+    found, doc, _ = find_checkpoint(p, need_optimizer=need_optimizer)
     return found, doc
 
 
@@ -301,7 +310,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module | None = None,
     if state is not None:
         ckpt, doc = Path(path), dict(state)
     else:
-        ckpt, doc = open_checkpoint(path)
+        ckpt, doc = open_checkpoint(path, need_optimizer=optimizer is not None)
     try:
         if model is not None:
             model = getattr(model, "_orig_mod", model)

@@ -56,15 +56,19 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) ->
     return opt
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimiser step `step` (0-based): linear warm-up, then cosine/linear decay to min_lr."""
+def lr_at(step: int, cfg: TrainConfig, span: int | None = None) -> float:
+    """Learning rate for optimiser step `step` (0-based): linear warm-up, then cosine/linear decay to min_lr.
+
+    `span`: the steps the decay spans (default train.steps). A finished run extended with a larger train.steps
+    keeps its original span, so every step past it runs at min_lr (docs/training.md, "Extending a finished run").
+    """
     peak = cfg.lr
     floor = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return peak * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return peak
-    span = max(cfg.steps - cfg.warmup_steps, 1)
+    span = max((cfg.steps if span is None else span) - cfg.warmup_steps, 1)
     progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
     if cfg.schedule == "linear":
         return peak + (floor - peak) * progress

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from archlab.config import (
@@ -18,6 +19,7 @@ from archlab.config import (
     to_dict,
 )
 from archlab.dotted import parse_assignments, unflatten
+from archlab.errors import MissingFileError
 from archlab.models import model_config_from_dict, preset
 
 # Fields that may change when resuming without breaking bit-exact continuation (they steer logging,
@@ -25,6 +27,10 @@ from archlab.models import model_config_from_dict, preset
 RESUMABLE_FIELDS = ("train.eval_every", "train.eval_batches", "train.log_every", "train.checkpoint_every",
                     "train.keep_checkpoints", "train.stop_at", "train.plot",
                     "train.threads")
+# What `--set` may change when a run is resumed from its saved run.yaml: the fields above, and train.steps
+# upwards (extending a finished run; see docs/training.md).
+RESUME_OVERRIDES = (*RESUMABLE_FIELDS, "train.steps")
+SAVED_CONFIG = "run.yaml"  # the run config a run folder keeps (written by the trainer at every start)
 
 
 @dataclass(frozen=True)
@@ -242,3 +248,23 @@ def load_run_config(path, overrides: Mapping[str, Any] | Iterable[str] = ()) -> 
     """Read a run config YAML/JSON file and apply dotted overrides."""
     cfg = run_config_from_dict(read_mapping(path))
     return apply_run_overrides(cfg, overrides) if overrides else cfg
+
+
+def resumed_run_config(out: str | Path, overrides: Mapping[str, Any] | Iterable[str] = ()) -> RunConfig:
+    """The config of the run in folder `out` (its saved run.yaml) with `--set` overrides on top; only the fields
+    in RESUME_OVERRIDES may change (a model, task or optimiser change is refused before any work)."""
+    out = Path(out)
+    if not out.is_dir():
+        raise MissingFileError(f"nothing to resume: {str(out)!r} does not exist")
+    path = out / SAVED_CONFIG
+    if not path.is_file():
+        raise MissingFileError(f"cannot resume {str(out)!r} from its saved config: {str(path)!r} is missing; "
+                               f"pass the run config file: archlab train CONFIG --out {out} --resume")
+    over = parse_assignments(overrides, example="train.steps=2000")
+    for key, value in over.items():
+        if key not in RESUME_OVERRIDES:
+            part = "model" if key.startswith("model.") else "task" if key.startswith("task.") else "settings"
+            raise ConfigError(f"--set {key}={value!r}: a resumed run keeps its {part}; on --resume only "
+                              f"{', '.join(RESUME_OVERRIDES)} may change (start a new run with another --out to "
+                              "change it)")
+    return load_run_config(path, over)

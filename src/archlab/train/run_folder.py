@@ -15,6 +15,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from archlab.errors import UserError
 from archlab.fileio import make_temp_file
 from archlab.train.checkpoint import notice
 
@@ -26,8 +27,13 @@ except ImportError:  # pragma: no cover - Windows
 LOCK_FILE = "run.lock"
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError):
     """The run folder cannot be used: not writable, or in use by another run."""
+
+
+class RunFinished(Exception):
+    """`--resume` of a run that has nothing left to do (finished, or already at train.stop_at): the run is left
+    exactly as it is; `archlab train` says so in one line and exits 0."""
 
 
 def check_writable(out: str | Path, what: str = "--out") -> None:

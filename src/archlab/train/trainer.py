@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from archlab.config import ConfigError, config_diff, flatten, to_dict
+from archlab.errors import MissingFileError
 from archlab.fileio import atomic_write_text
 from archlab.models import build_model, model_config_from_dict
 from archlab.tasks import batch_tokens, build_task, to_device
@@ -20,7 +21,7 @@ from archlab.train.metrics_log import MetricsLog, plot_losses, read_metrics  # n
 from archlab.train.optim import build_optimizer, lr_at, set_lr
 from archlab.train.preflight import check_before_build, check_finite_loss, check_task_model, check_threads
 from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig, run_config_from_dict
-from archlab.train.run_folder import RunLock, check_writable, set_aside_damaged, start_fresh
+from archlab.train.run_folder import RunFinished, RunLock, check_writable, set_aside_damaged, start_fresh
 from archlab.train.runtime import autocast_context, seed_everything
 from archlab.train.strategy import SingleProcess
 
@@ -51,7 +52,8 @@ def _check_resume(saved: dict, current: dict, saved_model: dict, current_model: 
     """Refuse a resume whose config differs from the checkpoint's in anything but RESUMABLE_FIELDS."""
     saved = _with_defaults(saved, lambda d: run_config_from_dict(d).to_dict()) if saved else saved
     saved_model = _with_defaults(saved_model, lambda d: to_dict(model_config_from_dict(d)))
-    diff = {k: v for k, v in config_diff(saved, current).items() if k not in RESUMABLE_FIELDS}
+    diff = {k: v for k, v in config_diff(saved, current).items()
+            if k not in RESUMABLE_FIELDS and k != "train.steps"}  # train.steps may grow: _check_not_finished
     diff.update({f"model.{k}": v for k, v in config_diff(saved_model, current_model).items()
                  if f"model.{k}" not in diff})
     if diff:
@@ -60,6 +62,26 @@ def _check_resume(saved: dict, current: dict, saved_model: dict, current_model: 
         more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
         raise ConfigError(f"cannot resume from {where}: the config differs in {', '.join(diff)}{more} — "
                           + "; ".join(parts))
+
+
+def _check_not_finished(run_cfg: RunConfig, found: tuple, out: Path) -> None:
+    """Before any work: a resume that has nothing left to do raises RunFinished (the run is left as it is);
+    train.steps may only grow on resume (a finished run is extended by a larger train.steps)."""
+    (where, doc, _), tc = found, run_cfg.train
+    step = int(doc["step"])
+    _check_resume(doc.get("run_config", {}), run_cfg.to_dict(), {}, {}, str(where))  # the model's fields: later
+    saved_steps = ((doc.get("run_config") or {}).get("train") or {}).get("steps", tc.steps)
+    if isinstance(saved_steps, int) and tc.steps < saved_steps:
+        raise ConfigError(f"train.steps={tc.steps} is smaller than the run's train.steps={saved_steps}: a resumed "
+                          f"run keeps its length or extends it (train.steps > {saved_steps}); use train.stop_at to "
+                          "stop earlier")
+    if step < _stop(tc):
+        return
+    if step >= tc.steps:
+        raise RunFinished(f"run {str(out)!r} is finished (step {step} of train.steps={tc.steps}); nothing to "
+                          f"resume. To train it further, pass --set train.steps=N with N > {step}")
+    raise RunFinished(f"run {str(out)!r} already stands at step {step} (train.stop_at={tc.stop_at}); raise "
+                      "train.stop_at, or clear it with --set train.stop_at=0, to continue it")
 
 
 def _eval(task, model, split: str) -> dict:
@@ -97,17 +119,17 @@ def _open_run_folder(out: Path, resume: bool, overwrite: bool, strategy: SingleP
                      held: contextlib.ExitStack) -> None:
     """Check the folder is writable, lock it, and clear what a fresh run must not inherit."""
     if resume and not out.is_dir():
-        raise FileNotFoundError(f"nothing to resume: {str(out)!r} does not exist")
+        raise MissingFileError(f"nothing to resume: {str(out)!r} does not exist")
     check_writable(out)
     held.enter_context(RunLock(out))  # before looking at the folder's contents: another run may be writing them
     if resume:
         if not strategy.has_checkpoint(out):
-            raise FileNotFoundError(f"nothing to resume: no checkpoint under {str(strategy.checkpoint_dir(out))!r}")
+            raise MissingFileError(f"nothing to resume: no checkpoint under {str(strategy.checkpoint_dir(out))!r}")
         return
     if strategy.has_checkpoint(out):
         if not overwrite:
-            raise ValueError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it, "
-                             "--overwrite to discard it, or choose another --out")
+            raise ConfigError(f"output directory {str(out)!r} already holds a run; pass --resume to continue it, "
+                              "--overwrite to discard it, or choose another --out")
         strategy.discard_checkpoints(out)
     start_fresh(out)  # a run that died before its first checkpoint leaves metrics that are not this run's
 
@@ -137,8 +159,9 @@ class _Progress:
     saved: Path | None  # the newest checkpoint of this run
     last: dict = field(default_factory=dict)
     final_val: dict | None = None  # the evaluation of the model as it ends, when one is made
-    tokens: int = 0
-    train_time: float = 0.0
+    tokens: int = 0  # since step 0, across resumes (saved in each checkpoint's "counters")
+    train_time: float = 0.0  # seconds spent in training steps since step 0, across resumes
+    span: int = 0  # the steps the lr schedule's decay spans: the run's first train.steps (optim.lr_at)
 
 
 def _stop(tc) -> int:
@@ -162,14 +185,15 @@ def _build(run_cfg: RunConfig, out: Path, resume: bool, strategy: SingleProcess)
                 n_params)
 
 
-def _resume_or_seed(run: _Run, resume: bool) -> _Progress:
-    """A resume loads weights, optimizer state and the RNG state saved with the checkpoint; a fresh run
-    starts the training stream (dropout) from train.seed + 1."""
-    if not resume:
+def _resume_or_seed(run: _Run, found: tuple | None) -> _Progress:
+    """A resume (`found`: the strategy's find_checkpoint) loads weights, optimizer state, the RNG state, the
+    token and time counters and the schedule's span saved with the checkpoint; a fresh run starts the training
+    stream (dropout) from train.seed + 1."""
+    if found is None:
         seed_everything(run.cfg.train.seed + 1)
-        return _Progress(0, None)
+        return _Progress(0, None, span=run.cfg.train.steps)
     st = run.strategy
-    found, doc, skipped = st.find_checkpoint(run.out)  # falls back past incomplete ones, with a notice
+    found, doc, skipped = found
     _check_resume(doc.get("run_config", {}), run.run_dict, doc.get("model_config", run.model_dict), run.model_dict,
                   str(found))
     doc = st.load_checkpoint(found, run.model, run.optimizer, run.device, doc)
@@ -181,7 +205,11 @@ def _resume_or_seed(run: _Run, resume: bool) -> _Progress:
         ckpt_mod.set_rng_state(doc["rng"])
     else:  # a distributed checkpoint written before the RNG state was saved with it
         seed_everything(run.cfg.train.seed + 1 + start)
-    return _Progress(start, found)
+    counters = doc.get("counters") or {}  # absent in checkpoints of older archlab: counted from this resume
+    span = ((doc.get("scheduler") or {}).get("span")
+            or ((doc.get("run_config") or {}).get("train") or {}).get("steps") or run.cfg.train.steps)
+    return _Progress(start, found, last=dict(doc.get("last_metrics") or {}), tokens=int(counters.get("tokens", 0)),
+                     train_time=float(counters.get("train_time_s", 0.0)), span=int(span))
 
 
 def _write_run_files(run: _Run) -> None:
@@ -195,8 +223,11 @@ def _write_run_files(run: _Run) -> None:
 
 def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool,
                   strategy: SingleProcess) -> dict[str, Any]:
+    found = strategy.find_checkpoint(out) if resume else None  # falls back past incomplete ones, with a notice
+    if found is not None:
+        _check_not_finished(run_cfg, found, out)  # before building anything
     run = _build(run_cfg, out, resume, strategy)
-    pos = _resume_or_seed(run, resume)
+    pos = _resume_or_seed(run, found)
     start, log, bar = pos.step, None, None
     if strategy.is_main:
         _write_run_files(run)
@@ -214,7 +245,7 @@ def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool,
             bar.close()
         if log is not None:
             log.close()
-    return _finish(run, start, pos)
+    return _finish(run, pos)
 
 
 def _loop(run: _Run, pos: _Progress, log: MetricsLog | None, bar) -> None:
@@ -243,6 +274,8 @@ def _loop(run: _Run, pos: _Progress, log: MetricsLog | None, bar) -> None:
             interrupted = strategy.any(stopper.requested)  # every rank stops at the same step
             if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or step == stop or interrupted:
                 pos.saved = _save(run, pos)
+                if strategy.is_main and tc.plot:  # the plot follows every checkpoint (and a Ctrl-C)
+                    plot_losses(run.out / "metrics.jsonl", run.out / "loss.png", run.cfg.name)
                 if interrupted and step < stop:
                     raise TrainingInterrupted(step, str(pos.saved))
     finally:
@@ -254,7 +287,7 @@ def _train_step(run: _Run, step: int, pos: _Progress) -> tuple[float, float, dic
     (loss, lr, other metrics — both averaged over micro-batches and processes —, grad norm before clipping)."""
     tc, strategy = run.cfg.train, run.strategy
     t0 = time.perf_counter()
-    lr = lr_at(step - 1, tc)
+    lr = lr_at(step - 1, tc, pos.span)
     set_lr(run.optimizer, lr)
     total_loss, metrics_sum = 0.0, {}
     for micro in range(tc.grad_accum):
@@ -294,26 +327,23 @@ def _evaluate(run: _Run, pos: _Progress, log: MetricsLog | None, bar, final: boo
 def _save(run: _Run, pos: _Progress) -> Path:
     tc, step = run.cfg.train, pos.step
     state = {"run_config": run.run_dict, "model_config": run.model_dict, "rng": ckpt_mod.rng_state(),
-             "scheduler": {"kind": tc.schedule, "lr": lr_at(max(step - 1, 0), tc), "next_step": step},
+             "scheduler": {"kind": tc.schedule, "lr": lr_at(max(step - 1, 0), tc, pos.span), "next_step": step,
+                           "span": pos.span},
+             "counters": {"tokens": pos.tokens, "train_time_s": pos.train_time},
              "data_position": {"step": step, "micro_batch": step * tc.grad_accum},
              "n_params": run.n_params, "last_metrics": pos.last}
     return run.strategy.save_checkpoint(run.out, step, run.model, run.optimizer, state,
                                         getattr(run.task, "tokenizer", None), tc.keep_checkpoints)
 
 
-def _finish(run: _Run, start: int, pos: _Progress) -> dict[str, Any]:
+def _finish(run: _Run, pos: _Progress) -> dict[str, Any]:
     """Plots, task figures and final_metrics.json (main process); the result dict (every process)."""
     tc, out, main = run.cfg.train, run.out, run.strategy.is_main
-    if start >= _stop(tc):  # nothing left to run (resumed a finished run): report the evaluation
-        pos.final_val = _eval(run.task, run.model, "val")
-        pos.last.update({f"val_{k}": v for k, v in pos.final_val.items()})
-    metrics_path = out / "metrics.jsonl"
-    if main and tc.plot and metrics_path.is_file():
-        plot_losses(metrics_path, out / "loss.png", run.cfg.name)
     if main and tc.plot and hasattr(run.task, "report") and run.strategy.can_report():
         with torch.no_grad():  # task-specific figures (confusion matrix, sample predictions)
             run.task.report(run.model, out, "val", metrics=pos.final_val)  # reuses the final evaluation
-    result = {"step": pos.step, "n_params": run.n_params, **pos.last, "train_time_s": pos.train_time,
+    result = {"step": pos.step, "n_params": run.n_params, **pos.last, "tokens": pos.tokens,
+              "train_time_s": pos.train_time,  # tokens and time: cumulative since step 0, across resumes
               "tokens_per_s": pos.tokens / pos.train_time if pos.train_time else 0.0, "out_dir": str(out),
               "checkpoint": str(pos.saved or ""), **run.strategy.describe()}
     if main:
