@@ -80,6 +80,12 @@ def _macs(rows: list[LayerCost]) -> int:
 
 def examples() -> list[Example]:
     """Recompute every cost example of seed 003."""
+    return (_inception_examples() + _five_by_five_examples() + _separable_examples() + _output_size_examples()
+            + _googlenet_examples())
+
+
+def _inception_examples() -> list[Example]:
+    """Seed 003's naive and bottleneck inception modules."""
     out: list[Example] = []
 
     # --- 1. naive inception, 28×28×256 -------------------------------------------------------
@@ -104,6 +110,12 @@ def examples() -> list[Example]:
         f"{bott:,} + {conv3:,} = {bott + conv3:,} ≈ {(bott + conv3) / 1e6:.0f}M. The saving over the naive "
         f"module is therefore {naive / bott:.2f}×, not the {854 / 358:.2f}× the seed's numbers imply.",
         rows, {"double_counted_3x3": conv3, "seed_sum_reproduced": bott + conv3, "saving": naive / bott}))
+    return out
+
+
+def _five_by_five_examples() -> list[Example]:
+    """Seed 003's 5×5 conv on 14×14×480, direct and through a 1×1 bottleneck."""
+    out: list[Example] = []
 
     # --- 3. the 5×5 example on 14×14×480 --------------------------------------------------------
     rows_a = module_rows(_conv(480, 48, 5), 1, 480, 14, 14)
@@ -117,6 +129,12 @@ def examples() -> list[Example]:
         "five_by_five_bottleneck", "… via a 1×1/16 bottleneck", "5.3M", 5.3e6, b,
         "agrees" if round(b / 1e5) == 53 else "slip",
         f"(14·14·16)·(1·1·480) + (14·14·48)·(5·5·16) = {b:,}: {a / b:.1f}× fewer MACs.", rows_b))
+    return out
+
+
+def _separable_examples() -> list[Example]:
+    """Seed 003's depthwise-separable ratio and its takeaway question."""
+    out: list[Example] = []
 
     # --- 4. depthwise separable on 416×416×50, ten 3×3 filters ---------------------------------
     std = module_rows(_conv(50, 10, 3), 1, 50, 416, 416)
@@ -141,6 +159,12 @@ def examples() -> list[Example]:
         "answer (C): 32·32·16·3·3 + 16·8·32·32", 32 * 32 * 16 * 9 + 16 * 8 * 32 * 32, dq,
         "agrees" if dq == 32 * 32 * 16 * 9 + 16 * 8 * 32 * 32 else "slip",
         f"{dq:,} vs standard {sq:,} (ratio {dq / sq:.3f} = 1/8 + 1/9).", std_q + sep_q))
+    return out
+
+
+def _output_size_examples() -> list[Example]:
+    """Seed 003's conv output-size formula."""
+    out: list[Example] = []
 
     # --- 6. the conv output-size formula --------------------------------------------------------
     ok = all(conv_out_size(h, r, u) == (h - r + u) // u for h in range(5, 40) for r in (1, 3, 5, 7)
@@ -149,6 +173,12 @@ def examples() -> list[Example]:
         "output_size", "E = (H − R + U)/U", "E = (H − R + U)/U", 1, int(ok), "agrees" if ok else "slip",
         "Matches torch's ⌊(H + 2P − D(R−1) − 1)/U⌋ + 1 for P = 0, D = 1 whenever U divides H − R; with "
         "padding P the seed's formula needs H → H + 2P. Every conv above uses 'same' padding P = ⌊R/2⌋."))
+    return out
+
+
+def _googlenet_examples() -> list[Example]:
+    """Seed 003's GoogLeNet figures (weights, MACs) and its parameter ratios."""
+    out: list[Example] = []
 
     # --- 7. GoogLeNet: weights 7.0M, MACs 1.4G --------------------------------------------------
     g = googlenet_figures()
