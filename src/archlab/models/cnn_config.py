@@ -1,16 +1,7 @@
 """CNNConfig: plain CNNs as an ordered list of layer specs, and ResNet / GoogLeNet / MobileNet v1 as fields.
 
-A plain CNN is `layers`, a list of short strings read left to right (seed 000's conv → activation → pool → FC):
-
-    conv:M:K[:U[:P]]   M filters of K×K, stride U (default 1), zero padding P (default K//2, "same")
-                       options: stride=U pad=P groups=G bias=0   e.g. "conv:64:3:stride=2", "conv:32:3:groups=32"
-    relu gelu silu tanh sigmoid leaky_relu identity          activations
-    maxpool:K[:U[:P]]  avgpool:K[:U[:P]]                      pooling (stride U defaults to K); "gap" = global average
-    bn                 batch norm (2-d on fmaps, 1-d on flat vectors)
-    dropout:p          dropout with probability p
-    flatten            (C, H, W) -> C·H·W
-    unflatten:C:H:W    C·H·W -> (C, H, W), so an FC layer can come first and convolutions still follow
-    fc:D  /  fc        fully connected to D units; a bare "fc" maps to n_classes
+A plain CNN is `layers`, a list of short layer strings read left to right (seed 000's conv → activation → pool →
+FC), e.g. `conv:32:3`, `relu`, `maxpool:2`, `flatten`, `fc` — the vocabulary is archlab.models.cnn_layers.
 
 Seed 000's order claims are config diffs of `layers` (see ORDER_VARIANTS). A list that cannot be built —
 a conv after flatten, an FC layer on an image, a pool that shrinks the fmap to nothing, an output that is not
