@@ -159,3 +159,23 @@ def test_every_builtin_spec_states_its_scope(spec):
                                          and all(isinstance(v, bool) for v in met.values())), \
             f"{spec.name}: scope[{i}].met={met!r}"
         assert str(entry["why"]).strip(), f"{spec.name}: scope[{i}].why is empty"
+
+
+def test_a_duplicate_spec_number_or_name_is_refused(tmp_path, monkeypatch):
+    """Two built-in spec files with the same NN_ prefix (or the same claim name) are refused with the next free
+    number, so a new claim cannot silently shadow another."""
+    from archlab.config import ConfigError
+    from archlab.experiments.spec import schema
+
+    src = sorted(schema.SPECS_DIR.glob("*.yaml"))[0]
+    monkeypatch.setattr(schema, "SPECS_DIR", tmp_path)
+    (tmp_path / "01_a.yaml").write_text(src.read_text())
+    (tmp_path / "01_b.yaml").write_text(src.read_text())
+    with pytest.raises(ConfigError, match="number 01 is already used by 01_a.yaml; the next free number is 02"):
+        schema.builtin_specs()
+    (tmp_path / "01_b.yaml").rename(tmp_path / "02_b.yaml")
+    with pytest.raises(ConfigError, match="is already used by"):
+        schema.builtin_specs()  # same claim name in two files
+    (tmp_path / "notnumbered.yaml").write_text(src.read_text())
+    with pytest.raises(ConfigError, match="NN_name.yaml"):
+        schema.builtin_specs()

@@ -305,8 +305,29 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 
 def builtin_specs() -> list[ExperimentSpec]:
-    """Every spec shipped in archlab/experiments/specs, in file order."""
-    return [load_spec(p) for p in sorted(SPECS_DIR.glob("*.yaml"))]
+    """Every spec shipped in archlab/experiments/specs, in file order (NN_name.yaml: NN and name unique)."""
+    paths = sorted(SPECS_DIR.glob("*.yaml"))
+    check_spec_files(paths)
+    specs = [load_spec(p) for p in paths]
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(f"{spec.path}: name {spec.name!r} is already used by {seen[spec.name]}")
+        seen[spec.name] = spec.path
+    return specs
+
+
+def check_spec_files(paths: Sequence[Path]) -> None:
+    """Built-in spec files are named NN_name.yaml with a number no other file uses."""
+    numbers: dict[str, Path] = {}
+    for p in paths:
+        number, sep, _ = p.name.partition("_")
+        if not (sep and number.isdigit()):
+            raise ConfigError(f"{p}: a built-in spec file is named NN_name.yaml (NN its number)")
+        if number in numbers:
+            raise ConfigError(f"{p}: number {number} is already used by {numbers[number].name}; the next free "
+                              f"number is {max(int(n) for n in numbers) + 1:02d}")
+        numbers[number] = p
 
 
 def calibration_specs(directory: str | Path | None = None) -> list[ExperimentSpec]:
