@@ -93,7 +93,7 @@ def check_args(args) -> None:
 
 def run_job(args, job: Job) -> int:
     """Run the job's specs through the one engine, print calibrations and verdicts, write the report; exit 1 when
-    a training experiment has no finished run."""
+    any run failed, or a training experiment has no finished run (after the summary and the report)."""
     check_args(args)
     profile = profile_of(args)
     smoke = profile == "quick" or args.steps is not None
@@ -118,8 +118,11 @@ def run_job(args, job: Job) -> int:
     print(f"raw data: {raw['csv']} (every run's final metrics; `archlab claims --recompute` re-derives the verdicts)")
     if not args.no_report:
         _report(args, job, results, cals, label, smoke, profile)
-    failed = sum(len(r.runs) == 0 and r.spec.kind == "train" for r in results)
-    return 1 if failed else 0
+    failed = max((r.sweep.failed for r in results if r.sweep is not None), default=0)
+    empty = sum(len(r.runs) == 0 and r.spec.kind == "train" for r in results)
+    if failed:
+        print(f"archlab {job.what}: {failed} run(s) failed (their errors are in the summary above); exit status 1")
+    return 1 if failed or empty else 0
 
 
 def annotate(results, job: Job) -> None:

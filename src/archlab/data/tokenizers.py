@@ -245,7 +245,9 @@ class BPETokenizer(_Base):
 
         try:
             tk = Tokenizer.from_file(str(path))
-        except Exception as e:  # the Rust error names no file
+        except Exception as e:  # noqa: BLE001 - the Rust library raises a plain Exception (naming no file)
+            if type(e) is not Exception:  # MemoryError, RecursionError, ...: not a verdict on the file
+                raise
             raise TokenizerError(f"{path}: not a valid Hugging Face tokenizer.json ({e})") from None
         return cls(tk, source=str(path))
 

@@ -7,6 +7,7 @@ each head interleaved for its RoPE kernel; `unpermute` restores HF's rotate-half
 """
 from __future__ import annotations
 
+import struct
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def _cached_reader(path: str, mtime_ns: int, size: int):
 
     try:
         return gguf.GGUFReader(path)
-    except Exception as e:  # the reader raises ValueError / struct.error / OSError on a bad file
+    except (ValueError, OSError, struct.error, KeyError, IndexError) as e:  # what the reader raises on a bad file
         raise InteropError(f"{path!r} is not a readable GGUF file: {e}") from None
 
 

@@ -95,7 +95,9 @@ def load_tokenizer(model_dir: str | Path):
 
     try:
         return Tokenizer.from_file(str(p))
-    except Exception as e:  # the Rust library raises a plain Exception for a malformed file
+    except Exception as e:  # noqa: BLE001 - the Rust library raises a plain Exception for a malformed file
+        if type(e) is not Exception:  # MemoryError, RecursionError, ...: not a verdict on the file
+            raise
         raise InteropError(f"{str(p)!r} is not a valid tokenizers file: {e}") from None
 
 

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from archlab.fileio import atomic_write_text
+from archlab.train.checkpoint import notice
 
 
 class MetricsLog:
@@ -17,10 +18,13 @@ class MetricsLog:
         if tensorboard_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-
+            except ImportError:  # tensorboard not installed: JSONL only, as documented
+                return
+            try:
                 self.tb = SummaryWriter(str(tensorboard_dir))
-            except Exception:  # tensorboard not installed: JSONL only
-                self.tb = None
+            except OSError as e:  # a folder that cannot be written: said once, the JSONL log goes on
+                notice(f"TensorBoard scalars are off for this run: cannot write {str(tensorboard_dir)!r} "
+                       f"({e.strerror or e}); metrics.jsonl has every value")
 
     def write(self, record: dict) -> None:
         self.f.write(json.dumps(record) + "\n")

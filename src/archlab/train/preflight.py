@@ -39,8 +39,9 @@ from archlab.cost.model_cost import (
     workload_for,
 )
 from archlab.cost.walk import record_calls, walk
-from archlab.errors import UserError
+from archlab.errors import UserError, one_line
 from archlab.tasks import build_task
+from archlab.train.checkpoint import notice
 from archlab.train.runtime import pick_device, seed_everything, uses_bf16
 
 THREADS_PER_CORE = 4  # train.threads above THREADS_PER_CORE × os.cpu_count() is refused
@@ -125,6 +126,7 @@ class MemoryEstimate:
     image_size: int | None
     eval_data: float = 0.0  # held-out windows a text task keeps in memory (train.eval_batches × batch × T)
     shards: int = 1  # processes of a distributed run: each holds its share of the batch (and, with FSDP, state)
+    unpriced: str = ""  # why the activations could not be priced (then counted as 0: the total is a lower bound)
 
     @property
     def total(self) -> float:
@@ -156,8 +158,9 @@ def _layer_fields(cfg: Any) -> dict[str, int]:
 
 
 def _price(cfg: Any, batch: int, seq_len: int | None, image_size: int | None, act_dtype: str
-           ) -> tuple[int, float, float]:
-    """(parameters, buffer bytes, activation bytes) of cfg, walked on the meta device."""
+           ) -> tuple[int, float, float, str]:
+    """(parameters, buffer bytes, activation bytes, why the activations are unpriced or "") of cfg, walked on
+    the meta device."""
     wl = workload_for(cfg, batch, seq_len, image_size)
     try:
         model = meta_model(cfg)
@@ -170,9 +173,10 @@ def _price(cfg: Any, batch: int, seq_len: int | None, image_size: int | None, ac
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     try:
         rows = walk(model, record_calls(model, example_run(cfg, wl)), cfg=cfg)
-    except Exception:  # noqa: BLE001 - a model the cost walk cannot run on meta: price its parameters only
-        return params, float(buffers), 0.0
-    return params, float(buffers), sum(r.out_elems for r in rows) * dtype_bytes(act_dtype)
+    except (RuntimeError, NotImplementedError) as e:  # an op with no meta kernel, or a data-dependent one
+        why = f"the cost walk cannot run this model on the meta device ({type(e).__name__}: {one_line(e)[:160]})"
+        return params, float(buffers), 0.0, why
+    return params, float(buffers), sum(r.out_elems for r in rows) * dtype_bytes(act_dtype), ""
 
 
 def estimate_training_memory(model_cfg: Any, batch: int, seq_len: int | None = None,
@@ -187,7 +191,7 @@ def estimate_training_memory(model_cfg: Any, batch: int, seq_len: int | None = N
     depth = _layer_fields(model_cfg)
     deepest = max(depth.values(), default=0)
     if deepest <= DEEP_STACK:
-        params, buffers, acts = _price(model_cfg, batch, seq_len, image_size, act_dtype)
+        params, buffers, acts, unpriced = _price(model_cfg, batch, seq_len, image_size, act_dtype)
     else:  # price two shallower copies and extrapolate (a homogeneous or cycled stack is linear in depth)
         k = DEEP_STACK // 2
 
@@ -199,9 +203,10 @@ def estimate_training_memory(model_cfg: Any, batch: int, seq_len: int | None = N
         scale = (deepest - k) / k
         params, buffers, acts = (int(a[0] + scale * (b[0] - a[0])), a[1] + scale * (b[1] - a[1]),
                                  a[2] + scale * (b[2] - a[2]))
+        unpriced = a[3] or b[3]
     return MemoryEstimate(params=params, weights=4.0 * params, gradients=4.0 * params, optimizer=8.0 * params,
                           buffers=buffers, activations=ACTIVATION_FACTOR * acts, batch=batch, seq_len=seq_len,
-                          image_size=image_size)
+                          image_size=image_size, unpriced=unpriced)
 
 
 def task_seq_len(task: Any) -> int | None:
@@ -238,6 +243,9 @@ def check_memory(run_cfg: Any, task: Any, model_cfg: Any, device: Any = "cpu",
     est = estimate_training_memory(model_cfg, tc.batch_size, task_seq_len(task), None, act_dtype)
     est.eval_data = eval_window_bytes(task)
     est.shards, local = _world()
+    if est.unpriced:  # said, not hidden: the check below then compares weights and optimizer state only
+        notice(f"memory preflight: activations not counted: {est.unpriced}; the estimate covers weights, "
+               "gradients and AdamW state only")
     where = "memory"
     if available is None:
         available, where = available_memory(device)
