@@ -179,3 +179,24 @@ def test_a_duplicate_spec_number_or_name_is_refused(tmp_path, monkeypatch):
     (tmp_path / "notnumbered.yaml").write_text(src.read_text())
     with pytest.raises(ConfigError, match="NN_name.yaml"):
         schema.builtin_specs()
+
+
+def test_lr_selection_seeds_and_test_seeds_are_disjoint_and_calibrations_share_no_run():
+    """Every built-in claim picks its lr on seeds that are not test seeds, uses at least 6 test seeds at the
+    standard and full profiles, and no claim run has the run key of a calibration run (seeds 1000+ for those)."""
+    from archlab.experiments.spec import calibration_specs
+
+    cals = calibration_specs()
+    cal_keys = {p.run_key for c in cals for prof in ("quick", "standard", "full") for p in resolve(c, prof)}
+    cal_seeds = {s for c in cals for prof in ("quick", "standard", "full")
+                 for s in c.seeds_for(prof) + c.lr_select_seeds_for(prof)}
+    for spec in [s for s in SPECS if s.kind == "train"]:
+        for prof in ("standard", "full"):
+            test, select = spec.seeds_for(prof), spec.lr_select_seeds_for(prof)
+            assert len(test) >= 6, f"{spec.name} ({prof}): {len(test)} test seeds"
+            assert not set(test) & set(select), f"{spec.name} ({prof}): lr picked on a test seed"
+            assert not spec.lr_sweep_seeds_for(prof), f"{spec.name}: lr_sweep_seeds picks the lr on test seeds"
+        for prof in ("quick", "standard", "full"):
+            assert not (set(spec.seeds_for(prof)) | set(spec.lr_select_seeds_for(prof))) & cal_seeds, spec.name
+    claim_keys = {p.run_key for s in SPECS if s.kind == "train" for p in resolve(s, "standard")}
+    assert claim_keys and cal_keys and not claim_keys & cal_keys
