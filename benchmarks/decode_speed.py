@@ -1,6 +1,6 @@
 """Batch-1 greedy decoding tokens/s: archlab static cache (+ torch.compile / CUDA graphs) vs transformers generate.
 
-Same run, same shape (GPT-2-124M; LLaMA-124M), bf16 weights, random init, a 16-token prompt, N new tokens,
+Same run, same shape (GPT-2-124M; LLaMA-153M), bf16 weights, random init, a 16-token prompt, N new tokens,
 cache length = prompt + N on every path. Rows:
   archlab dynamic   Transformer.forward with its growing KVCache, eager (the shell's own path)
   archlab static    archlab.perf.StaticDecoder, eager
@@ -109,7 +109,7 @@ def bench_hf(name: str, P: int, N: int, reps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="gpt2,llama-124m")
+    ap.add_argument("--models", default="gpt2,llama-153m")
     ap.add_argument("--prompt", type=int, default=16)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--reps", type=int, default=3)

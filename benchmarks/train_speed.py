@@ -1,11 +1,11 @@
-"""Training throughput: archlab vs transformers on the same GPT-2-124M / LLaMA-124M shape, same run, same settings.
+"""Training throughput: archlab vs transformers on the same GPT-2-124M / LLaMA-153M shape, same run, same settings.
 
 Settings for both sides: random init, fp32 master weights, bf16 autocast, torch.compile of (model + loss),
 fused AdamW (lr 6e-4, wd 0.1), grad-norm clip 1.0, TF32 on, context 1024, random tokens, no dropout.
 Reports tokens/s, MFU and peak memory. MFU = tokens/s × F / peak, with F = 6·N_matmul + 12·L·D·T
 (archlab.perf.flops; the same F for both sides since the shapes are equal) and peak = 989 TFLOP/s, the
 H100 SXM dense bf16 tensor-core figure.
-Run: PYTHONPATH=src python benchmarks/train_speed.py [--models gpt2,llama-124m] [--batch 16]
+Run: PYTHONPATH=src python benchmarks/train_speed.py [--models gpt2,llama-153m] [--batch 16]
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def free() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="gpt2,llama-124m", help="archlab presets; NAME@VOCAB overrides the vocab")
+    ap.add_argument("--models", default="gpt2,llama-153m", help="archlab presets; NAME@VOCAB overrides the vocab")
     ap.add_argument("--impls", default="archlab,hf")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=1024)

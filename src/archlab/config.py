@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from archlab import run_configs
 from archlab.dotted import flatten, is_none_word, parse_assignments, parse_value, set_dotted, suggest
 from archlab.errors import ConfigError, one_line
 from archlab.fileio import load_yaml
@@ -143,10 +144,12 @@ def replace(cfg: Any, **changes: Any) -> Any:
 
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON file into a dict, with a clear error for a missing or bad file."""
-    p = Path(path)
+    """Read a YAML or JSON file into a dict, with a clear error for a missing or bad file. A path that does not
+    exist but names a shipped run config ('fashion_mnist', 'configs/fashion_mnist.yaml') reads that one."""
+    p = run_configs.resolve(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+        hint = run_configs.hint() if Path(path).parent in (Path("."), Path("configs")) else ""
+        raise ConfigError(f"config file {str(p)!r} does not exist{hint}")
     try:
         text = p.read_text(encoding="utf-8")
         data = json.loads(text) if p.suffix == ".json" else load_yaml(text)

@@ -4,11 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archlab.commands._sweep import Job, add_run_args, check_args, run_job
+from archlab.commands._output import quiet_broken_pipe
+from archlab.commands._sweep_args import Job, add_run_args, check_args
 from archlab.config import ConfigError
-from archlab.experiments.judge.raw import compare_decisions, decisions, recompute
-from archlab.experiments.spec.registration import REGISTRATION_FILE, register
-from archlab.experiments.suite.claims import print_verdicts
 
 
 def add_parser(sub):
@@ -41,6 +39,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from archlab.commands._sweep import run_job  # the engine: imported only when a command runs (CLI start-up)
     from archlab.experiments.spec import builtin_specs, calibration_specs
     from archlab.experiments.suite.claims import select_specs
 
@@ -52,9 +51,10 @@ def run(args) -> int:
         return _recompute(Path(args.recompute), builtin_specs() + cal_specs)
     specs = select_specs(args.only, cal_specs if args.calibrate else None)
     if args.list:
-        for s in specs:
-            seeds = ",".join(q.seed for q in s.quotes)
-            print(f"{s.name:<28} {s.family:<12} seed {seeds:<8} {s.title}")
+        with quiet_broken_pipe():
+            for s in specs:
+                seeds = ",".join(q.seed for q in s.quotes)
+                print(f"{s.name:<28} {s.family:<12} seed {seeds:<8} {s.title}")
         return 0
     out = Path(args.out)
     job = Job("calibrations" if args.calibrate else "claims", specs, cal_specs, out,
@@ -64,6 +64,9 @@ def run(args) -> int:
 
 def _recompute(path: Path, specs) -> int:
     """`--recompute RUNS.csv`: the verdicts re-derived from the raw data, checked against decisions.json."""
+    from archlab.experiments.judge.raw import compare_decisions, decisions, recompute
+    from archlab.experiments.suite.claims import print_verdicts
+
     results, notes = recompute(path, specs)
     for n in notes:
         print(f"note: {n}")
@@ -86,6 +89,7 @@ def _recompute(path: Path, specs) -> int:
 def _register(args, cal_specs) -> int:
     """`--register [--amend REASON]`: record the decisive fields of the built-in specs (or --only's)."""
     from archlab.experiments.spec import builtin_specs
+    from archlab.experiments.spec.registration import REGISTRATION_FILE, register
     from archlab.experiments.suite.claims import select_specs
 
     if not args.register:

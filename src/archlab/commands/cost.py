@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from archlab import run_configs
+from archlab.config import read_mapping
 from archlab.errors import ConfigError
 
 INT_MAX = 2**31 - 1  # counts beyond int32 are not workloads any model here runs; torch sizes overflow soon after
@@ -18,7 +21,10 @@ def add_parser(sub):
         "MACs (1 MAC = 1 multiply-add, FLOPs = 2·MACs), activation sizes and arithmetic intensity, then totals: "
         "training FLOPs per token (6N + 12·L·H·d·T), inference FLOPs per token with and without a KV cache, "
         "KV-cache bytes. --seed003 recomputes seed 003's worked examples and explains where the seed slips.")
-    p.add_argument("model", nargs="?", metavar="PRESET_OR_CONFIG", help="a preset name or a YAML/JSON model config")
+    p.add_argument("model", nargs="?", metavar="PRESET_CONFIG_OR_RUN",
+                   help="a preset name, a model or run config (YAML/JSON, or a shipped config's name: a run "
+                   "config's task sets the vocabulary from its tokenizer, as training does), or a run folder "
+                   "(the model its checkpoint holds: the parameters training reported)")
     # numbers are checked in run() (one line naming the flag and its range, exit 2), not by argparse's usage dump
     p.add_argument("--batch", default=1, metavar="N", help=f"batch size, 1..{INT_MAX} (default 1)")
     p.add_argument("--seq-len", default=None, metavar="T",
@@ -136,10 +142,56 @@ def too_large_error(cfg, e: BaseException) -> ConfigError:
                        "(d_model, d_ff, vocab_size, channels); every tensor must stay under 2^63 bytes")
 
 
-def run(args) -> int:
-    from archlab.cost.model_cost import cost_table, is_image_config, model_cost, resolve_config
+def _run_config_model(path: Path):
+    """The model config a run config trains: its model section plus what its task imposes (the tokenizer's
+    vocabulary, the number of classes), built the way `archlab train` builds it."""
+    from archlab.tasks import build_task
+    from archlab.train import load_run_config
+    from archlab.train.preflight import check_task_model
+    from archlab.train.runtime import seed_everything
 
-    cfg = resolve_config(args.model) if args.model and not args.crosscheck_all else None
+    rc = load_run_config(path)
+    check_task_model(rc)
+    seed_everything(rc.train.seed)
+    return rc.model_config(build_task(rc).model_overrides())
+
+
+def _run_dir_model(path: Path):
+    """The model config of a run folder: its newest complete checkpoint's, else (no checkpoint yet) its run.yaml's."""
+    from archlab.models import model_config_from_dict
+    from archlab.train.checkpoint import latest_checkpoint, open_checkpoint
+
+    if latest_checkpoint(path) is not None or (path / "state.json").is_file():
+        _, doc = open_checkpoint(path)
+        if isinstance(doc.get("model_config"), dict):
+            return model_config_from_dict(doc["model_config"])
+    if (path / "run.yaml").is_file():
+        return _run_config_model(path / "run.yaml")
+    raise ConfigError(f"{str(path)!r} is a folder with no checkpoint and no run.yaml; give a run folder, a preset "
+                      "or a config file")
+
+
+def resolve_model(spec: str):
+    """The model config `archlab cost` prices: a run folder's, a run config's (task applied), a model config's
+    or a preset's."""
+    from archlab.cost.model_cost import resolve_config
+
+    p = Path(spec)
+    if p.is_dir():
+        return _run_dir_model(p)
+    path = run_configs.resolve(p)
+    if path.is_file():
+        data = read_mapping(path)
+        if isinstance(data.get("task"), dict) and isinstance(data.get("model"), dict):
+            return _run_config_model(path)
+        return resolve_config(path)
+    return resolve_config(spec)
+
+
+def run(args) -> int:
+    from archlab.cost.model_cost import cost_table, is_image_config, model_cost
+
+    cfg = resolve_model(args.model) if args.model and not args.crosscheck_all else None
     check_args(args, cfg)
     if args.seed003:
         from archlab.cost.seed003 import examples, report
@@ -185,7 +237,7 @@ def run(args) -> int:
     if args.crosscheck:
         from archlab.cost.crosscheck import crosscheck
 
-        cc = crosscheck(args.model, args.batch, mc.workload.seq_len, mc.workload.image_size)
+        cc = crosscheck(cfg, args.batch, mc.workload.seq_len, mc.workload.image_size)
         out["crosscheck"] = {"analytic_macs": cc.analytic_macs, "counter_macs": cc.counted_macs,
                              "rel_err": cc.rel_err, "by_op": cc.by_op, "not_visible_to_counter": cc.invisible}
     if args.plot:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archlab.commands._sweep import Job, add_run_args, run_job
+from archlab.commands._sweep_args import Job, add_run_args
 
 
 def add_parser(sub):
@@ -20,6 +20,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from archlab.commands._sweep import run_job  # the engine: imported only when a command runs (CLI start-up)
     from archlab.experiments.spec import calibration_specs, load_spec
 
     spec = load_spec(args.spec)

@@ -1,32 +1,60 @@
-"""`archlab presets`: list every model preset with its parameter count."""
+"""`archlab presets [PATTERN]`: list model presets with their family, parameter count and a one-line description."""
 from __future__ import annotations
 
-import torch
+import sys
+
+from archlab import preset_index
+from archlab.commands._output import print_json, quiet_broken_pipe
 
 
 def add_parser(sub):
-    p = sub.add_parser("presets", help="list model presets and their parameter counts",
-                       description="List every registered model preset with its family and parameter count "
-                       "(counted on the meta device: nothing is allocated).")
+    p = sub.add_parser("presets", help="list model presets, their parameter counts and what each one is",
+                       description="List every registered model preset with its family, parameter count (counted "
+                       "on the meta device: nothing is allocated) and a one-line description. The table is stored "
+                       "once computed, so listing takes well under a second. Examples: archlab presets llama; "
+                       "archlab presets 'mamba-*' --json; archlab presets --show llama-tiny")
+    p.add_argument("pattern", nargs="?", metavar="PATTERN",
+                   help="only presets whose name or family contains PATTERN (a glob when it has * ? or [)")
     p.add_argument("--show", metavar="NAME", help="print one preset's full config as YAML")
+    p.add_argument("--json", action="store_true", help="print the table as JSON (name, family, params, description)")
+    p.add_argument("--refresh", action="store_true", help="recount every preset instead of using the stored table")
     return p
 
 
-def run(args) -> int:
-    from archlab.config import dumps
-    from archlab.models import build_model, preset, preset_names
+def table(refresh: bool = False) -> dict:
+    """The preset table: stored (archlab.preset_index), else counted now (seconds: imports torch) and cached."""
+    fp = preset_index.fingerprint()
+    doc = None if refresh else preset_index.load(fp)
+    if doc is None:
+        from archlab.models.preset_table import preset_table
 
+        doc = preset_table(fp)
+        preset_index.save(doc)
+    return doc
+
+
+def run(args) -> int:
     if args.show:
+        from archlab.config import dumps
+        from archlab.models import preset
+
         print(dumps(preset(args.show)), end="")
         return 0
-    print(f"{'preset':<22} {'family':<18} {'parameters':>15}")
-    for name in preset_names():
-        cfg = preset(name)
-        with torch.device("meta"):
-            n = build_model(cfg).num_parameters()
-        family = getattr(cfg, "shape", None) or getattr(cfg, "kind", "")
-        mixer = getattr(getattr(cfg, "mixer", None), "kind", "")
-        if mixer and mixer != "attention":
-            family = f"{family}/{mixer}"
-        print(f"{name:<22} {family:<18} {n:>15,}")
+    doc = table(args.refresh)
+    rows = preset_index.select(doc["presets"], args.pattern)
+    if not rows:
+        print(f"archlab presets: no preset matches {args.pattern!r} (`archlab presets` lists them all)",
+              file=sys.stderr)
+        return 1
+    with quiet_broken_pipe():
+        if args.json:
+            print_json(rows)
+            return 0
+        for line in preset_index.table_lines(rows):
+            print(line)
+        aliases = {old: new for old, new in doc.get("aliases", {}).items()
+                   if preset_index.select([{"name": old, "family": ""}], args.pattern)}
+        if aliases:
+            print("deprecated names (still accepted, with a warning): "
+                  + ", ".join(f"{old} → {new}" for old, new in aliases.items()))
     return 0

@@ -1,16 +1,29 @@
 """Named model presets with their real sizes (gpt2 = 124,439,808 params, bert-base = 109,482,240)."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from archlab.config import apply_overrides, from_dict
 from archlab.models.transformer_config import TransformerConfig
 from archlab.registry import get, names, register
 
+# old name -> (new name, why): still accepted, with a warning; not listed by preset_names()
+DEPRECATED_ALIASES = {
+    "llama-124m": ("llama-153m", "it has 152.8M parameters: 12 LLaMA blocks of width 768 and an untied "
+                   "50,304 × 768 head"),
+}
+
 
 def preset(name: str, **overrides: Any):
     """The config registered as `name`, with optional dotted-key overrides in keyword form (`attn__n_heads=2` is
-    `attn.n_heads=2`), applied by archlab.config.apply_overrides (archlab.dotted's rules)."""
+    `attn.n_heads=2`), applied by archlab.config.apply_overrides (archlab.dotted's rules). A deprecated name
+    (DEPRECATED_ALIASES) gives its new preset and a FutureWarning."""
+    if name in DEPRECATED_ALIASES:
+        new, why = DEPRECATED_ALIASES[name]
+        warnings.warn(f"preset {name!r} is deprecated, renamed {new!r} ({why}); use {new!r}", FutureWarning,
+                      stacklevel=2)
+        name = new
     cfg = get("preset", name)()
     return apply_overrides(cfg, {k.replace("__", "."): v for k, v in overrides.items()}) if overrides else cfg
 
@@ -73,7 +86,8 @@ register("preset", "llama3.2-1b")(lambda: _llama(
     "llama3.2-1b", 128256, 2048, 16, 32, 8, 8192, ctx=131072, theta=500000.0, tie=True,
     pos={"rope_scaling": {"kind": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
                           "high_freq_factor": 4.0, "original_max_seq_len": 8192}}))
-register("preset", "llama-124m")(lambda: _llama("llama-124m", 50304, 768, 12, 12, 4, 2048, ctx=1024))
+# LLaMA blocks at GPT-2-small's width and depth (the train/decode speed benchmarks' second model)
+register("preset", "llama-153m")(lambda: _llama("llama-153m", 50304, 768, 12, 12, 4, 2048, ctx=1024))
 register("preset", "transformer-base")(lambda: _vaswani("transformer-base", 37000, 512, 6, 8, 2048, dropout=0.1))
 register("preset", "transformer-big")(lambda: _vaswani("transformer-big", 37000, 1024, 6, 16, 4096, dropout=0.3))
 

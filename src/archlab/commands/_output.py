@@ -1,0 +1,34 @@
+"""Listing commands (`presets`, `configs`, `claims --list`) end quietly when their reader stops early
+(`archlab presets | head`): no 'BrokenPipeError' traceback, exit status 0."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def quiet_broken_pipe() -> Iterator[None]:
+    """Run a block that writes to stdout; if the reader has gone, stop writing and say nothing.
+
+    stdout is flushed inside the block (a piped stdout is block-buffered, so the error would otherwise surface at
+    interpreter exit), then pointed at /dev/null so the final flush at exit cannot fail again."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout without a file descriptor (a test's StringIO)
+            pass
+        finally:
+            os.close(devnull)
+
+
+def print_json(data: Any) -> None:
+    """`data` as indented JSON on stdout."""
+    print(json.dumps(data, indent=2, ensure_ascii=False))
