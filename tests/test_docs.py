@@ -46,15 +46,17 @@ def _markdown_files() -> list[Path]:
 
 
 def test_mkdocs_build_strict(tmp_path):
+    """The site builds from any folder (here: an empty temporary one), with the README snippets found."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
          "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "seed documents" in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "how-to-add-a-claim" / "index.html").is_file()
     # `font: false`: viewing the site fetches nothing from Google Fonts (or any other host)

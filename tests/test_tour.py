@@ -46,7 +46,11 @@ CLAIMS = ["claims", "--quick", "--only", "cnn_order", "inception_bottleneck_cost
 # README tour command -> the commands the tiny variant runs, in order (set-up first)
 TOUR: dict[str, list[list[str]]] = {
     "archlab presets": [["presets"]],
+    "archlab presets llama": [["presets", "llama"]],
     "archlab presets --show llama-tiny": [["presets", "--show", "llama-tiny"]],
+    "archlab configs": [["configs"]],
+    "archlab cost runs/char": [TRAIN_CHAR, ["cost", "runs/char"]],
+    "archlab completion bash": [["completion", "bash"]],
     "archlab train configs/shakespeare_char_llama.yaml --out runs/char": [TRAIN_CHAR],
     "archlab train configs/shakespeare_char_llama.yaml --set model.pos.kind=none --out runs/nopos":
         [["train", "configs/shakespeare_char_llama.yaml", "--set", "model.pos.kind=none", "--out", "runs/nopos",
