@@ -7,6 +7,7 @@ from archlab.config import ConfigError
 from archlab.data.lm_data import LMBatches, eval_batches, token_ids_cached, train_val_split
 from archlab.data.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 
+_BUILT: dict[tuple, object] = {}  # (spec, bpe_vocab, byte_fallback, len, hash of the text) -> tokenizer
 SPLIT_NAMES = {"val": "validation", "validation": "validation", "test": "test", "train": "train"}
 
 
@@ -27,11 +28,22 @@ def split_name(split: str) -> str:
 def make_tokenizer(spec, texts, *, bpe_vocab: int = 2048, byte_fallback: bool = True):
     """'char' (from texts), 'bpe' (byte-level BPE trained on texts, bpe_vocab ids) or a tokenizer.json path."""
     spec = spec or "char"
-    if spec == "char":
-        text = texts if isinstance(texts, str) else "".join(texts)
-        return CharTokenizer.from_text(text, byte_fallback=byte_fallback)
-    if spec == "bpe":
-        return BPETokenizer.train(texts, int(bpe_vocab))
+    if spec in ("char", "bpe"):
+        # built once per process for the same text (a pool worker runs many runs on one corpus); a str's hash is
+        # computed once and kept by the string object, so the key costs nothing after the first run
+        key = (spec, int(bpe_vocab), bool(byte_fallback), len(texts), hash(texts)) if isinstance(texts, str) else None
+        if key is None or key not in _BUILT:
+            if spec == "char":
+                text = texts if isinstance(texts, str) else "".join(texts)
+                tok = CharTokenizer.from_text(text, byte_fallback=byte_fallback)
+            else:
+                tok = BPETokenizer.train(texts, int(bpe_vocab))
+            if key is None:
+                return tok
+            if len(_BUILT) >= 4:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = tok
+        return _BUILT[key]
     p = Path(str(spec))
     if not p.exists():
         raise ConfigError(f"task.tokenizer={spec!r}: expected 'char', 'bpe' or an existing tokenizer.json path")

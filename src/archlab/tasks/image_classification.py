@@ -42,6 +42,8 @@ from archlab.registry import register
 from archlab.tasks import Task, to_device
 
 DATASETS = ("fashion_mnist", "fashion_mnist_shipped", "mnist", "idx", "fixture")
+# (dataset, root) -> (train, test) as read from disk; never modified (the task indexes and normalises copies)
+_LOADED: dict[tuple[str, str | None], tuple[ImageDataset, ImageDataset]] = {}
 AUGMENTS = ("crop", "flip")
 OPTIONS = ("dataset", "root", "val_size", "augment", "crop_pad", "eval_batch_size", "max_eval_images",
            "fixture_size")
@@ -99,7 +101,11 @@ class ImageClassification(Task):
             if not root:
                 raise ConfigError("task.dataset=idx needs task.root=DIR (a directory of MNIST-layout IDX files)")
             return load_idx_split(root, "train"), load_idx_split(root, "test")
-        return load_dataset(self.dataset, "train", root), load_dataset(self.dataset, "test", root)
+        key = (self.dataset, str(root) if root else None)
+        if key not in _LOADED:  # read (and decompress) once per process: a pool worker runs many runs
+            _LOADED.clear()  # one image set at a time: a sweep uses one, and each costs tens of MB
+            _LOADED[key] = (load_dataset(self.dataset, "train", root), load_dataset(self.dataset, "test", root))
+        return _LOADED[key]
 
     def _prep(self, ds: ImageDataset, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = (ds.images, ds.labels) if idx is None else (ds.images[idx], ds.labels[idx])

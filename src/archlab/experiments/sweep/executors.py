@@ -6,7 +6,9 @@ single writer. A worker that dies (killed, out of memory, node lost) gives an ou
 the driver retries; a run that raises is an ordinary failed result (its traceback), recorded once.
 
 - `InlineExecutor`: each run in this process, one at a time (tests, `archlab demo`).
-- `LocalExecutor`: `--jobs N` spawned processes, a fresh one per run (today's process pool).
+- `PoolExecutor` (sweep/pool.py): `--jobs N` persistent spawned processes, each running many runs (the default
+  for `--executor local`; start-up and data loading paid once per worker, not once per run).
+- `LocalExecutor`: `--jobs N` spawned processes, a fresh one per run (`ARCHLAB_FRESH_PROCESS=1`).
 - `RayExecutor`: one Ray task per run with its resource request (`num_cpus`, `num_gpus`), on a running
   cluster (`--ray-address` / `RAY_ADDRESS`) or on a local Ray instance started for the sweep. Ray is an
   optional extra, imported only here and only when asked for.
@@ -33,6 +35,7 @@ from archlab.experiments.sweep.executor_base import (  # noqa: F401  (re-exporte
     execute_run,
     versions,
 )
+from archlab.experiments.sweep.pool import PoolExecutor
 
 RAY_INSTALL = "pip install 'archlab[ray]'"
 
@@ -294,13 +297,18 @@ EXECUTORS = ("local", "ray")
 
 
 def make_executor(kind: str = "local", *, jobs: int | None = None, ray_address: str | None = None,
-                  cpus_per_run: float | None = None, gpus_per_run: float | None = None) -> Executor:
-    """An executor by name: 'local' (`jobs` processes; 0 = in this process) or 'ray'."""
+                  cpus_per_run: float | None = None, gpus_per_run: float | None = None,
+                  fresh_process: bool | None = None) -> Executor:
+    """An executor by name: 'local' (`jobs` persistent worker processes, or a fresh process per run with
+    `fresh_process` / ARCHLAB_FRESH_PROCESS=1; 0 = in this process) or 'ray'."""
     if kind == "local":
         if ray_address or cpus_per_run or gpus_per_run is not None:
             raise ConfigError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
         jobs = 2 if jobs is None else jobs
-        return InlineExecutor() if jobs <= 0 else LocalExecutor(jobs)
+        if jobs <= 0:
+            return InlineExecutor()
+        fresh = fresh_process if fresh_process is not None else os.environ.get("ARCHLAB_FRESH_PROCESS") == "1"
+        return LocalExecutor(jobs) if fresh else PoolExecutor(jobs)
     if kind == "ray":
         if jobs is not None and jobs <= 0:
             raise ConfigError(f"--jobs {jobs}: with --executor ray it must be at least 1 (or left out)")
