@@ -24,14 +24,27 @@ def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[tor
     if n == 0:
         loss = flat_logits.sum() * 0.0
         return loss, {"loss": 0.0, "accuracy": 0.0, "n_tokens": 0.0}
+    if flat_labels.device.type != "cpu":  # on CPU cross_entropy itself refuses such a label (caught below)
+        _check_labels(flat_labels, valid, V)
+    try:
+        loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
+    except IndexError:
+        _check_labels(flat_labels, valid, V)
+        raise
+    with torch.no_grad():
+        if n == flat_labels.numel():  # every position labelled (causal LM windows): no masked copy of the logits
+            acc = (flat_logits.argmax(-1) == flat_labels).float().mean()
+        else:
+            acc = (flat_logits[valid].argmax(-1) == flat_labels[valid]).float().mean()
+    return loss, {"loss": float(loss.detach()), "accuracy": float(acc), "n_tokens": float(n)}
+
+
+def _check_labels(flat_labels: torch.Tensor, valid: torch.Tensor, V: int) -> None:
+    """A clear ValueError for a label outside [0, V) that is not IGNORE_INDEX."""
     bad = valid & ((flat_labels < 0) | (flat_labels >= V))
     if bool(bad.any()):
         raise ValueError(f"label id {int(flat_labels[bad][0])} out of range: expected 0 <= label < {V} "
                          f"or {IGNORE_INDEX} (ignored)")
-    loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
-    with torch.no_grad():
-        acc = (flat_logits[valid].argmax(-1) == flat_labels[valid]).float().mean()
-    return loss, {"loss": float(loss.detach()), "accuracy": float(acc), "n_tokens": float(n)}
 
 
 def pad_sequences(seqs: list[list[int]], pad_value: int, length: int | None = None) -> torch.Tensor:
