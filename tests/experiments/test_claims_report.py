@@ -150,3 +150,18 @@ def test_readme_table_has_one_row_per_claim_with_its_seed_and_task():
     text = readme_table({"command": "archlab claims --standard", "claims": claims, "comparisons": []})
     assert text.startswith("`archlab claims --standard`: **2 of 2 claims decided**")
     assert "| no_ffn | 000 | char-level Shakespeare" in text and "| heads_compute | 002 | computation" in text
+
+
+def test_calibrations_shown_only_for_the_families_that_ran(report):
+    from types import SimpleNamespace
+
+    from archlab.experiments.report.content import shown_calibrations
+
+    results, _ = report
+    ran = {f for r in results for f in r.spec.families}
+    cal = lambda fam: SimpleNamespace(spec=SimpleNamespace(family=fam, name=f"cal_{fam}"))  # noqa: E731
+    other = "never_ran"
+    assert other not in ran
+    shown = shown_calibrations(results, [cal(f) for f in sorted(ran)] + [cal(other)])
+    assert [c.spec.family for c in shown] == sorted(ran)
+    assert len(shown_calibrations([], [cal(other)])) == 1  # a calibration report shows every calibration
