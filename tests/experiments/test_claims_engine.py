@@ -224,7 +224,7 @@ def test_cli_calibrate_then_claims_smoke_report(tmp_path, monkeypatch, capsys):
     specs, cal = tmp_path / "specs", tmp_path / "cal"
     specs.mkdir()
     claim = toy("claim_a", family="fam_a").raw
-    (specs / "claim_a.yaml").write_text(yaml.safe_dump(claim, sort_keys=False))
+    (specs / "01_claim_a.yaml").write_text(yaml.safe_dump(claim, sort_keys=False))
     cal_spec(cal, "cal_ok", "fam_a", 1.5)
     monkeypatch.setattr(spec_mod, "SPECS_DIR", specs)
     monkeypatch.setattr(spec_mod, "CALIBRATION_DIR", cal)
