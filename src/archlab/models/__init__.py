@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archlab import registry
-from archlab.config import ConfigError, check_choice, flatten, from_dict
+from archlab.config import ConfigError, apply_overrides, check_choice, flatten, from_dict
 from archlab.models import presets, transformer  # noqa: F401  (registers builders)
 from archlab.models.presets import preset, preset_names  # noqa: F401
 from archlab.models.transformer import Transformer  # noqa: F401
@@ -35,7 +35,9 @@ def model_config_from_dict(data: Mapping[str, Any]):
     data = dict(data)
     if "preset" in data:
         name = data.pop("preset")
-        return preset(name, **flatten(data)) if data else preset(name)
+        if not isinstance(name, str):
+            raise ConfigError(f"model.preset={name!r} must be a preset name (a string)")
+        return apply_overrides(preset(name), flatten(data)) if data else preset(name)  # keys may include `name`
     arch = data.get("arch", "transformer")
     check_choice("model.arch", arch, sorted(CONFIG_CLASSES))
     return from_dict(CONFIG_CLASSES[arch], data, prefix="model.")

@@ -153,6 +153,7 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
     """Validate and build an ExperimentSpec; every error names the file and the field."""
     where = path or "experiment spec"
     _check_keys(where, "", data, TOP_KEYS)
+    _check_shapes(data, where)
     name = str(_req(data, "name", where))
     quotes = _quotes(data, where)
     kind = _choice(where, "kind", data.get("kind", "train"), KINDS)
@@ -189,6 +190,27 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
     )
     _check_seed_plan(spec, where)
     return spec
+
+
+_MAPPINGS = ("base", "variants", "budget", "profiles", "reference")
+_LISTS = ("seeds", "compare", "metrics", "checks", "quotes")
+
+
+def _check_shapes(data: Mapping[str, Any], where: str) -> None:
+    """Each section has the YAML shape it must have (a mapping, a list) before anything reads it."""
+    for key in _MAPPINGS:
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
+            raise ConfigError(f"{where}: {key} must be a mapping (key: value lines), got {data[key]!r}")
+    for key in _LISTS:  # seeds and metrics, when present, must be lists (null is no list of seeds)
+        if key in data and not isinstance(data[key], list) and (data[key] is not None or key in ("seeds", "metrics")):
+            raise ConfigError(f"{where}: {key} must be a list, got {data[key]!r}")
+    for section in ("variants", "profiles"):
+        for k, v in (data.get(section) or {}).items():
+            if v is not None and not isinstance(v, Mapping):
+                raise ConfigError(f"{where}: {section}.{k} must be a mapping (dotted key: value), got {v!r}")
+    seeds = data.get("seeds") or []
+    if any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
+        raise ConfigError(f"{where}: seeds={seeds!r} must be a non-empty list of distinct integers")
 
 
 def _check_seed_plan(spec: ExperimentSpec, where: str) -> None:
