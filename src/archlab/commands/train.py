@@ -15,9 +15,10 @@ def add_parser(sub):
         "model ({preset: NAME, dotted.key: value} or full fields), task ({name: causal_lm | mlm | prefix_lm | "
         "seq2seq | classification | ..., options}) and train (steps, batch_size, lr, warmup_steps, ...). "
         "Writes OUT/metrics.jsonl, OUT/loss.png (at every checkpoint), OUT/run.yaml and atomic checkpoints in "
-        "OUT/checkpoints/. Examples: archlab train configs/shakespeare_char_llama.yaml --set model.pos.kind=none "
-        "--out runs/nopos; archlab train runs/nopos --resume (the run's saved run.yaml); "
-        "archlab train runs/nopos --resume --set train.steps=4000 (extends a finished run)")
+        "OUT/checkpoints/. With --resume, CONFIG may be the run folder itself (its saved run.yaml is used), and "
+        "--set train.steps=N extends a finished run. "
+        "Examples: archlab train configs/shakespeare_char_llama.yaml --set model.pos.kind=none --out runs/nopos; "
+        "archlab train configs/shakespeare_char_llama.yaml --out runs/a --resume")
     p.add_argument("config", nargs="?",
                    help="run config file (YAML or JSON); with --resume, a run folder (its saved run.yaml is used)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
