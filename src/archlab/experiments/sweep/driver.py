@@ -13,7 +13,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +38,14 @@ class Sweep:
     interrupted: int = 0
     left: int = 0  # not started because the time limit (max_minutes) was reached: the next sweep runs them
     errors: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # experiment -> why its remaining runs were not started
 
     def add(self, other: Sweep) -> None:
         """Count another call's runs into this one (a sweep run in several passes)."""
         for k in ("ran", "reused", "skipped", "failed", "retried", "interrupted", "left"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.errors += other.errors
+        self.refused.update(other.refused)
 
     def summary(self) -> str:
         left = f", {self.left} left for the next invocation (time limit)" if self.left else ""
@@ -126,12 +128,17 @@ class RunOptions:
     max_retries: int = MAX_RETRIES
 
 
+FirstRunCheck = Callable[[RunPlan, Mapping[str, Any]], str]
+
+
 def run_plans(plans: list[RunPlan], store: Store, executor: Executor, options: RunOptions = RunOptions(),
-              max_minutes: float | None = None) -> Sweep:
+              max_minutes: float | None = None, check: FirstRunCheck | None = None) -> Sweep:
     """Execute every plan not already done (resume) on `executor`, reusing finished runs with the same run key.
 
     No run is started after `max_minutes` (default options.max_minutes); the runs in progress finish, the rest
     stay pending (`Sweep.left`) and the next call with the same plans continues with them.
+    `check(plan, final)` sees the final metrics of each experiment's first run finished in this call: a message
+    (not '') stops that experiment's queued runs (`Sweep.refused`); those in flight finish and are recorded.
     Raises KeyboardInterrupt after recording what finished when the sweep is interrupted.
     """
     sweep = Sweep()
@@ -149,7 +156,12 @@ def run_plans(plans: list[RunPlan], store: Store, executor: Executor, options: R
         first_of.setdefault(plan.run_key, rid)
     minutes = options.max_minutes if max_minutes is None else max_minutes
     deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
-    _Driver(unique, store, executor, root=Path(options.out_dir).resolve(), options=options, sweep=sweep).run(deadline)
+    experiments_of: dict[str, set[str]] = {}
+    for _, plan in todo:
+        experiments_of.setdefault(plan.run_key, set()).add(plan.experiment)
+    shared = {k for k, names in experiments_of.items() if len(names) > 1}  # never dropped: another needs it
+    _Driver(unique, store, executor, root=Path(options.out_dir).resolve(), options=options, sweep=sweep,
+            check=check, shared=shared).run(deadline)
     for rid, plan in dupes:
         prev = store.done_run_with_key(plan.run_key)
         if prev is not None:
@@ -182,7 +194,8 @@ class _Driver:
     """One sweep's submission loop: the queue of runs, those in flight, their attempts and the progress bar."""
 
     def __init__(self, unique: list[tuple[int, RunPlan]], store: Store, executor: Executor, *, root: Path,
-                 options: RunOptions, sweep: Sweep) -> None:
+                 options: RunOptions, sweep: Sweep, check: FirstRunCheck | None = None,
+                 shared: set[str] | None = None) -> None:
         self.store, self.executor, self.root, self.profile = store, executor, root, options.profile
         self.run_fn, self.sweep, self.log, self.max_retries = options.run_fn, sweep, options.log, options.max_retries
         self.plans = {rid: plan for rid, plan in unique}
@@ -190,6 +203,7 @@ class _Driver:
         self.in_flight: dict[int, Task] = {}
         self.attempts: dict[int, int] = {}
         self.bar = Progress(len(unique), self.log, options.progress)
+        self.check, self.checked, self.shared = check, set(), shared or set()
 
     def record(self, out: Outcome) -> int:
         """Store one outcome; the number of runs it finished (0 when its worker died and it is resubmitted)."""
@@ -213,6 +227,7 @@ class _Driver:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in list(fin.items())[:3] if isinstance(v, (int, float)))
             host = f" on {res['host']}" if res.get("host") and self.executor.name == "ray" else ""
             self.bar.write(f"{tag}: {shown} ({res['wall']:.1f}s{host})")
+            self.check_first(plan, fin)
         else:
             err = str(res.get("error", "error"))
             self.store.fail_run(rid, err, res.get("wall"), host=res.get("host"), attempts=attempts[rid])
@@ -222,6 +237,20 @@ class _Driver:
             self.bar.write(f"{tag}: FAILED: {last}")
         self.in_flight.pop(rid)  # only once it is stored: an abort before leaves it to be marked interrupted
         return 1
+
+    def check_first(self, plan: RunPlan, final: Mapping[str, Any]) -> None:
+        """The first finished run of an experiment: when `check` refuses it, its queued runs are not started."""
+        if self.check is None or plan.experiment in self.checked:
+            return
+        self.checked.add(plan.experiment)
+        msg = self.check(plan, final)
+        if not msg:
+            return
+        self.sweep.refused[plan.experiment] = msg
+        keep = [r for r in self.queue if self.plans[r].experiment != plan.experiment or
+                self.plans[r].run_key in self.shared]
+        self.bar.write(f"{msg}; {len(self.queue) - len(keep)} queued run(s) of it not started")
+        self.queue = keep
 
     def show(self, finished: int = 0) -> None:
         self.bar.update(done=self.sweep.ran, running=len(self.in_flight), failed=self.sweep.failed,
