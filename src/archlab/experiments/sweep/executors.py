@@ -195,7 +195,7 @@ class RayExecutor(Executor):
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise ConfigError(f"--executor ray: cannot start or reach Ray at "
                                   f"{self.address or 'a local instance'}: {msg}") from None
-        self.remote = ray.remote(max_calls=1, max_retries=0)(execute_run)
+        self.remote = ray.remote(max_calls=1, max_retries=0)(_ray_run)
         self.running: dict[Any, int] = {}  # object ref -> key
 
     def cluster(self) -> dict[str, float]:
@@ -244,7 +244,7 @@ class RayExecutor(Executor):
         for ref in ready:
             key = self.running.pop(ref)
             try:
-                out.append(Outcome(key, self.ray.get(ref)))
+                out.append(Outcome(key, _same_code(self.ray.get(ref))))
             except exc.RayTaskError as e:  # execute_run itself raised (it catches Exception): a failed run
                 out.append(Outcome(key, {"ok": False, "error": str(e), "wall": 0.0}))
             except exc.RayError as e:  # worker crashed, node died, out of memory, object lost: retry
@@ -272,16 +272,55 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
 
+def _ray_run(*args: Any, hide_gpus: bool = False) -> dict:
+    """execute_run on a Ray worker, reporting the code hash of the archlab that worker runs."""
+    from archlab.experiments.spec.identity import code_hash
+
+    return {**execute_run(*args, hide_gpus=hide_gpus), "code_hash": code_hash()}
+
+
+def _same_code(res: dict) -> dict:
+    """A run a worker executed with other archlab code than the driver's (whose hash is in its run key) is a
+    failed run: its numbers would be recorded under a code hash that did not produce them."""
+    from archlab.experiments.spec.identity import code_hash
+
+    theirs, ours = res.pop("code_hash", None), code_hash()
+    if res.get("ok") and theirs and theirs != ours:
+        return {"ok": False, "wall": res.get("wall", 0.0), "host": res.get("host"),
+                "error": f"the Ray worker on {res.get('host')} runs archlab code {theirs}, the driver {ours}: install "
+                         "the same archlab (the same source) on every node"}
+    return res
+
+
 def check_reachable(address: str | None, timeout: float = 5.0) -> None:
     """A HOST:PORT address where nothing answers is one line now, not minutes of Ray retrying to connect."""
     m = re.fullmatch(r"([\w.\-]+):(\d+)", address or "")
     if not m:  # None (a local Ray), 'auto', 'ray://...': left to Ray
         return
+    host, port = m.group(1), int(m.group(2))
     try:
-        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
         raise ConfigError(f"--ray-address {address}: no Ray head answers there ({e.strerror or e}); start one with "
-                          f"`ray start --head --port={m.group(2)}` on that machine") from None
+                          f"`ray start --head --port={port}` on that machine") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return
+    # ray.init replaces a localhost address by this machine's own address (services.resolve_ip_for_localhost): a
+    # head bound to 127.0.0.1 only (`ray start --node-ip-address=127.0.0.1`) is then never reached and ray.init
+    # retries for ever
+    try:
+        from ray._private.services import get_node_ip_address
+
+        mine = get_node_ip_address()
+    except Exception:  # noqa: BLE001 - a Ray without this private helper: left to Ray
+        return
+    if mine and mine != host:
+        try:
+            socket.create_connection((mine, port), timeout=timeout).close()
+        except OSError:
+            raise ConfigError(f"--ray-address {address}: Ray connects to this machine's address {mine}:{port} "
+                              f"instead of {host}, and no Ray head answers there; start the head on that address "
+                              f"(`ray start --head --port={port}`, without --node-ip-address=127.0.0.1)") from None
 
 
 def import_ray():
