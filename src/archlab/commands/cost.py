@@ -189,37 +189,66 @@ def resolve_model(spec: str):
 
 
 def run(args) -> int:
-    from archlab.cost.model_cost import cost_table, is_image_config, model_cost
-
     cfg = resolve_model(args.model) if args.model and not args.crosscheck_all else None
     check_args(args, cfg)
     if args.seed003:
-        from archlab.cost.seed003 import examples, report
-
-        if args.json:
-            print(json.dumps([{k: v for k, v in vars(e).items() if k != "rows"} for e in examples()], indent=2))
-        else:
-            print(report(), end="")
+        _seed003(args.json)
         if not args.model:
             return 0
     if args.crosscheck_all:
-        from archlab.cost.crosscheck import crosscheck
-        from archlab.models import preset_names
-
-        worst = 0.0
-        for name in preset_names():
-            cc = crosscheck(name, args.batch, 16 if args.seq_len is None else args.seq_len, args.image_size)
-            worst = max(worst, cc.rel_err)
-            print(cc.line())
-        print(f"worst relative error {100 * worst:.3f}% over {len(preset_names())} presets")
-        return 0 if worst <= 0.01 else 1
+        return _crosscheck_all(args)
     if not args.model:
         print("archlab cost: error: give a PRESET_OR_CONFIG (see `archlab presets`) or --seed003", file=sys.stderr)
         return 2
+    mc = _model_cost(args, cfg)
+    out = mc.to_dict()
+    if args.crosscheck:
+        from archlab.cost.crosscheck import crosscheck
+
+        cc = crosscheck(cfg, args.batch, mc.workload.seq_len, mc.workload.image_size)
+        out["crosscheck"] = {"analytic_macs": cc.analytic_macs, "counter_macs": cc.counted_macs,
+                             "rel_err": cc.rel_err, "by_op": cc.by_op, "not_visible_to_counter": cc.invisible}
+    points = _roofline(args, mc, out) if args.plot else None
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    _print_table(args, mc, out, points)
+    return 0
+
+
+def _seed003(as_json: bool) -> None:
+    """`--seed003`: every cost example of seed 003, recomputed."""
+    from archlab.cost.seed003 import examples, report
+
+    if as_json:
+        print(json.dumps([{k: v for k, v in vars(e).items() if k != "rows"} for e in examples()], indent=2))
+    else:
+        print(report(), end="")
+
+
+def _crosscheck_all(args) -> int:
+    """`--crosscheck-all`: analytic MACs against FlopCounterMode for every preset; exit 1 past 1 %."""
+    from archlab.cost.crosscheck import crosscheck
+    from archlab.models import preset_names
+
+    worst = 0.0
+    for name in preset_names():
+        cc = crosscheck(name, args.batch, 16 if args.seq_len is None else args.seq_len, args.image_size)
+        worst = max(worst, cc.rel_err)
+        print(cc.line())
+    print(f"worst relative error {100 * worst:.3f}% over {len(preset_names())} presets")
+    return 0 if worst <= 0.01 else 1
+
+
+def _model_cost(args, cfg):
+    """The model's cost at the workload, or one line saying which size makes it impossible (nothing printed yet:
+    the walk runs on the meta device)."""
+    from archlab.cost.model_cost import is_image_config, model_cost
+
     try:
-        mc = model_cost(cfg, args.batch, args.seq_len, args.image_size, args.dtype,
-                        causal_half=args.causal_half, context=args.context)
-    except (RuntimeError, ValueError) as e:  # nothing printed yet: the walk runs on the meta device
+        return model_cost(cfg, args.batch, args.seq_len, args.image_size, args.dtype,
+                          causal_half=args.causal_half, context=args.context)
+    except (RuntimeError, ValueError) as e:
         if _too_large(e):
             raise too_large_error(cfg, e) from None
         if not is_image_config(cfg):
@@ -233,37 +262,31 @@ def run(args) -> int:
         if err is None:
             raise
         raise err from None
-    out = mc.to_dict()
-    if args.crosscheck:
-        from archlab.cost.crosscheck import crosscheck
 
-        cc = crosscheck(cfg, args.batch, mc.workload.seq_len, mc.workload.image_size)
-        out["crosscheck"] = {"analytic_macs": cc.analytic_macs, "counter_macs": cc.counted_macs,
-                             "rel_err": cc.rel_err, "by_op": cc.by_op, "not_visible_to_counter": cc.invisible}
-    if args.plot:
-        from archlab.cost.roofline import get_device, model_points, plot_roofline
 
-        dev = get_device(args.device)
-        dtype = args.dtype if args.dtype in dev.peak_flops else "fp32"
-        path = plot_roofline(model_points(mc, dev, dtype), dev, args.plot, dtype,
-                             f"{mc.name} on {dev.name} ({dtype})")
-        out["plot"] = str(path)
-    if args.json:
-        print(json.dumps(out, indent=2, default=str))
-        return 0
+def _roofline(args, mc, out: dict) -> list:
+    """`--plot FILE`: the roofline plot written, its path in `out`; the points (for the table)."""
+    from archlab.cost.roofline import get_device, model_points, plot_roofline
+
+    dev = get_device(args.device)
+    dtype = args.dtype if args.dtype in dev.peak_flops else "fp32"
+    points = model_points(mc, dev, dtype)
+    out["plot"] = str(plot_roofline(points, dev, args.plot, dtype, f"{mc.name} on {dev.name} ({dtype})"))
+    return [(dev, dtype, pt) for pt in points]
+
+
+def _print_table(args, mc, out: dict, points: list | None) -> None:
+    """The cost table, the cross-check line and the roofline points for the terminal."""
+    from archlab.cost.model_cost import cost_table
+
     print(cost_table(mc=mc, collapse=not args.full))
     if args.crosscheck:
         c = out["crosscheck"]
         print(f"FlopCounterMode: {c['counter_macs']:,} MACs, analytic (visible part) differs by "
               f"{100 * c['rel_err']:.3f}%" + (f"; not visible to the counter: {c['not_visible_to_counter']}"
                                                if c["not_visible_to_counter"] else ""))
-    if args.plot:
-        from archlab.cost.roofline import get_device, model_points
-
-        dev = get_device(args.device)
-        dtype = args.dtype if args.dtype in dev.peak_flops else "fp32"
-        for pt in model_points(mc, dev, dtype):
-            print(f"roofline {dev.name} {dtype}: {pt.label:<40} I={pt.intensity:9.1f} FLOP/B  {pt.bound}-bound  "
-                  f"≥ {pt.time * 1e3:.3f} ms")
+    for dev, dtype, pt in points or []:
+        print(f"roofline {dev.name} {dtype}: {pt.label:<40} I={pt.intensity:9.1f} FLOP/B  {pt.bound}-bound  "
+              f"≥ {pt.time * 1e3:.3f} ms")
+    if points is not None:
         print(f"wrote {out['plot']}")
-    return 0

@@ -113,12 +113,11 @@ class Progress:
             self.err.flush()
 
 
-def run(args) -> int:
-    import torch
-
+def _prepare(args):
+    """Check the options, load the model and tokenizer: (model, tokenizer, prompt ids, stop token ids)."""
     from archlab.commands._device import check_device
     from archlab.commands._load import load_for_inference
-    from archlab.generate import GenerationInterrupted, check_sampling, generate, position_limit
+    from archlab.generate import check_sampling
 
     check_sampling(args.temperature, args.top_k, args.top_p, names=("--temperature", "--top-k", "--top-p"))
     if args.max_new_tokens < 0:
@@ -138,6 +137,15 @@ def run(args) -> int:
         if len(enc) != 1:
             raise ConfigError(f"--stop {s!r} is {len(enc)} tokens; a stop must be a single token")
         stops.add(enc[0])
+    return model, tok, ids, stops
+
+
+def run(args) -> int:
+    import torch
+
+    from archlab.generate import GenerationInterrupted, generate, position_limit
+
+    model, tok, ids, stops = _prepare(args)
     limit, ctx = position_limit(model), model.cfg.max_seq_len
     if limit is None and not args.slide_window and len(ids) + args.max_new_tokens - 1 > ctx:
         print(f"note: generating past max_seq_len={ctx}: positions extend (pos.kind={model.cfg.pos.kind!r}) as in "

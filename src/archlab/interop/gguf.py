@@ -107,18 +107,25 @@ def read_gguf(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
         "pad_token_id": _field(r, "tokenizer.ggml.padding_token_id"),
         "_name_or_path": _field(r, "general.name") or "gguf",
     }
+    tensors = _tensors(gguf, r, path, heads, kv)
+    if "rope_freqs.weight" in tensors:  # Llama 3 RoPE: llama.cpp stores per-frequency divisors
+        if scaling not in (None, "none"):
+            raise InteropError(f"{str(path)!r} has both llama.rope.scaling.type={scaling!r} and a rope_freqs tensor")
+        hf["rope_parameters"] = llama3_from_rope_freqs(tensors.pop("rope_freqs.weight"), theta, head_dim, str(path))
+    return hf, tensors
+
+
+def _tensors(gguf, r, path: str | Path, heads: int, kv: int) -> dict[str, torch.Tensor]:
+    """Every tensor of the file, dequantised to float32, under its transformers name (q/k rows un-permuted)."""
     tensors: dict[str, torch.Tensor] = {}
     for t in r.tensors:
         if t.name in TOP_NAMES:
             name = TOP_NAMES[t.name]
         elif t.name.startswith("blk."):
             _, layer, rest = t.name.split(".", 2)
-            if rest not in LAYER_NAMES:
-                name = t.name  # left for the converter to report as unexpected
-            else:
-                name = f"model.layers.{layer}.{LAYER_NAMES[rest]}"
+            name = f"model.layers.{layer}.{LAYER_NAMES[rest]}" if rest in LAYER_NAMES else t.name
         else:
-            name = t.name
+            name = t.name  # left for the converter to report as unexpected
         try:
             arr = gguf.quants.dequantize(t.data, t.tensor_type)
         except NotImplementedError:
@@ -131,11 +138,7 @@ def read_gguf(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
         elif name.endswith("k_proj.weight") or name.endswith("k_proj.bias"):
             w = unpermute(w, kv)
         tensors[name] = w
-    if "rope_freqs.weight" in tensors:  # Llama 3 RoPE: llama.cpp stores per-frequency divisors
-        if scaling not in (None, "none"):
-            raise InteropError(f"{str(path)!r} has both llama.rope.scaling.type={scaling!r} and a rope_freqs tensor")
-        hf["rope_parameters"] = llama3_from_rope_freqs(tensors.pop("rope_freqs.weight"), theta, head_dim, str(path))
-    return hf, tensors
+    return tensors
 
 
 def llama3_from_rope_freqs(factors: torch.Tensor, theta: float, head_dim: int, where: str) -> dict[str, Any]:
