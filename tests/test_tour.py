@@ -47,6 +47,7 @@ CLAIMS = ["claims", "--quick", "--only", "cnn_order", "inception_bottleneck_cost
 TOUR: dict[str, list[list[str]]] = {
     "archlab presets": [["presets"]],
     "archlab presets llama": [["presets", "llama"]],
+    "archlab presets 'mamba-*' --json": [["presets", "mamba-*", "--json"]],
     "archlab presets --show llama-tiny": [["presets", "--show", "llama-tiny"]],
     "archlab configs": [["configs"]],
     "archlab cost runs/char": [TRAIN_CHAR, ["cost", "runs/char"]],

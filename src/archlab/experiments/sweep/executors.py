@@ -27,6 +27,7 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 from archlab.config import ConfigError
+from archlab.experiments.spec.identity import code_hash
 from archlab.experiments.sweep.executor_base import (  # noqa: F401  (re-exported: the executors' public names)
     Executor,
     Outcome,
@@ -274,16 +275,12 @@ class RayExecutor(Executor):
 
 def _ray_run(*args: Any, hide_gpus: bool = False) -> dict:
     """execute_run on a Ray worker, reporting the code hash of the archlab that worker runs."""
-    from archlab.experiments.spec.identity import code_hash
-
     return {**execute_run(*args, hide_gpus=hide_gpus), "code_hash": code_hash()}
 
 
 def _same_code(res: dict) -> dict:
     """A run a worker executed with other archlab code than the driver's (whose hash is in its run key) is a
     failed run: its numbers would be recorded under a code hash that did not produce them."""
-    from archlab.experiments.spec.identity import code_hash
-
     theirs, ours = res.pop("code_hash", None), code_hash()
     if res.get("ok") and theirs and theirs != ours:
         return {"ok": False, "wall": res.get("wall", 0.0), "host": res.get("host"),
