@@ -93,3 +93,18 @@ def test_conv_out_size_matches_torch():
     for k, s, p, d in ((3, 1, 1, 1), (7, 2, 3, 1), (3, 2, 0, 2), (5, 3, 2, 1)):
         out = torch.nn.Conv2d(1, 1, k, s, p, d, device="meta")(x).shape[-1]
         assert conv_out_size(23, k, s, p, d) == out
+
+
+def test_every_formula_a_cost_claim_names_is_listed_and_an_unknown_one_is_refused():
+    """Cost specs reach analytic formulas by name through SPEC_FORMULAS only; each listed formula computes."""
+    from archlab.config import ConfigError
+    from archlab.cost.analytic import SPEC_FORMULAS
+    from archlab.experiments.judge.cost_checks import _check_value
+    from archlab.experiments.spec import builtin_specs
+
+    named = {c["formula"] for s in builtin_specs() if s.kind == "cost" for c in s.checks if "formula" in c}
+    assert named and named <= set(SPEC_FORMULAS)
+    assert _check_value({"name": "r", "formula": "depthwise_separable_ratio", "args": {"n_k": 10, "k": 3}}) == \
+        pytest.approx(1 / 10 + 1 / 9)
+    with pytest.raises(ConfigError, match="formula 'numel' is not one of"):
+        _check_value({"name": "x", "formula": "numel", "args": {"shape": [2]}})

@@ -138,3 +138,10 @@ def rnn_macs_per_token(kind: str, d_in: int, hidden: int) -> int:
 def numel(shape) -> int:
     """Product of a shape (1 for a scalar)."""
     return int(prod(shape)) if shape is not None else 0
+
+
+# The formulas a cost claim's check may name (`formula: NAME` in a spec, archlab.experiments.judge.cost_checks):
+# listed here so that each is reachable by name, not by attribute lookup on the module.
+SPEC_FORMULAS = {f.__name__: f for f in (depthwise_separable_ratio, attention_core_macs, linear_macs, conv2d_params,
+                                         conv2d_macs, ffn_macs_per_token, kv_cache_bytes_per_token,
+                                         ssm_scan_macs_per_token, rnn_macs_per_token)}

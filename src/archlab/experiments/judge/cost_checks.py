@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archlab.config import ConfigError
+from archlab.cost.analytic import SPEC_FORMULAS, conv2d_macs, conv_out_size
 from archlab.experiments.judge.results import ExperimentResult
 from archlab.experiments.judge.verdict import combine
 from archlab.experiments.spec import ExperimentSpec
@@ -15,8 +16,6 @@ from archlab.experiments.sweep.store import Store
 
 def _conv_macs(layer: Mapping[str, Any]) -> int:
     """MACs of one conv layer given as {H, W, C, M, R[, S, U, padding, groups]} via archlab.cost."""
-    from archlab.cost.analytic import conv2d_macs, conv_out_size
-
     h, w, c, m = int(layer["H"]), int(layer.get("W", layer["H"])), int(layer["C"]), int(layer["M"])
     r = int(layer["R"])
     s = int(layer.get("S", r))
@@ -35,11 +34,10 @@ def _check_value(check: Mapping[str, Any]) -> float:
         den = sum(_conv_macs(layer) for layer in check["ratio"]["denominator"])
         return num / den
     if "formula" in check:
-        from archlab.cost import analytic
-
-        fn = getattr(analytic, str(check["formula"]), None)
+        fn = SPEC_FORMULAS.get(str(check["formula"]))
         if fn is None:
-            raise ConfigError(f"cost check {check.get('name')!r}: archlab.cost.analytic has no {check['formula']!r}")
+            raise ConfigError(f"cost check {check.get('name')!r}: formula {check['formula']!r} is not one of "
+                              f"{sorted(SPEC_FORMULAS)} (archlab.cost.analytic.SPEC_FORMULAS)")
         return float(fn(**check.get("args", {})))
     raise ConfigError(f"cost check {check.get('name')!r} needs 'layers', 'ratio' or 'formula'")
 
