@@ -28,13 +28,13 @@ def versions() -> dict[str, Any]:
     for mod in ("archlab", "torch", "numpy"):
         try:  # from the installed metadata: reporting torch's version does not import torch
             out[mod] = importlib.metadata.version(mod)
-        except Exception:  # noqa: BLE001 - a missing optional module is just not reported
+        except importlib.metadata.PackageNotFoundError:  # a missing optional module is just not reported
             pass
     try:
         root = Path(__file__).resolve().parents[4]
         out["git"] = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True, timeout=5).stdout.strip() or None
-    except Exception:  # noqa: BLE001
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout: the commit is not reported
         out["git"] = None
     return out
 

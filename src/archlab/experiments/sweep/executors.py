@@ -309,7 +309,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
         from ray._private.services import get_node_ip_address
 
         mine = get_node_ip_address()
-    except Exception:  # noqa: BLE001 - a Ray without this private helper: left to Ray
+    except (ImportError, AttributeError, OSError):  # a Ray without this private helper: left to Ray
         return
     if mine and mine != host:
         try:
