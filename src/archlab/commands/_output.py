@@ -32,3 +32,19 @@ def quiet_broken_pipe() -> Iterator[None]:
 def print_json(data: Any) -> None:
     """`data` as indented JSON on stdout."""
     print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_listing(command: str, noun: str, pattern: str | None, rows: list[dict], lines: list[str],
+                  as_json: bool) -> int:
+    """A listing command's output: `rows` as JSON or `lines` as text (quiet on a closed pipe); exit 1 with one line
+    when the pattern matched nothing."""
+    if not rows:
+        print(f"archlab {command}: no {noun} matches {pattern!r} (`archlab {command}` lists them all)", file=sys.stderr)
+        return 1
+    with quiet_broken_pipe():
+        if as_json:
+            print_json(rows)
+        else:
+            for line in lines:
+                print(line)
+    return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from archlab import preset_index, run_configs
-from archlab.commands._output import print_json, quiet_broken_pipe
+from archlab.commands._output import print_listing, quiet_broken_pipe
 
 
 def add_parser(sub):
@@ -36,16 +36,9 @@ def run(args) -> int:
             print(path.read_text(encoding="utf-8"), end="")
         return 0
     found = rows(args.pattern)
-    if not found:
-        print(f"archlab configs: no shipped config matches {args.pattern!r} (`archlab configs` lists them all)",
-              file=sys.stderr)
-        return 1
-    with quiet_broken_pipe():
-        if args.json:
-            print_json(found)
-            return 0
-        width = max(len(r["name"]) for r in found)
-        for r in found:
-            print(f"{r['name']:<{width}}  {r['description']}")
-        print(f"\ntrain one by name from any folder: archlab train {found[0]['name']} --out runs/{found[0]['name']}")
-    return 0
+    width = max((len(r["name"]) for r in found), default=0)
+    lines = [f"{r['name']:<{width}}  {r['description']}" for r in found]
+    if found:
+        first = found[0]["name"]
+        lines.append(f"\ntrain one by name from any folder: archlab train {first} --out runs/{first}")
+    return print_listing("configs", "shipped config", args.pattern, found, lines, args.json)

@@ -1,10 +1,8 @@
 """`archlab presets [PATTERN]`: list model presets with their family, parameter count and a one-line description."""
 from __future__ import annotations
 
-import sys
-
 from archlab import preset_index
-from archlab.commands._output import print_json, quiet_broken_pipe
+from archlab.commands._output import print_listing
 
 
 def add_parser(sub):
@@ -42,19 +40,10 @@ def run(args) -> int:
         return 0
     doc = table(args.refresh)
     rows = preset_index.select(doc["presets"], args.pattern)
-    if not rows:
-        print(f"archlab presets: no preset matches {args.pattern!r} (`archlab presets` lists them all)",
-              file=sys.stderr)
-        return 1
-    with quiet_broken_pipe():
-        if args.json:
-            print_json(rows)
-            return 0
-        for line in preset_index.table_lines(rows):
-            print(line)
-        aliases = {old: new for old, new in doc.get("aliases", {}).items()
-                   if preset_index.select([{"name": old, "family": ""}], args.pattern)}
-        if aliases:
-            print("deprecated names (still accepted, with a warning): "
-                  + ", ".join(f"{old} → {new}" for old, new in aliases.items()))
-    return 0
+    lines = preset_index.table_lines(rows)
+    aliases = {old: new for old, new in doc.get("aliases", {}).items()
+               if preset_index.select([{"name": old, "family": ""}], args.pattern)}
+    if aliases:
+        lines.append("deprecated names (still accepted, with a warning): "
+                     + ", ".join(f"{old} → {new}" for old, new in aliases.items()))
+    return print_listing("presets", "preset", args.pattern, rows, lines, args.json)
