@@ -160,6 +160,7 @@ ALLOWED_LOCAL_IMPORTS: dict[str, set[tuple[str, str]]] = {
     "CLI startup: a command imports its torch-heavy code only when it runs": {
         ("archlab.cli", "archlab.commands"),
         ("archlab.commands._load", "archlab.data.tokenizers"),
+        ("archlab.commands._machine", "archlab.train.preflight"),
         ("archlab.commands._load", "archlab.interop"),
         ("archlab.commands._load", "archlab.models"),
         ("archlab.commands._load", "archlab.train.checkpoint"),
@@ -196,6 +197,7 @@ ALLOWED_LOCAL_IMPORTS: dict[str, set[tuple[str, str]]] = {
         ("archlab.commands.sample", "archlab.generate"),
         ("archlab.commands.train", "archlab.train"),
         ("archlab.commands.train", "archlab.train.interrupt"),
+        ("archlab.commands.train", "archlab.train.metrics_log"),
         ("archlab.commands.train", "archlab.train.preflight"),
         ("archlab.commands.translate", "archlab.commands._device"),
         ("archlab.commands.translate", "archlab.commands._load"),

@@ -1,6 +1,8 @@
 """Load a model (and tokenizer) for the CLI from an archlab checkpoint / run dir or a Hugging Face folder."""
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from archlab.errors import MissingFileError
@@ -16,11 +18,40 @@ def as_archlab_tokenizer(tok, source):
     return BPETokenizer(tok, source=str(source))
 
 
+HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home) / "hub"
+
+
+def hub_snapshot(name: str) -> Path:
+    """The local snapshot folder of a hub-style name (ORG/NAME) in the Hugging Face cache, with no download;
+    a name that is not there (or a path that does not exist) is a one-line error saying how to get it."""
+    if not HUB_NAME.match(name):
+        raise MissingFileError(f"checkpoint path {name!r} does not exist")
+    cache = hf_cache_dir()
+    repo = cache / ("models--" + name.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    snaps = [repo / "snapshots" / ref.read_text().strip()] if ref.is_file() else []
+    snaps += sorted((repo / "snapshots").glob("*"), key=lambda q: q.stat().st_mtime, reverse=True)
+    for snap in snaps:
+        if snap.is_dir() and (snap / "config.json").is_file():
+            return snap
+    raise MissingFileError(f"{name!r} is not a local path, and not in the local Hugging Face cache ({cache}); "
+                           f"download it with `huggingface-cli download {name}` on a machine with network (and copy "
+                           "the cache here, or set HF_HUB_CACHE to it), or pass a local folder")
+
+
 def load_for_inference(path: str, device: str = "cpu"):
     """(model in eval mode, tokenizer or None, checkpoint state dict or {})."""
     p = Path(path)
     if not p.exists():
-        raise MissingFileError(f"checkpoint path {str(p)!r} does not exist")
+        p = hub_snapshot(path)
     try:
         from archlab.interop import is_hf_dir, load_pretrained  # optional: another module provides it
     except ImportError:

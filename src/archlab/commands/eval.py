@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from archlab.commands._machine import add_threads_option, apply_threads, with_progress
 from archlab.errors import ConfigError
 
 
@@ -19,6 +20,7 @@ def add_parser(sub):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="task overrides, e.g. task.corpus=FILE")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    add_threads_option(p)
     return p
 
 
@@ -31,6 +33,7 @@ def run(args) -> int:
     from archlab.commands._load import load_for_inference
 
     check_device(args.device)
+    apply_threads("eval", args.threads)
     model, tok, doc = load_for_inference(args.checkpoint, args.device)
     if args.text:
         from archlab.data.corpora import read_text
@@ -45,7 +48,7 @@ def run(args) -> int:
         T = min(model.cfg.max_seq_len, max(len(ids) - 1, 1))
         total, n = 0.0, 0
         with torch.no_grad():
-            for b in eval_batches(ids, T, 8, args.batches):
+            for b in with_progress(lambda _: eval_batches(ids, T, 8, args.batches), "eval")(None):
                 loss, m = causal_lm_loss(model, {k: v.to(args.device) for k, v in b.items()})
                 w = m.get("n_tokens", m.get("tokens", b["labels"].numel()))
                 total, n = total + float(loss) * w, n + w
@@ -64,6 +67,7 @@ def run(args) -> int:
         over.append(f"task.tokenizer={tokfile}")
     cfg = apply_run_overrides(cfg, over)
     task = build_task(cfg)
+    task.eval_batches = with_progress(task.eval_batches, f"eval {args.split}")
     with torch.no_grad():
         if hasattr(task, "report"):  # evaluates, and writes confusion matrix + sample predictions beside the checkpoint
             full = task.report(model, Path(doc["path"]), args.split)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from archlab.commands._machine import add_threads_option, apply_threads
 from archlab.errors import ConfigError
 
 
@@ -29,7 +30,8 @@ def add_parser(sub):
         "--slide-window slides a max_seq_len window instead (any model). Example: "
         "archlab sample runs/demo/llama --prompt 'ROMEO:' --max-new-tokens 300 --temperature 0.8 --top-k 40")
     p.add_argument("checkpoint", help="run dir, checkpoint dir, or Hugging Face folder")
-    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline); - reads it from stdin")
+    p.add_argument("--prompt-file", metavar="PATH", help="read the prompt from this UTF-8 text file")
     p.add_argument("--max-new-tokens", type=count, default=200, help="tokens to generate (default 200)")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="softmax temperature, > 0; exactly 0 means greedy decoding (default 0.8)")
@@ -45,6 +47,7 @@ def add_parser(sub):
                    "position table (learned, sinusoidal) continue, and keeps a RoPE model trained on short "
                    "windows inside the context it was trained on (instead of extending positions)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    add_threads_option(p)
     return p
 
 
@@ -113,6 +116,21 @@ class Progress:
             self.err.flush()
 
 
+def read_prompt(args) -> str:
+    """The prompt: --prompt TEXT, --prompt - (standard input) or --prompt-file PATH."""
+    from pathlib import Path
+
+    if args.prompt_file and args.prompt not in ("\n", None):
+        raise ConfigError("give the prompt once: --prompt or --prompt-file, not both")
+    try:
+        if args.prompt_file:
+            return Path(args.prompt_file).read_text(encoding="utf-8")
+        return sys.stdin.read() if args.prompt == "-" else args.prompt
+    except UnicodeDecodeError as e:
+        where = repr(args.prompt_file) if args.prompt_file else "standard input"
+        raise ConfigError(f"the prompt in {where} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def _prepare(args):
     """Check the options, load the model and tokenizer: (model, tokenizer, prompt ids, stop token ids)."""
     from archlab.commands._device import check_device
@@ -125,10 +143,11 @@ def _prepare(args):
     if args.num_samples < 1:
         raise ConfigError(f"--num-samples={args.num_samples} must be ≥ 1")
     check_device(args.device)
+    apply_threads("sample", args.threads)
     model, tok, _ = load_for_inference(args.checkpoint, args.device)
     if tok is None:
         raise ConfigError(f"no tokenizer.json found with {args.checkpoint!r}; cannot turn the prompt into tokens")
-    ids = tok.encode(args.prompt)
+    ids = tok.encode(read_prompt(args))
     if not ids:
         raise ConfigError("--prompt encodes to no tokens; give some text")
     stops = {tok.eos_id}

@@ -1,10 +1,13 @@
 """`archlab train CONFIG`: train a model on a task from a run config; `archlab train RUN --resume` continues it."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
+from archlab.commands._machine import warn_if_oversubscribed
 from archlab.errors import ConfigError
 
 
@@ -33,6 +36,9 @@ def add_parser(sub):
                    "(press it twice to abort at once)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out and start again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log every metric to Weights & Biases (pip install 'archlab[wandb]'); offline, in "
+                   "OUT/wandb, unless WANDB_MODE is set (upload later with `wandb sync OUT/wandb/offline-run-*`)")
     p.add_argument("--dry-run", action="store_true",
                    help="make every check made before training (config, data, memory estimate), print the plan "
                    "as JSON and stop without building the model or writing anything")
@@ -61,6 +67,15 @@ def resolve(args):
     return cfg, out
 
 
+def warn_schedule(tc, err=None) -> bool:
+    """One line when the warm-up covers the whole run (the lr never reaches its peak's decay). True if it warned."""
+    if tc.warmup_steps and tc.warmup_steps >= tc.steps:
+        print(f"archlab train: warning: warm-up {tc.warmup_steps} ≥ steps {tc.steps}: the lr never leaves warm-up "
+              "and no decay happens (lower train.warmup_steps)", file=err or sys.stderr)
+        return True
+    return False
+
+
 def run(args) -> int:
     from archlab.train import RunFinished, train
     from archlab.train.interrupt import TrainingInterrupted
@@ -71,8 +86,11 @@ def run(args) -> int:
 
         print(json.dumps(dry_run(cfg), indent=1))
         return 0
+    warn_if_oversubscribed("train", "--set train.threads=1", cfg.train.threads)
+    warn_schedule(cfg.train)
     try:
-        res = train(cfg, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+        with _wandb(cfg, out) if getattr(args, "wandb", False) else contextlib.nullcontext():
+            res = train(cfg, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     except RunFinished as e:  # nothing left to do: the run is left exactly as it is
         print(f"archlab train: {e}", file=sys.stderr)
         return 0
@@ -82,3 +100,45 @@ def run(args) -> int:
         return 130
     print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in res.items()}, indent=1))
     return 0
+
+
+class WandbSink:
+    """Every metrics record to a Weights & Biases run, started at the first record (once the trainer has
+    checked and locked the run folder); offline unless the user set WANDB_MODE."""
+
+    def __init__(self, wandb, cfg, out: Path) -> None:
+        self.wandb, self.cfg, self.out, self.run = wandb, cfg, out, None
+
+    def __call__(self, record: dict) -> None:
+        from archlab.train.metrics_log import NOT_A_CURVE
+
+        if self.run is None:
+            os.environ.setdefault("WANDB_MODE", "offline")
+            self.run = self.wandb.init(project=os.environ.get("WANDB_PROJECT", "archlab"), name=self.cfg.name,
+                                       dir=str(self.out), config=self.cfg.to_dict())
+            print(f"wandb: logging ({os.environ['WANDB_MODE']}) to {self.out / 'wandb'}", file=sys.stderr)
+        kind = record.get("kind", "train")
+        self.run.log({f"{kind}/{k}": v for k, v in record.items() if k not in NOT_A_CURVE
+                      and isinstance(v, (int, float)) and not isinstance(v, bool)}, step=int(record["step"]))
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+
+
+@contextlib.contextmanager
+def _wandb(cfg, out: Path):
+    """`--wandb`: a metrics sink for the training run (a clear error when wandb is not installed)."""
+    from archlab.train.metrics_log import sink
+
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("--wandb needs the wandb package: pip install 'archlab[wandb]' (or pip install wandb)") \
+            from None
+    w = WandbSink(wandb, cfg, out)
+    try:
+        with sink(w):
+            yield w
+    finally:
+        w.finish()

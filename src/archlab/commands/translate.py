@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from archlab.commands._machine import add_threads_option, apply_threads, progress_bar
 from archlab.errors import ConfigError
 
 
@@ -24,6 +25,7 @@ def add_parser(sub):
     p.add_argument("--score", choices=["val", "test"], help="translate a held-out split and print BLEU and chrF")
     p.add_argument("--limit", type=int, default=0, help="with --score: first N pairs only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    add_threads_option(p)
     return p
 
 
@@ -36,6 +38,7 @@ def run(args) -> int:
     from archlab.train import apply_run_overrides, run_config_from_dict
 
     check_device(args.device)
+    apply_threads("translate", args.threads)
     model, tok, doc = load_for_inference(args.checkpoint, args.device)
     if not doc or doc["run_config"]["task"].get("name") != "seq2seq":
         raise ConfigError(f"{args.checkpoint!r} is not a seq2seq (translation) checkpoint")
@@ -46,7 +49,9 @@ def run(args) -> int:
     task = build_task(cfg)
     kw = {"beam_size": args.beam, "length_penalty": args.length_penalty, "max_new_tokens": args.max_new_tokens}
     if args.score:
-        res = task.translate_and_score(model, args.score, limit=args.limit, **kw)
+        n = len(task.pairs["validation" if args.score == "val" else "test"])
+        with progress_bar(min(n, args.limit) if args.limit else n, f"translate {args.score}", "verse") as bar:
+            res = task.translate_and_score(model, args.score, limit=args.limit, progress=bar.update, **kw)
         hyps = res.pop("hypotheses")
         for (src, ref), hyp in list(zip(task.pairs["validation" if args.score == "val" else "test"], hyps))[:3]:
             print(f"EN  {src}\nREF {ref}\nOUT {hyp}\n")

@@ -77,8 +77,8 @@ class Seq2SeqTask(Task):
 
     @torch.no_grad()
     def translate(self, model, sources: list[str], beam_size: int = 4, length_penalty: float = 1.0,
-                  max_new_tokens: int | None = None, batch_size: int = 32) -> list[str]:
-        """Beam-search translations of source sentences."""
+                  max_new_tokens: int | None = None, batch_size: int = 32, progress=None) -> list[str]:
+        """Beam-search translations of source sentences (`progress(n)` is told each batch's size when given)."""
         tok, out = self.tokenizer, []
         device = next(model.parameters()).device
         model.eval()
@@ -91,6 +91,8 @@ class Seq2SeqTask(Task):
                                max_new_tokens=max_new_tokens or self.max_len, length_penalty=length_penalty,
                                src_mask=mask)
             out.extend(tok.decode([i for i in h if i < tok.vocab_size]) for h in hyps)  # no sentinels
+            if progress is not None:
+                progress(len(chunk))
         return out
 
     def translate_and_score(self, model, split: str = "test", limit: int = 0, **kw) -> dict:

@@ -17,7 +17,7 @@ from archlab.models import build_model, model_config_from_dict
 from archlab.tasks import batch_tokens, build_task, to_device
 from archlab.train import checkpoint as ckpt_mod
 from archlab.train.interrupt import StopOnInterrupt, TrainingInterrupted
-from archlab.train.metrics_log import MetricsLog, plot_losses, read_metrics  # noqa: F401 - re-exported
+from archlab.train.metrics_log import MetricsLog, plot_losses, read_metrics, throughput  # noqa: F401 - re-exported
 from archlab.train.optim import build_optimizer, lr_at, set_lr
 from archlab.train.preflight import check_before_build, check_finite_loss, check_task_model, check_threads
 from archlab.train.run_config import RESUMABLE_FIELDS, RunConfig, run_config_from_dict
@@ -231,7 +231,7 @@ def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool,
     start, log, bar = pos.step, None, None
     if strategy.is_main:
         _write_run_files(run)
-        log = MetricsLog(out / "metrics.jsonl", out / "tensorboard" if progress else None)
+        log = MetricsLog(out / "metrics.jsonl", out / "tensorboard", announce=progress)
         if progress:
             from tqdm.auto import tqdm
 
@@ -262,7 +262,7 @@ def _loop(run: _Run, pos: _Progress, log: MetricsLog | None, bar) -> None:
             pos.last = {"train_loss": loss, "lr": lr}
             if log is not None and (step % max(tc.log_every, 1) == 0 or step == stop):
                 rec = {"kind": "train", "step": step, "loss": loss, "lr": lr, **metrics,
-                       "tokens": pos.tokens, "tokens_per_s": pos.tokens / max(pos.train_time, 1e-9)}
+                       **throughput(pos.tokens, step * tc.batch_size * tc.grad_accum, pos.train_time)}
                 if grad_norm is not None:
                     rec["grad_norm"] = grad_norm
                 log.write(rec)

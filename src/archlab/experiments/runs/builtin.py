@@ -55,6 +55,10 @@ def toy_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     return {"final": final, "curve": curve, "n_params": int(toy.get("params", 1000))}
 
 
+# bookkeeping and throughput fields of a metrics.jsonl record: not learning curves
+_NOT_CURVES = ("step", "kind", "tokens", "tokens_per_s", "images", "images_per_s", "time", "lr")
+
+
 def read_jsonl_curve(path: str | Path) -> list[dict[str, Any]]:
     """Curve points from the trainer's metrics JSONL: train records give train_loss, eval records val_*."""
     pts: dict[int, dict[str, Any]] = {}
@@ -71,8 +75,7 @@ def read_jsonl_curve(path: str | Path) -> list[dict[str, Any]]:
         kind = rec.get("kind", "train")
         pt = pts.setdefault(int(rec["step"]), {"step": int(rec["step"])})
         for k, v in rec.items():
-            if k in ("step", "kind", "tokens", "tokens_per_s", "lr") or not isinstance(v, (int, float)) \
-                    or isinstance(v, bool):
+            if k in _NOT_CURVES or not isinstance(v, (int, float)) or isinstance(v, bool):
                 continue
             if kind == "eval":
                 pt[f"val_{k}"] = v

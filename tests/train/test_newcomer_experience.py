@@ -1,0 +1,123 @@
+"""Issue "newcomer-experience": --threads and the busy-machine warning, eval/translate progress, the metrics
+records (time, images/s), the plot, TensorBoard / W&B announcements, prompt from stdin or a file, the warm-up
+warning, sub-command usage on argparse errors, and hub-style names read from the local Hugging Face cache."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import toy_task_helpers as toy  # noqa: E402
+
+import archlab.commands._machine as machine  # noqa: E402
+from archlab.cli import main  # noqa: E402
+from archlab.commands.train import warn_schedule  # noqa: E402
+from archlab.train import TrainConfig, read_metrics, train  # noqa: E402
+from archlab.train.metrics_log import MetricsLog, plot_losses, sink, throughput  # noqa: E402
+
+
+def test_busy_machine_warning_names_the_flag(monkeypatch):
+    monkeypatch.setattr(machine, "runnable_processes", lambda: 5)
+    monkeypatch.setattr(machine, "cores", lambda: 2)
+    err = io.StringIO()
+    assert machine.warn_if_oversubscribed("eval", "--threads 1", err=err)
+    assert err.getvalue() == ("archlab eval: 5 runnable processes on 2 cores: this run may be slow; --threads 1 "
+                              "keeps it from fighting the others\n")
+    assert not machine.warn_if_oversubscribed("eval", "--threads 1", threads=1, err=err)  # already one thread
+    monkeypatch.setattr(machine, "runnable_processes", lambda: 2)
+    assert not machine.warn_if_oversubscribed("eval", "--threads 1", err=err)
+
+
+def test_runnable_processes_reads_this_machine():
+    n = machine.runnable_processes()
+    assert n is None or n >= 1
+    assert machine.cores() >= 1
+
+
+def test_threads_option_sets_torch_and_is_checked(monkeypatch):
+    monkeypatch.setattr(machine, "runnable_processes", lambda: 1)
+    before = torch.get_num_threads()
+    try:
+        machine.apply_threads("sample", 1)
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="--threads=-1 must be between 0"):
+            machine.apply_threads("sample", -1)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_eval_progress_wraps_every_pass(monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    wrapped = machine.with_progress(lambda split: [split] * 3, "eval")
+    assert list(wrapped("val")) == ["val"] * 3 and list(wrapped("test")) == ["test"] * 3
+
+
+def test_warmup_covering_the_run_is_warned():
+    err = io.StringIO()
+    assert warn_schedule(TrainConfig(steps=50, warmup_steps=100), err=err)
+    assert "warm-up 100 ≥ steps 50: the lr never leaves warm-up and no decay happens" in err.getvalue()
+    assert not warn_schedule(TrainConfig(steps=50, warmup_steps=10), err=err)
+
+
+def test_subcommand_errors_show_its_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "x.yaml", "--bogus"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: archlab train ") and "archlab train: error: unrecognized arguments: --bogus" in err
+
+
+def test_records_carry_time_and_images_per_s(tmp_path):
+    assert throughput(0, 64, 2.0) == {"images": 64, "images_per_s": 32.0}
+    assert throughput(100, 4, 2.0) == {"tokens": 100, "tokens_per_s": 50.0}
+    t0 = time.time()
+    res = train(toy.toy_config(steps=3, plot=True, checkpoint_every=0), tmp_path, progress=False)
+    recs = read_metrics(tmp_path)
+    assert recs and all(t0 - 1 <= r["time"] <= time.time() + 1 for r in recs)
+    assert res["step"] == 3 and all("tokens_per_s" in r for r in recs if r["kind"] == "train")
+
+
+def test_plot_is_larger_with_lr_and_accuracy(tmp_path):
+    m = tmp_path / "metrics.jsonl"
+    log = MetricsLog(m)
+    seen = []
+    with sink(seen.append):
+        for s in range(1, 6):
+            log.write({"kind": "train", "step": s, "loss": 2.0 / s, "lr": 1e-3 * s})
+        log.write({"kind": "eval", "step": 5, "split": "val", "loss": 0.5, "accuracy": 0.7})
+    log.write({"kind": "train", "step": 6, "loss": 0.3, "lr": 1e-3})
+    log.close()
+    assert len(seen) == 6 and all("time" in r for r in seen)  # the sink saw its block's records only
+    png = plot_losses(m, tmp_path / "loss.png", "t")
+    from PIL import Image
+
+    assert Image.open(png).size == (1080, 600)  # 9 × 5 in at 120 dpi
+
+
+def test_tensorboard_is_announced(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
+    MetricsLog(tmp_path / "m.jsonl", tmp_path / "tb", announce=True).close()
+    assert capsys.readouterr().err == "tensorboard not installed: metrics.jsonl only\n"
+
+
+def test_wandb_logs_offline(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(json.dumps(toy.toy_config(steps=2).to_dict()))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet", "--wandb"]) == 0
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_wandb_missing_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(json.dumps(toy.toy_config(steps=2).to_dict()))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet", "--wandb"]) == 2
+    assert "pip install 'archlab[wandb]'" in capsys.readouterr().err
