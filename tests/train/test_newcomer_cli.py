@@ -100,3 +100,17 @@ def test_hub_name_from_the_local_cache(tmp_path, monkeypatch, capsys):
     assert load_for_inference("TinyOrg/tiny-llama")[0].cfg.d_model == 32
     assert main(["sample", "runs/a/b/c"]) == 2  # a path, not a hub name: the plain message
     assert "checkpoint path 'runs/a/b/c' does not exist" in capsys.readouterr().err
+
+
+def test_busy_machine_warning_at_the_start_of_eval(run_dir, monkeypatch, capsys):
+    import archlab.commands._machine as machine
+
+    monkeypatch.delenv("ARCHLAB_NO_BUSY_WARNING", raising=False)
+    monkeypatch.setattr(machine, "runnable_processes", lambda: 5)
+    monkeypatch.setattr(machine, "cores", lambda: 2)
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--batches", "1"]) == 0
+    assert capsys.readouterr().err.startswith("archlab eval: 5 runnable processes on 2 cores: this run may be slow; "
+                                              "--threads 1 keeps it from fighting the others\n")
+    assert main(["eval", str(run_dir), "--batches", "1", "--threads", "1"]) == 0
+    assert "runnable processes" not in capsys.readouterr().err

@@ -23,6 +23,7 @@ from archlab.train.metrics_log import MetricsLog, plot_losses, sink, throughput 
 
 
 def test_busy_machine_warning_names_the_flag(monkeypatch):
+    monkeypatch.delenv("ARCHLAB_NO_BUSY_WARNING", raising=False)
     monkeypatch.setattr(machine, "runnable_processes", lambda: 5)
     monkeypatch.setattr(machine, "cores", lambda: 2)
     err = io.StringIO()

@@ -37,7 +37,10 @@ def runnable_processes() -> int | None:
 
 def warn_if_oversubscribed(command: str, hint: str, threads: int = 0, err=None) -> bool:
     """One line on stderr when more processes want the CPU than it has cores, naming the option that helps
-    (`hint`); nothing when the run already uses one thread. True when it warned."""
+    (`hint`); nothing when the run already uses one thread, or when ARCHLAB_NO_BUSY_WARNING is set. True when it
+    warned."""
+    if os.environ.get("ARCHLAB_NO_BUSY_WARNING"):
+        return False
     n, c = runnable_processes(), cores()
     if threads == 1 or n is None or n <= c:
         return False
