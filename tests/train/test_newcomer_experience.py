@@ -122,3 +122,12 @@ def test_wandb_missing_is_one_line(tmp_path, monkeypatch, capsys):
     cfg.write_text(json.dumps(toy.toy_config(steps=2).to_dict()))
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet", "--wandb"]) == 2
     assert "pip install 'archlab[wandb]'" in capsys.readouterr().err
+
+
+def test_train_warns_about_warmup_at_its_start(tmp_path, capsys):
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(json.dumps(toy.toy_config(steps=2, warmup_steps=5, checkpoint_every=0).to_dict()))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "archlab train: warning: warm-up 5 ≥ steps 2: the lr never leaves warm-up and no decay happens" in err
+    assert "tensorboard" in err  # `tensorboard: writing …` or `tensorboard not installed: metrics.jsonl only`

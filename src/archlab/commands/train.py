@@ -35,7 +35,8 @@ def add_parser(sub):
                    "is unless --set train.steps=N extends it. Ctrl-C during training saves the current step first "
                    "(press it twice to abort at once)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out and start again")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, no TensorBoard note and no warm-up warning")
     p.add_argument("--wandb", action="store_true",
                    help="also log every metric to Weights & Biases (pip install 'archlab[wandb]'); offline, in "
                    "OUT/wandb, unless WANDB_MODE is set (upload later with `wandb sync OUT/wandb/offline-run-*`)")
@@ -87,7 +88,8 @@ def run(args) -> int:
         print(json.dumps(dry_run(cfg), indent=1))
         return 0
     warn_if_oversubscribed("train", "--set train.threads=1", cfg.train.threads)
-    warn_schedule(cfg.train)
+    if not (args.resume or args.quiet):  # a resumed run was warned when it started
+        warn_schedule(cfg.train)
     try:
         with _wandb(cfg, out) if getattr(args, "wandb", False) else contextlib.nullcontext():
             res = train(cfg, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
