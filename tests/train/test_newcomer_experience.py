@@ -131,3 +131,60 @@ def test_train_warns_about_warmup_at_its_start(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "archlab train: warning: warm-up 5 ≥ steps 2: the lr never leaves warm-up and no decay happens" in err
     assert "tensorboard" in err  # `tensorboard: writing …` or `tensorboard not installed: metrics.jsonl only`
+
+
+class _FakeWandbRun:
+    def __init__(self, **kw) -> None:
+        self.kw, self.logged, self.finished = kw, [], False
+
+    def log(self, values, step):
+        self.logged.append((step, values))
+
+    def finish(self):
+        self.finished = True
+
+
+def test_wandb_sink_offline_by_default_with_a_stand_in(tmp_path, monkeypatch, capsys):
+    """What --wandb sends, checked with a stand-in module (wandb itself is not a test dependency)."""
+    import types
+
+    import archlab.commands.train as train_cmd
+
+    runs = []
+    fake = types.SimpleNamespace(init=lambda **kw: runs.append(_FakeWandbRun(**kw)) or runs[-1])
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = toy.toy_config(steps=2, eval_every=2)
+    with train_cmd._wandb(cfg, tmp_path / "run"):
+        train(cfg, tmp_path / "run", progress=False)
+    import os
+
+    assert os.environ.pop("WANDB_MODE") == "offline" and len(runs) == 1 and runs[0].finished
+    assert runs[0].kw["dir"] == str(tmp_path / "run") and runs[0].kw["config"]["train"]["steps"] == 2
+    steps = [s for s, _ in runs[0].logged]
+    assert steps == sorted(steps) and "train/loss" in runs[0].logged[0][1] and "eval/loss" in runs[0].logged[-1][1]
+    assert not any("time" in k or "step" in k for _, v in runs[0].logged for k in v)
+    assert "wandb: logging (offline)" in capsys.readouterr().err
+
+
+def test_tensorboard_writer_announced_and_fed(tmp_path, monkeypatch, capsys):
+    import types
+
+    scalars = []
+
+    class Writer:
+        def __init__(self, d):
+            pass
+
+        def add_scalar(self, tag, v, step):
+            scalars.append(tag)
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    log = MetricsLog(tmp_path / "m.jsonl", tmp_path / "tensorboard", announce=True)
+    log.write({"kind": "train", "step": 1, "loss": 1.0, "lr": 0.1})
+    log.close()
+    assert capsys.readouterr().err == f"tensorboard: writing {tmp_path / 'tensorboard'}\n"
+    assert scalars == ["train/loss", "train/lr"]
