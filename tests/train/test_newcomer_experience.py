@@ -188,3 +188,16 @@ def test_tensorboard_writer_announced_and_fed(tmp_path, monkeypatch, capsys):
     log.close()
     assert capsys.readouterr().err == f"tensorboard: writing {tmp_path / 'tensorboard'}\n"
     assert scalars == ["train/loss", "train/lr"]
+
+
+def test_image_task_logs_images_per_s(tmp_path):
+    from archlab.train import load_run_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_run_config(root / "configs" / "fashion_mnist.yaml",
+                          ["train.steps=2", "train.batch_size=8", "train.eval_every=0", "train.eval_batches=1",
+                           "train.checkpoint_every=0", "train.plot=false", "train.log_every=1", "train.threads=1"])
+    train(cfg, tmp_path, progress=False)
+    recs = [r for r in read_metrics(tmp_path) if r["kind"] == "train"]
+    assert [r["images"] for r in recs] == [8, 16] and all(r["images_per_s"] > 0 for r in recs)
+    assert not any("tokens_per_s" in r for r in recs)
