@@ -122,7 +122,8 @@ def plot_losses(metrics_path: Path, out_png: Path, title: str = "") -> Path | No
     ax.grid(alpha=0.3)
     lines += _second_axis(ax, lr, acc)
     if lines:
-        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper right")
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                  ncol=len(lines), frameon=False)  # below the axes: never over a curve
     fig.tight_layout()
     tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
     fig.savefig(tmp, dpi=120)
