@@ -201,3 +201,27 @@ def test_image_task_logs_images_per_s(tmp_path):
     recs = [r for r in read_metrics(tmp_path) if r["kind"] == "train"]
     assert [r["images"] for r in recs] == [8, 16] and all(r["images_per_s"] > 0 for r in recs)
     assert not any("tokens_per_s" in r for r in recs)
+
+
+def test_cli_writes_tensorboard_even_quiet_library_runs_only_with_progress(tmp_path, monkeypatch, capsys):
+    import types
+
+    dirs = []
+
+    class Writer:
+        def __init__(self, d):
+            dirs.append(d)
+
+        def add_scalar(self, *a):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    train(toy.toy_config(steps=1, checkpoint_every=0), tmp_path / "lib", progress=False)  # e.g. a claims sweep
+    assert dirs == []
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(json.dumps(toy.toy_config(steps=1, checkpoint_every=0).to_dict()))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert dirs == [str(tmp_path / "cli" / "tensorboard")] and "tensorboard" not in capsys.readouterr().err

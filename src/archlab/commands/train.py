@@ -92,7 +92,8 @@ def run(args) -> int:
         warn_schedule(cfg.train)
     try:
         with _wandb(cfg, out) if getattr(args, "wandb", False) else contextlib.nullcontext():
-            res = train(cfg, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+            res = train(cfg, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite,
+                        tensorboard=True)  # event files even with --quiet, when tensorboard is installed
     except RunFinished as e:  # nothing left to do: the run is left exactly as it is
         print(f"archlab train: {e}", file=sys.stderr)
         return 0

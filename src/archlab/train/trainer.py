@@ -98,21 +98,23 @@ def _eval(task, model, split: str) -> dict:
 
 
 def train(run_cfg: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-          overwrite: bool = False, strategy: SingleProcess | None = None) -> dict[str, Any]:
+          overwrite: bool = False, strategy: SingleProcess | None = None,
+          tensorboard: bool | None = None) -> dict[str, Any]:
     """Train run_cfg's model on its task, writing checkpoints and metrics under out_dir; return final metrics.
 
     The output folder is checked for writability first and locked (OUT/run.lock) for the run's whole life:
     a second run on the same folder is refused. Ctrl-C saves a checkpoint of the current step and raises
     TrainingInterrupted (a KeyboardInterrupt); a second Ctrl-C aborts at once.
     `strategy` (archlab.train.strategy) runs this same loop as one rank of a DDP / FSDP2 job
-    (archlab.train.distributed); the default is one process.
+    (archlab.train.distributed); the default is one process. `tensorboard` (default: `progress`) writes
+    OUT/tensorboard event files when tensorboard is installed.
     """
     strategy = strategy or SingleProcess()
     out = Path(out_dir)
     check_threads(run_cfg.train.threads)
     with contextlib.ExitStack() as held:  # the main process's lock on the folder, for the run's whole life
         strategy.on_main(lambda: _open_run_folder(out, resume, overwrite, strategy, held))
-        return _train_locked(run_cfg, out, resume, progress, strategy)
+        return _train_locked(run_cfg, out, resume, progress, strategy, progress if tensorboard is None else tensorboard)
 
 
 def _open_run_folder(out: Path, resume: bool, overwrite: bool, strategy: SingleProcess,
@@ -222,7 +224,7 @@ def _write_run_files(run: _Run) -> None:
 
 
 def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool,
-                  strategy: SingleProcess) -> dict[str, Any]:
+                  strategy: SingleProcess, tensorboard: bool = False) -> dict[str, Any]:
     found = strategy.find_checkpoint(out) if resume else None  # falls back past incomplete ones, with a notice
     if found is not None:
         _check_not_finished(run_cfg, found, out)  # before building anything
@@ -231,7 +233,7 @@ def _train_locked(run_cfg: RunConfig, out: Path, resume: bool, progress: bool,
     start, log, bar = pos.step, None, None
     if strategy.is_main:
         _write_run_files(run)
-        log = MetricsLog(out / "metrics.jsonl", out / "tensorboard", announce=progress)
+        log = MetricsLog(out / "metrics.jsonl", out / "tensorboard" if tensorboard else None, announce=progress)
         if progress:
             from tqdm.auto import tqdm
 
