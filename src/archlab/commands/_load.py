@@ -42,9 +42,10 @@ def hub_snapshot(name: str) -> Path:
     for snap in snaps:
         if snap.is_dir() and (snap / "config.json").is_file():
             return snap
-    raise MissingFileError(f"{name!r} is not a local path, and not in the local Hugging Face cache ({cache}); "
-                           f"download it with `huggingface-cli download {name}` on a machine with network (and copy "
-                           "the cache here, or set HF_HUB_CACHE to it), or pass a local folder")
+    raise MissingFileError(f"checkpoint path {name!r} does not exist, and {name!r} is not in the local Hugging Face "
+                           f"cache ({cache}); for a hub model, download it with `huggingface-cli download {name}` on a "
+                           "machine with network (and copy the cache here, or set HF_HUB_CACHE to it), or pass a local "
+                           "folder")
 
 
 def load_for_inference(path: str, device: str = "cpu"):
