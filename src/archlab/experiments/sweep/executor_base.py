@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -133,3 +134,20 @@ class Executor:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def start_sigint_blocked(proc) -> None:
+    """Start a worker process with SIGINT blocked: a Ctrl-C while it boots (still in the driver's process group)
+    must not kill it with a traceback; it leaves the group and ignores SIGINT before unblocking it."""
+    masked = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
+    try:
+        proc.start()
+    finally:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def local_resources(jobs: int) -> tuple[float, float]:
+    """(CPUs, GPUs) of one run when `jobs` local runs share this machine: the cores split evenly, no GPU."""
+    return float(max(1, (os.cpu_count() or 1) // jobs)), 0.0

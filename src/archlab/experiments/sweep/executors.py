@@ -34,6 +34,8 @@ from archlab.experiments.sweep.executor_base import (  # noqa: F401  (re-exporte
     RunFn,
     Task,
     execute_run,
+    local_resources,
+    start_sigint_blocked,
     versions,
 )
 from archlab.experiments.sweep.pool import PoolExecutor
@@ -115,21 +117,13 @@ class LocalExecutor(Executor):
         return self.jobs
 
     def resources(self, profile: str, config: Mapping[str, Any]) -> tuple[float, float]:
-        return float(max(1, (os.cpu_count() or 1) // self.jobs)), 0.0
+        return local_resources(self.jobs)
 
     def submit(self, task: Task) -> None:
         recv, send = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(target=_child, args=(send, task.args(), os.getpid()),
                                 name=f"archlab-run-{task.key}")
-        # the child starts with SIGINT blocked: a Ctrl-C while it boots (still in the driver's process group)
-        # must not kill it with a traceback; it leaves the group and ignores SIGINT before unblocking it
-        masked = hasattr(signal, "pthread_sigmask")
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
-        try:
-            proc.start()
-        finally:
-            if masked:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        start_sigint_blocked(proc)
         send.close()  # the child holds the only sending end: its death reads as EOF
         self.running[task.key] = (proc, recv)
 

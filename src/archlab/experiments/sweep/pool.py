@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-from archlab.experiments.sweep.executor_base import Executor, Outcome, Task, execute_run
+from archlab.experiments.sweep.executor_base import (
+    Executor,
+    Outcome,
+    Task,
+    execute_run,
+    local_resources,
+    start_sigint_blocked,
+)
 
 MAX_RUNS_PER_WORKER = 64
 
@@ -105,20 +112,12 @@ class PoolExecutor(Executor):
         return self.jobs
 
     def resources(self, profile: str, config: Mapping[str, Any]) -> tuple[float, float]:
-        return float(max(1, (os.cpu_count() or 1) // self.jobs)), 0.0
+        return local_resources(self.jobs)
 
     def _start(self) -> _Worker:
         mine, theirs = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(target=_worker, args=(theirs, os.getpid()), name="archlab-pool-worker", daemon=True)
-        # the child starts with SIGINT blocked: a Ctrl-C while it boots (still in the driver's process group)
-        # must not kill it with a traceback; it leaves the group and ignores SIGINT before unblocking it
-        masked = hasattr(signal, "pthread_sigmask")
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
-        try:
-            proc.start()
-        finally:
-            if masked:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        start_sigint_blocked(proc)
         theirs.close()  # the worker holds the only other end: its death reads as EOF
         worker = _Worker(proc, mine)
         self.workers.append(worker)
