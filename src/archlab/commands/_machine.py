@@ -8,6 +8,23 @@ from pathlib import Path
 from archlab.errors import ConfigError
 
 
+def add_inference_options(p) -> None:
+    """`--device` and `--threads N` for an inference command (train has train.device and train.threads)."""
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    add_threads_option(p)
+
+
+def load_model(command: str, args):
+    """Check --device and --threads (warning on a busy machine), then load the checkpoint's model: (model,
+    tokenizer, checkpoint document)."""
+    from archlab.commands._device import check_device
+    from archlab.commands._load import load_for_inference
+
+    check_device(args.device)
+    apply_threads(command, args.threads)
+    return load_for_inference(args.checkpoint, args.device)
+
+
 def add_threads_option(p) -> None:
     """`--threads N` for an inference command (train has train.threads)."""
     p.add_argument("--threads", type=int, default=0, metavar="N",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from archlab.commands._machine import add_threads_option, apply_threads, with_progress
+from archlab.commands._machine import add_inference_options, load_model, with_progress
 from archlab.errors import ConfigError
 
 
@@ -19,8 +19,7 @@ def add_parser(sub):
     p.add_argument("--batches", type=int, default=50, help="evaluation batches (default 50)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="task overrides, e.g. task.corpus=FILE")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
-    add_threads_option(p)
+    add_inference_options(p)
     return p
 
 
@@ -29,12 +28,8 @@ def run(args) -> int:
 
     import torch
 
-    from archlab.commands._device import check_device
-    from archlab.commands._load import load_for_inference
 
-    check_device(args.device)
-    apply_threads("eval", args.threads)
-    model, tok, doc = load_for_inference(args.checkpoint, args.device)
+    model, tok, doc = load_model("eval", args)
     if args.text:
         from archlab.data.corpora import read_text
         from archlab.data.lm_data import eval_batches

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from archlab.commands._machine import add_threads_option, apply_threads
+from archlab.commands._machine import add_inference_options, load_model
 from archlab.errors import ConfigError
 
 
@@ -46,8 +46,7 @@ def add_parser(sub):
                    help="past max_seq_len, keep going on a sliding max_seq_len-token window: lets a model with a "
                    "position table (learned, sinusoidal) continue, and keeps a RoPE model trained on short "
                    "windows inside the context it was trained on (instead of extending positions)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
-    add_threads_option(p)
+    add_inference_options(p)
     return p
 
 
@@ -133,8 +132,6 @@ def read_prompt(args) -> str:
 
 def _prepare(args):
     """Check the options, load the model and tokenizer: (model, tokenizer, prompt ids, stop token ids)."""
-    from archlab.commands._device import check_device
-    from archlab.commands._load import load_for_inference
     from archlab.generate import check_sampling
 
     check_sampling(args.temperature, args.top_k, args.top_p, names=("--temperature", "--top-k", "--top-p"))
@@ -142,9 +139,7 @@ def _prepare(args):
         raise ConfigError(f"--max-new-tokens={args.max_new_tokens} must be ≥ 0")
     if args.num_samples < 1:
         raise ConfigError(f"--num-samples={args.num_samples} must be ≥ 1")
-    check_device(args.device)
-    apply_threads("sample", args.threads)
-    model, tok, _ = load_for_inference(args.checkpoint, args.device)
+    model, tok, _ = load_model("sample", args)
     if tok is None:
         raise ConfigError(f"no tokenizer.json found with {args.checkpoint!r}; cannot turn the prompt into tokens")
     ids = tok.encode(read_prompt(args))

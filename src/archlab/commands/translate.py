@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from archlab.commands._machine import add_threads_option, apply_threads, progress_bar
+from archlab.commands._machine import add_inference_options, load_model, progress_bar
 from archlab.errors import ConfigError
 
 
@@ -24,22 +24,17 @@ def add_parser(sub):
     p.add_argument("--max-new-tokens", type=int, default=None, help="longest output (default: task max_len)")
     p.add_argument("--score", choices=["val", "test"], help="translate a held-out split and print BLEU and chrF")
     p.add_argument("--limit", type=int, default=0, help="with --score: first N pairs only")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
-    add_threads_option(p)
+    add_inference_options(p)
     return p
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from archlab.commands._device import check_device
-    from archlab.commands._load import load_for_inference
     from archlab.tasks import build_task
     from archlab.train import apply_run_overrides, run_config_from_dict
 
-    check_device(args.device)
-    apply_threads("translate", args.threads)
-    model, tok, doc = load_for_inference(args.checkpoint, args.device)
+    model, tok, doc = load_model("translate", args)
     if not doc or doc["run_config"]["task"].get("name") != "seq2seq":
         raise ConfigError(f"{args.checkpoint!r} is not a seq2seq (translation) checkpoint")
     if args.beam < 1:
