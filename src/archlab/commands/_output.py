@@ -48,3 +48,11 @@ def print_listing(command: str, noun: str, pattern: str | None, rows: list[dict]
             for line in lines:
                 print(line)
     return 0
+
+
+def add_listing_args(p, noun: str, matches: str, show: str, json_fields: str) -> None:
+    """PATTERN, --show NAME and --json for a listing command (`presets`, `configs`)."""
+    p.add_argument("pattern", nargs="?", metavar="PATTERN",
+                   help=f"only {noun} whose {matches} contains PATTERN (a glob when it has * ? or [)")
+    p.add_argument("--show", metavar="NAME", help=show)
+    p.add_argument("--json", action="store_true", help=f"print {json_fields} as JSON")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from archlab import preset_index, run_configs
-from archlab.commands._output import print_listing, quiet_broken_pipe
+from archlab.commands._output import add_listing_args, print_listing, quiet_broken_pipe
 
 
 def add_parser(sub):
@@ -12,10 +12,7 @@ def add_parser(sub):
                        description="List the run configs (model + task + training schedule) that ship inside the "
                        "package. Each one trains by name from any folder: archlab train shakespeare_char_llama "
                        "--out runs/char. --show prints one, to copy and edit.")
-    p.add_argument("pattern", nargs="?", metavar="PATTERN",
-                   help="only configs whose name contains PATTERN (a glob when it has * ? or [)")
-    p.add_argument("--show", metavar="NAME", help="print one shipped config (YAML)")
-    p.add_argument("--json", action="store_true", help="print name, path and description as JSON")
+    add_listing_args(p, "configs", "name", "print one shipped config (YAML)", "name, path and description")
     return p
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from archlab import preset_index
-from archlab.commands._output import print_listing
+from archlab.commands._output import add_listing_args, print_listing
 
 
 def add_parser(sub):
@@ -11,10 +11,8 @@ def add_parser(sub):
                        "on the meta device: nothing is allocated) and a one-line description. The table is stored "
                        "once computed, so listing takes well under a second. Examples: archlab presets llama; "
                        "archlab presets 'mamba-*' --json; archlab presets --show llama-tiny")
-    p.add_argument("pattern", nargs="?", metavar="PATTERN",
-                   help="only presets whose name or family contains PATTERN (a glob when it has * ? or [)")
-    p.add_argument("--show", metavar="NAME", help="print one preset's full config as YAML")
-    p.add_argument("--json", action="store_true", help="print the table as JSON (name, family, params, description)")
+    add_listing_args(p, "presets", "name or family", "print one preset's full config as YAML",
+                     "the table (name, family, params, description)")
     p.add_argument("--refresh", action="store_true", help="recount every preset instead of using the stored table")
     return p
 

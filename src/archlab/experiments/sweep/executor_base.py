@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -151,3 +152,23 @@ def start_sigint_blocked(proc) -> None:
 def local_resources(jobs: int) -> tuple[float, float]:
     """(CPUs, GPUs) of one run when `jobs` local runs share this machine: the cores split evenly, no GPU."""
     return float(max(1, (os.cpu_count() or 1) // jobs)), 0.0
+
+
+def _exit_with(parent: int) -> None:
+    """Exit (at once, without cleanup) when the driver process `parent` is gone, even after a kill -9."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def become_worker(parent: int) -> None:
+    """Set up a local worker process: leave the driver's process group (a terminal's Ctrl-C reaches the driver
+    only, which stops its workers itself), ignore SIGINT (blocked by the driver until now, see
+    start_sigint_blocked), and exit when the driver is gone."""
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()

@@ -18,10 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
-import signal
 import socket
-import threading
-import time
 from collections.abc import Mapping
 from multiprocessing.connection import wait as wait_for
 from typing import Any
@@ -33,6 +30,7 @@ from archlab.experiments.sweep.executor_base import (  # noqa: F401  (re-exporte
     Outcome,
     RunFn,
     Task,
+    become_worker,
     execute_run,
     local_resources,
     start_sigint_blocked,
@@ -79,12 +77,6 @@ class InlineExecutor(Executor):
         return "in this process"
 
 
-def _exit_with(parent: int) -> None:
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(1)
-
 
 def _child(conn, args: tuple, parent: int) -> None:
     """Entry point of a local worker process: run, send the result.
@@ -92,12 +84,7 @@ def _child(conn, args: tuple, parent: int) -> None:
     It leaves the driver's process group, so a terminal's Ctrl-C reaches the driver only (which then stops its
     workers itself), and exits when the driver is gone (even after kill -9).
     """
-    if hasattr(os, "setpgrp"):
-        os.setpgrp()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # blocked by the driver until now (see LocalExecutor.submit)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    become_worker(parent)
     out = execute_run(*args)
     conn.send(out)
     conn.close()

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,20 +29,13 @@ from archlab.experiments.sweep.executor_base import (
     Executor,
     Outcome,
     Task,
+    become_worker,
     execute_run,
     local_resources,
     start_sigint_blocked,
 )
 
 MAX_RUNS_PER_WORKER = 64
-
-
-def _exit_with(parent: int) -> None:
-    """Exit when the driver is gone (even after kill -9): a worker never outlives its sweep."""
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(1)
 
 
 def _process_state() -> tuple:
@@ -69,12 +60,7 @@ def _worker(conn, parent: int) -> None:
 
     Like LocalExecutor's child it leaves the driver's process group (a terminal's Ctrl-C reaches the driver only,
     which stops its workers itself) and exits when the driver is gone."""
-    if hasattr(os, "setpgrp"):
-        os.setpgrp()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # blocked by the driver until now (see PoolExecutor._start)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    become_worker(parent)
     state = _process_state()
     while True:
         try:
