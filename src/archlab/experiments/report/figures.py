@@ -147,16 +147,20 @@ def figure_effects(result: ExperimentResult) -> bytes | None:
     return _png(fig)
 
 
+def _rows_figure(n: int, per_row: float):
+    """(figure, axes) for a dot plot of n rows, the first row at the top."""
+    return _plt().subplots(figsize=(6.4, 0.9 + per_row * n))
+
+
 def figure_finals(result: ExperimentResult) -> bytes | None:
     """Final metric per variant: every seed a dot, the mean ± sd a line (no bars, no truncated axis)."""
     metric = result.spec.metric
     variants = [v for v in result.runs if result.values(v, metric)]
     if not variants:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.6 * len(variants)))
-    for i, v in enumerate(variants):
-        y = len(variants) - 1 - i
+    fig, ax = _rows_figure(len(variants), 0.6)
+    for y, v in zip(reversed(range(len(variants))), variants):
+        i = len(variants) - 1 - y
         vals = result.values(v, metric)
         s = summarize(vals)
         ax.scatter(vals, [y + 0.12] * len(vals), s=14, color="#57606a", alpha=0.8, zorder=3,
@@ -179,10 +183,9 @@ def figure_checks(result: ExperimentResult) -> bytes | None:
               and isinstance(c.get("computed"), (int, float))]
     if not checks:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.5 * len(checks)))
-    for i, c in enumerate(checks):
-        y = len(checks) - 1 - i
+    fig, ax = _rows_figure(len(checks), 0.5)
+    for y, c in zip(reversed(range(len(checks))), checks):
+        i = len(checks) - 1 - y
         ax.plot([c["claimed"], c["computed"]], [y, y], color="#d0d7de", lw=2, zorder=1)
         ax.scatter([c["claimed"]], [y], s=40, facecolors="none", edgecolors="#57606a", zorder=3,
                    label="stated by the seed" if i == 0 else None)
