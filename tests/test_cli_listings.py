@@ -87,3 +87,15 @@ def test_listing_into_a_closed_pipe_exits_quietly(argv):
     proc.stdout.close()  # like `head` exiting at once
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_claims_list_as_json(capsys):
+    """`archlab claims --list --json`: every built-in claim with its family, seed documents, title and file."""
+    import json
+
+    from archlab.cli import main
+
+    assert main(["claims", "--list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) >= 50 and {"name", "family", "seed", "title", "file"} <= set(rows[0])
+    assert rows[0]["file"].startswith("01_")

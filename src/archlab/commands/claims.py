@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archlab.commands._output import quiet_broken_pipe
+from archlab.commands._output import print_json, quiet_broken_pipe
 from archlab.commands._sweep_args import Job, add_run_args, check_args
 from archlab.config import ConfigError
 
@@ -22,6 +22,8 @@ def add_parser(sub):
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these claims (or families: cnn, transformer, "
                    "mamba, mixers, cost)")
     p.add_argument("--list", action="store_true", help="list the claims and exit")
+    p.add_argument("--json", action="store_true", help="with --list: the claims as JSON (name, family, seed, title, "
+                   "file)")
     p.add_argument("--register", action="store_true", help="record every built-in claim's and calibration's "
                    "decisive fields (task, metric, comparisons, rule, budget, seeds, runner, decision procedure) "
                    "with their hash and today's date in the registration file, and exit; a changed entry is "
@@ -50,6 +52,11 @@ def run(args) -> int:
     if args.recompute:
         return _recompute(Path(args.recompute), builtin_specs() + cal_specs)
     specs = select_specs(args.only, cal_specs if args.calibrate else None)
+    if args.list and args.json:
+        with quiet_broken_pipe():
+            print_json([{"name": s.name, "family": s.family, "seed": [q.seed for q in s.quotes], "title": s.title,
+                         "file": Path(s.path).name} for s in specs])
+        return 0
     if args.list:
         with quiet_broken_pipe():
             for s in specs:
