@@ -28,8 +28,7 @@ def apply_fdr(results: Sequence[ExperimentResult]) -> None:
     for i, r in enumerate(results):
         for j, c in enumerate(r.comparisons):
             v = c.verdict
-            key = next((k for k in TESTS if getattr(v, k) == v.deciding_p), "p")
-            c.verdict = replace(v, q=q_of.get((i, j, key), math.nan))
+            c.verdict = replace(v, q=q_of.get((i, j, v.deciding_test), math.nan))
 
 
 def survives_fdr(result: ExperimentResult, alpha: float | None = None) -> bool:

@@ -89,13 +89,19 @@ class PairedVerdict:
         return asdict(self)
 
     @property
-    def deciding_p(self) -> float:
-        """The unadjusted p-value of the test that decides (or would decide) this comparison's verdict."""
+    def deciding_test(self) -> str:
+        """Which p-value field ('p', 'p_tost' or 'p_ni') belongs to the test that decides (or would decide) this
+        comparison's verdict."""
         if self.label == "contradicted: no effect" or (self.expect == "same" and self.verdict == SUPPORTED):
-            return self.p_tost
+            return "p_tost"
         if self.expect == "noninferior" and self.verdict == SUPPORTED:
-            return self.p_ni
-        return self.p
+            return "p_ni"
+        return "p"
+
+    @property
+    def deciding_p(self) -> float:
+        """The unadjusted p-value of the deciding test."""
+        return getattr(self, self.deciding_test)
 
 
 def paired(variant: Mapping, baseline: Mapping) -> tuple[list, list[float], list[float]]:
@@ -124,16 +130,19 @@ def gate_report(gate: Gate | None, values: list[float]) -> dict:
             "level": gate.learned_level, "chance": gate.chance, "plateau": gate.plateau, "ceiling_level": gate.ceiling}
 
 
-def _continuous(deltas: list[float], m: float, alpha: float) -> dict:
-    """Mean, sd and t interval of the differences, with the exact sign-flip p, TOST p and noninferiority p."""
+def _continuous(deltas: list[float], m: float, alpha: float, tests: bool = True) -> dict:
+    """Mean, sd and t interval of the differences, with (when `tests`) the exact sign-flip p, TOST p and
+    noninferiority p and the MDE; without, those are NaN (another outcome's test decides)."""
     n = len(deltas)
     d = sum(deltas) / n
     sd = math.sqrt(sum((x - d) ** 2 for x in deltas) / (n - 1)) if n > 1 else math.nan
     half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n) if n > 1 and sd > 0 else math.inf
-    out = {"d": d, "sd": sd, "ci_lo": d - half, "ci_hi": d + half, "p": float(sign_flip_p(deltas)),
-           "p_tost": float(tost_p(deltas, m)) if m > 0 else math.nan,
-           "p_ni": float(noninferior_p(deltas, m)) if m > 0 else math.nan}
-    out["mde"] = mde_paired(sd, n, alpha) if sd and not math.isnan(sd) else math.nan
+    out = {"d": d, "sd": sd, "ci_lo": d - half, "ci_hi": d + half, "p": math.nan, "p_tost": math.nan,
+           "p_ni": math.nan, "mde": math.nan}
+    if tests:
+        out |= {"p": float(sign_flip_p(deltas)), "p_tost": float(tost_p(deltas, m)) if m > 0 else math.nan,
+                "p_ni": float(noninferior_p(deltas, m)) if m > 0 else math.nan,
+                "mde": mde_paired(sd, n, alpha) if sd and not math.isnan(sd) else math.nan}
     return out
 
 
@@ -173,13 +182,11 @@ def decide_paired(variant: Mapping, baseline: Mapping, *, goal: str = "min", exp
                              math.nan, math.nan, math.nan, math.nan, math.nan, **common,
                              reason=f"{len(seeds)} seed(s) finished in both arms; the procedure needs {MIN_SEEDS}")
     deltas = [sign * (x - y) for x, y in zip(v, b)]
-    stats = _continuous(deltas, m, alpha)
+    stats = _continuous(deltas, m, alpha, tests=outcome == "continuous")
     if outcome == "solved":
-        stats = {**stats, "p_tost": math.nan, "p_ni": math.nan, "mde": math.nan,
-                 **_solved(v, b, sign, goal, float(solved_at))}
+        stats |= _solved(v, b, sign, goal, float(solved_at))
     elif outcome == "time":
-        stats = {**stats, "p_tost": math.nan, "p_ni": math.nan, "mde": math.nan, **_time(v, b, sign,
-                                                                                          float(censored_at))}
+        stats |= _time(v, b, sign, float(censored_at))
     mde = stats.pop("mde")
     return PairedVerdict(INCONCLUSIVE, INCONCLUSIVE, len(seeds), **stats, p_adj=stats["p"],
                          p_tost_adj=stats["p_tost"], p_ni_adj=stats["p_ni"], mde=mde,
