@@ -286,7 +286,8 @@ def _profiles(data: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
 
 
 def _select_seeds(section: Mapping[str, Any], where: str) -> None:
-    """lr_select_seeds: distinct integers, none of them a test seed, not together with lr_sweep_seeds."""
+    """lr_select_seeds: distinct integers, not together with lr_sweep_seeds (that none is a test seed is checked
+    on the whole spec, _check_seed_plan)."""
     sel = section.get("lr_select_seeds")
     if sel is None:
         return
@@ -295,10 +296,6 @@ def _select_seeds(section: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where}.lr_select_seeds={sel!r} must be a list of distinct integers")
     if "lr_sweep_seeds" in section:
         raise ConfigError(f"{where}: lr_select_seeds and lr_sweep_seeds both pick the lr; keep lr_select_seeds")
-    both = sorted(set(sel) & {int(x) for x in section.get("seeds", [])})
-    if both:
-        raise ConfigError(f"{where}.lr_select_seeds shares seeds {both} with the test seeds: the seeds that pick "
-                          "the lr must not be part of the test")
 
 
 def _match_params(mp: Any, where: str, variants: Mapping[str, Any]) -> dict[str, Any] | None:
