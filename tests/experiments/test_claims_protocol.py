@@ -72,6 +72,21 @@ def test_decisive_fields_cover_the_protocol_and_not_its_words():
     assert gated["rule"]["gate"] == {"goal": "min", "chance": 3.0, "plateau": 2.0, "ceiling": None, "margin": 0.0}
 
 
+def test_the_scan_kernel_is_not_decisive_but_what_it_computes_is():
+    plain = decisive_fields(toy())
+    base = {"toy": {"quality": 1.0, "noise": 0.01}}
+    nested = {**base, "model": {"preset": "mamba-tiny", "mixer": {"ssm": {"scan": "compiled"}}}}
+    dotted = {**base, "model": {"preset": "mamba-tiny", "mixer.ssm.scan": "compiled"}}
+    without = {**base, "model": {"preset": "mamba-tiny"}}
+    assert decisive_fields(toy(base=nested)) == decisive_fields(toy(base=dotted)) == decisive_fields(toy(base=without))
+    assert decisive_fields(toy(base=without)) != plain  # the preset still decides
+    kernel_only = toy(variants={"base": {}, "ablated": {"toy.quality": 1.5, "model.mixer.ssm.scan": "reference"}},
+                      profiles={"standard": {"overrides": {"model.mixer.ssm.scan": "compiled"}}})
+    assert decisive_fields(kernel_only) == plain
+    other_field = toy(base={**base, "model": {"mixer.ssm.selective": []}})
+    assert decisive_fields(other_field) != plain
+
+
 def test_register_command_refuses_a_changed_entry_without_amend(tmp_path, capsys):
     reg = tmp_path / "reg.json"
     assert main(["claims", "--register", "--registration", str(reg), "--only", "cost"]) == 0

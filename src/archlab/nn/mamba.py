@@ -63,7 +63,9 @@ class SSMConfig:
     dt_init_floor: float = 1e-4
     conv_bias: bool = True
     bias: bool = False  # in_proj / out_proj bias
-    scan: Literal["chunked", "reference"] = "chunked"  # fast and parallel, or the recurrence step by step
+    # fast and parallel; the recurrence step by step; or the chunked scan under torch.compile (fastest for training
+    # on CPU, compiles once per input shape)
+    scan: Literal["chunked", "reference", "compiled"] = "chunked"
     chunk_size: int = 32
     ssm: bool = True  # False: no selective SSM, y = x after conv1d + activation (identity; no D skip either)
     # where `activation` sits: between conv1d and the SSM (Mamba), after the SSM, or before conv1d

@@ -8,14 +8,18 @@ Discretised SSM per channel e and state n (zero-order hold on A, Euler on B, as 
 Shapes: u/x (B, T, E), Δ (B, T, E), A (E, N), B_t and C_t (B, T, N), D (E,), h (B, E, N).
 `selective_scan_reference` is that recurrence line by line (mamba-minimal style);
 `selective_scan_chunked` computes the same thing with all chunks of L tokens advancing together
-and the state carried across chunks, in about 2L + T/L Python steps instead of T.
+and the state carried across chunks, in about 2L + T/L Python steps instead of T;
+`selective_scan_compiled` is the chunked scan under torch.compile (each step's elementwise ops fused into one
+loop), the fast path for training on CPU at short sequences.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from archlab.errors import ConfigError
 
@@ -108,14 +112,40 @@ def selective_scan_step(h, u_t, delta_t, A, B_t, C_t, D=None):
     return y, h
 
 
-SCANS = {"reference": selective_scan_reference, "chunked": selective_scan_chunked}
+@functools.cache
+def _compiled_chunked_scan():
+    return torch.compile(selective_scan_chunked, dynamic=False, fullgraph=True)
+
+
+# one compiled graph per distinct input signature (shapes, strides, grad mode, D/h0 given or not); a sweep's runs
+# of one shape reuse it. Past the limit, torch.compile would silently run eager code — with numbers differing in the
+# last digits from the compiled ones, so a run's result would depend on what ran before it: fail instead.
+COMPILED_SIGNATURES_MAX = 256
+
+
+def selective_scan_compiled(u, delta, A, B, C, D=None, h0=None, return_state: bool = False, chunk_size: int = 32):
+    """selective_scan_chunked compiled by torch.compile (static shapes, whole graph): the same arithmetic with each
+    step's exp/mul/addcmul fused, so the (B, nc, E, N) state makes one trip through memory per step instead of
+    several. The first call per input signature compiles (seconds; inductor's disk cache makes later processes
+    faster); agreement with the reference is tested like the chunked scan's (it reorders float sums). Inside a
+    dispatch mode (FlopCounterMode: the cost model), a jit trace or an outer torch.compile, it is the eager chunked
+    scan: the same arithmetic, where compiling is not possible or is done by the caller."""
+    if _get_current_dispatch_mode() is not None or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return selective_scan_chunked(u, delta, A, B, C, D, h0, return_state, chunk_size)
+    with torch._dynamo.config.patch(recompile_limit=COMPILED_SIGNATURES_MAX, fail_on_recompile_limit_hit=True,
+                                    accumulated_recompile_limit=max(COMPILED_SIGNATURES_MAX, 256)):
+        return _compiled_chunked_scan()(u, delta, A, B, C, D, h0, return_state, chunk_size)
+
+
+SCANS = {"reference": selective_scan_reference, "chunked": selective_scan_chunked,
+         "compiled": selective_scan_compiled}
 
 
 def selective_scan(u, delta, A, B, C, D=None, h0=None, *, impl: str = "chunked", chunk_size: int = 32,
                    return_state: bool = False):
-    """Dispatch to the reference or chunked scan by name."""
-    if impl == "chunked":
-        return selective_scan_chunked(u, delta, A, B, C, D, h0, return_state, chunk_size)
+    """Dispatch to the reference, chunked or compiled scan by name."""
     if impl == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, h0, return_state)
+    if impl in SCANS:
+        return SCANS[impl](u, delta, A, B, C, D, h0, return_state, chunk_size)
     raise ConfigError(f"scan impl {impl!r} unknown (expected one of {sorted(SCANS)})")

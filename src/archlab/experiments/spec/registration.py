@@ -3,7 +3,9 @@ metric, goal, comparisons, rule, budget, seed plan, parameter matching, runner a
 version — with its hash and date, so that a verdict can say whether it was decided by the protocol fixed before
 (`registered`), by one changed since (`amended after registration`) or by none (`not registered`).
 
-Quotes, titles, notes, reasons and scope text are not part of it: they explain a verdict, they do not decide it.
+Quotes, titles, notes, reasons and scope text are not part of it: they explain a verdict, they do not decide it;
+nor are IMPLEMENTATION_KEYS, which pick a kernel (a fast path tested to agree with the plain one within the fp32
+tolerance), not what is measured — they are part of each run's key, so its runs stay reproducible.
 A changed entry is never overwritten silently: `archlab claims --register --amend "reason"` appends to the spec's
 history (old hash, new hash, date, the fields that changed, the reason)."""
 from __future__ import annotations
@@ -26,6 +28,30 @@ RULE_FIELDS = ("alpha", "min_effect", "relative", "gate", "gate_metric", "learne
                "censored_at")
 SEED_PLAN_KEYS = ("lr_sweep_seeds", "lr_select_seeds", "max_seeds")
 FORMAT = 1
+IMPLEMENTATION_KEYS = ("model.mixer.ssm.scan",)  # chunked / reference / compiled: the same scan, other kernels
+
+
+def _without_implementation(mapping: Any, path: str) -> Any:
+    """A copy of a (nested or dotted-key) mapping without the entry at dotted `path`; sections it leaves empty are
+    dropped too, so a spec that never named the key hashes as before."""
+    if not isinstance(mapping, Mapping):
+        return mapping
+    out = {}
+    for k, v in mapping.items():
+        if k == path:
+            continue
+        if path.startswith(f"{k}.") and isinstance(v, Mapping):
+            v = _without_implementation(v, path[len(k) + 1:])
+            if not v:
+                continue
+        out[k] = v
+    return out
+
+
+def _decisive_config(mapping: Mapping[str, Any]) -> Any:
+    for path in IMPLEMENTATION_KEYS:
+        mapping = _without_implementation(mapping, path)
+    return mapping
 
 
 def _plain(x: Any) -> Any:
@@ -38,13 +64,15 @@ def decisive_fields(spec: ExperimentSpec) -> dict[str, Any]:
     profiles = {}
     for p in PROFILES:
         sec = spec.profile(p)
-        profiles[p] = {"overrides": sec.get("overrides", {}), "variant_overrides": sec.get("variant_overrides", {}),
+        variant_overrides = {v: _decisive_config(o) for v, o in sec.get("variant_overrides", {}).items()}
+        profiles[p] = {"overrides": _decisive_config(sec.get("overrides", {})), "variant_overrides": variant_overrides,
                        "budget": spec.budget_for(p), "seeds": spec.seeds_for(p), "lr_sweep": spec.lrs_for(p),
                        **{k: sec[k] for k in SEED_PLAN_KEYS if k in sec}}
     compare = [{"variant": c.variant, "baseline": c.baseline, "expect": c.expect, "metric": c.metric,
                 "goal": c.goal, "min_effect": c.min_effect} for c in spec.compare]
+    task = {"base": _decisive_config(spec.base), "variants": {v: _decisive_config(o) for v, o in spec.variants.items()}}
     fields = {"procedure_version": getattr(rule_mod, "PROCEDURE_VERSION", "1"), "kind": spec.kind,
-              "runner": spec.runner, "task": {"base": spec.base, "variants": spec.variants}, "metric": spec.metric,
+              "runner": spec.runner, "task": task, "metric": spec.metric,
               "goal": spec.goal, "compare": compare,
               "rule": {k: getattr(spec.rule, k) for k in RULE_FIELDS if hasattr(spec.rule, k)},
               "match_params": spec.match_params, "profiles": profiles}
