@@ -138,7 +138,36 @@ def test_unmet_scope_is_out_of_scope_never_contradicted(tmp_path):
     assert plain.shown_verdict == "contradicted: reversed at 1000 params, 100 steps"
 
 
+def _two_comparisons(name, scope):
+    # 10 seeds: two comparisons under Holm need p ≤ 0.025, below the 6-seed sign-flip minimum 2/64
+    return toy(name=name, scope=scope, variants={"base": {}, "good": {"toy.quality": 1.5}, "bad": {"toy.quality": 0.5}},
+               seeds=list(range(10)), compare=[{"variant": "good", "expect": "worse"}, {"variant": "bad", "expect": "worse"}])
+
+
+def test_a_condition_of_one_comparison_scopes_that_comparison_only(tmp_path):
+    cond = {"condition": "if the range is short", "met": False, "why": "it is long here"}
+    with Store(tmp_path / "r.sqlite") as st:
+        one = run_one(_two_comparisons("one", [{**cond, "comparisons": ["bad"]}]), st, out_dir=tmp_path, log=None)
+        other = run_one(_two_comparisons("other", [{**cond, "comparisons": ["good"]}]), st, out_dir=tmp_path, log=None)
+        whole = run_one(_two_comparisons("whole", [cond]), st, out_dir=tmp_path, log=None)
+    good, bad = one.comparisons
+    assert one.verdict == other.verdict == whole.verdict == "mixed"  # decisions unchanged by scope
+    # the contradicted comparison is outside its condition: the one within decides, the other is named
+    assert one.comparison_label(bad).startswith("out of scope at this scale (if the range is short")
+    assert one.comparison_label(good) == "supported"
+    assert one.shown_verdict == ("supported at 1000 params, 100 steps (1 of 2 comparisons out of scope at this "
+                                 "scale: if the range is short: it is long here)")
+    # the condition concerns the supported comparison only: the contradiction stands, with the condition noted
+    assert other.shown_verdict == ("mixed at 1000 params, 100 steps (outside the seed's stated conditions: if the "
+                                   "range is short)")
+    assert other.comparison_label(other.comparisons[1]).startswith("contradicted: reversed")
+    # a claim-wide condition scopes the whole claim, as before
+    assert whole.shown_verdict.startswith("out of scope at this scale (if the range is short")
+
+
 @pytest.mark.parametrize("scope, match", [
+    ([{"condition": "c", "met": True, "why": "w", "comparisons": ["base"]}], r"\['base'\] compared nowhere"),
+    ([{"condition": "c", "met": True, "why": "w", "comparisons": "ablated"}], "non-empty list"),
     ([{"condition": "c", "met": True}], "missing required key 'why'"),
     ([{"condition": "c", "met": {"quick": True}, "why": "w"}], "must state every profile"),
     ([{"condition": "c", "met": "yes", "why": "w"}], "must be true, false"),

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archlab.experiments.judge.stats import Summary, summarize
-from archlab.experiments.judge.verdict import PairedVerdict
+from archlab.experiments.judge.verdict import PairedVerdict, combine
 from archlab.experiments.spec import Comparison, ExperimentSpec, RunPlan
 from archlab.experiments.spec.scope import ScopeCondition, unmet
 from archlab.experiments.sweep.driver import Sweep
@@ -77,18 +77,38 @@ class ExperimentResult:
         """The seed's stated conditions the profile's set-up does not meet."""
         return unmet(self.spec.scope, self.profile)
 
+    def unmet_scope_for(self, cr: ComparisonResult) -> list[ScopeCondition]:
+        """The unmet conditions that concern one comparison (claim-wide ones and those naming its variant)."""
+        return [c for c in self.unmet_scope if c.applies_to(cr.comparison.variant)]
+
     @property
     def label(self) -> str:
-        """The verdict with what it means and the scale it holds at, before the calibration wrapper."""
+        """The verdict with what it means and the scale it holds at, before the calibration wrapper. When every
+        contradicted comparison has an unmet condition, the comparisons within the conditions decide (the others
+        are named, not counted), or, with none within them, the claim is out of scope at this scale."""
         if self.spec.kind == "cost":
             return self.verdict
         text = claim_label(self.verdict, [c.verdict for c in self.comparisons], self.spec.rule.relative)
-        return scoped(text, self.unmet_scope, self.scale.text())
+        against = [cr for cr in self.comparisons if cr.verdict.verdict == "contradicted"]
+        if against and all(self.unmet_scope_for(cr) for cr in against):
+            outside = _unique(c for cr in against for c in self.unmet_scope_for(cr))
+            inside = [cr for cr in self.comparisons if not self.unmet_scope_for(cr)]
+            if not inside:
+                return scoped(text, outside, self.scale.text())
+            verdicts = [cr.verdict for cr in inside]
+            text = claim_label(combine([v.verdict for v in verdicts]), verdicts, self.spec.rule.relative)
+            conds = "; ".join(f"{c.condition}: {c.why}" for c in outside)
+            return (f"{text} at {self.scale.text()} ({len(self.comparisons) - len(inside)} of "
+                    f"{len(self.comparisons)} comparisons out of scope at this scale: {conds})")
+        concerned = _unique(c for cr in self.comparisons for c in self.unmet_scope_for(cr))
+        if not self.comparisons:
+            concerned = [c for c in self.unmet_scope if not c.comparisons]
+        return scoped(text, concerned, self.scale.text(), out_of_scope=False)
 
     def comparison_label(self, cr: ComparisonResult) -> str:
         """One comparison's label: 'reversed' / 'no effect ≥ m' spelt out, out of scope when a condition is unmet."""
         text = comparison_words(cr.verdict.label, cr.verdict.min_effect, self.spec.rule.relative)
-        text = scoped(text, self.unmet_scope, "")
+        text = scoped(text, self.unmet_scope_for(cr), "")
         return f"uncalibrated ({text})" if self.calibration else text
 
     @property
@@ -187,11 +207,20 @@ def claim_label(verdict: str, comparisons: list[Any], relative: bool = False) ->
     return comparison_words(against[0].label, against[0].min_effect, relative) if against else verdict
 
 
-def scoped(label: str, unmet_conditions: list[ScopeCondition], scale: str) -> str:
+def _unique(conditions) -> list[ScopeCondition]:
+    out: list[ScopeCondition] = []
+    for c in conditions:
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def scoped(label: str, unmet_conditions: list[ScopeCondition], scale: str, out_of_scope: bool = True) -> str:
     """The label at its scale; with an unmet condition a contradiction (or a mixed claim) is 'out of scope at this
-    scale (condition: why)' and any other verdict carries 'outside the seed's stated conditions: …'."""
+    scale (condition: why)' (unless `out_of_scope` is false: a contradicted comparison lies within the conditions)
+    and any other verdict carries 'outside the seed's stated conditions: …'."""
     conds = "; ".join(f"{c.condition}: {c.why}" for c in unmet_conditions)
-    if conds and (label.startswith("contradicted") or label == "mixed"):
+    if out_of_scope and conds and (label.startswith("contradicted") or label == "mixed"):
         return f"out of scope at this scale ({conds})"
     text = f"{label} at {scale}" if scale else label
     if conds:

@@ -185,7 +185,7 @@ def spec_from_dict(data: Mapping[str, Any], path: str = "") -> ExperimentSpec:
         notes=str(data.get("notes", "")).strip(), path=path,
         task_reason=" ".join(str(data.get("task_reason", "")).split()),
         lr_sweep=_lr_list(data.get("lr_sweep") or [], f"{where}: lr_sweep"), reference=dict(reference),
-        scope=parse_scope(data.get("scope"), where),
+        scope=parse_scope(data.get("scope"), where, [c.variant for c in compare]),
         raw=json.loads(json.dumps(dict(data), default=str)),
     )
     _check_seed_plan(spec, where)
