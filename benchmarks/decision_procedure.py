@@ -16,7 +16,7 @@ import time
 import numpy as np
 from scipy import stats as sps
 
-from archlab.experiments.judge.simulate import MODELS, M, _arms, operating_characteristics
+from archlab.experiments.judge.simulate import MODELS, M, operating_characteristics, simulated_arms
 
 ALPHA = 0.05
 
@@ -47,7 +47,7 @@ def v1_rates(model: str, effect: float, sims: int, adaptive: bool, seed: int = 0
     model = "bimodal" if model == "bimodal-solved" else model
     claimed = no_effect = 0
     for _ in range(sims):
-        v, b = _arms(model, effect, 10, rng)
+        v, b = simulated_arms(model, effect, 10, rng)
         sign = -1.0 if model == "bimodal" else 1.0  # accuracy: the claim says the variant is lower
         deltas = sign * (v - b)
         n = 3

@@ -42,7 +42,7 @@ class Rates:
         return math.sqrt(max(rate * (1 - rate), 1e-12) / self.sims)
 
 
-def _arms(model: str, effect: float, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def simulated_arms(model: str, effect: float, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(variant, baseline) values of one comparison on n seeds."""
     if model.startswith("bimodal"):
         p_base = 0.7  # the baseline solves 70 % of its runs; 0.7 of the (1.0 − 0.3) gap per solve
@@ -64,7 +64,7 @@ def _claim(model: str, effect: float, n: int, rng: np.random.Generator) -> list[
         kw |= {"outcome": "solved", "solved_at": 0.9}
     out = []
     for eff in (effect, 6.0):
-        v, b = _arms(model, eff, n, rng)
+        v, b = simulated_arms(model, eff, n, rng)
         out.append({"variant": dict(enumerate(v.tolist())), "baseline": dict(enumerate(b.tolist())), **kw})
     return out
 
