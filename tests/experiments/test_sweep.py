@@ -197,3 +197,14 @@ def test_progress_bar_shows_done_running_failed_left():
     assert "done 0 · running 2 · failed 0 · left 2" in text and "2/4" in text
     assert "done 1 · running 1 · failed 1 · left 0" in text
     assert Progress(4, None, True).bar is None  # quiet sweeps (log=None) draw nothing
+
+
+def test_run_lines_count_and_pace_when_no_bar_is_drawn(tmp_path):
+    """Output to a file or pipe gets no bar: each run line says k/N and the time left at the pace so far."""
+    lines: list[str] = []
+    with Store(tmp_path / "r.sqlite") as st:
+        plans_run(toy_plans(tmp_path, seeds=(0, 1)), st, out_dir=tmp_path, inline=True, log=lines.append)
+    runs = [x for x in lines if x.startswith("  [toy_crash]")]
+    assert len(runs) == 4
+    assert [r.rsplit(" [", 1)[1].split(",")[0].rstrip("]") for r in runs] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all("min left]" in r for r in runs[:3]) and runs[3].endswith(" [4/4]")

@@ -204,6 +204,15 @@ class _Driver:
         self.attempts: dict[int, int] = {}
         self.bar = Progress(len(unique), self.log, options.progress)
         self.check, self.checked, self.shared = check, set(), shared or set()
+        self.total, self.started = len(unique), time.monotonic()
+
+    def pace(self) -> str:
+        """' [k/N, ~M min left]' after a run line when no progress bar shows it (output to a file or a pipe)."""
+        if self.bar.bar is not None:
+            return ""
+        k = self.sweep.ran + self.sweep.failed
+        left = (time.monotonic() - self.started) / max(k, 1) * (self.total - k) / 60
+        return f" [{k}/{self.total}, ~{left:.0f} min left]" if k < self.total else f" [{k}/{self.total}]"
 
     def record(self, out: Outcome) -> int:
         """Store one outcome; the number of runs it finished (0 when its worker died and it is resubmitted)."""
@@ -226,7 +235,7 @@ class _Driver:
             fin = res["result"].get("final", {})
             shown = ", ".join(f"{k}={v:.4g}" for k, v in list(fin.items())[:3] if isinstance(v, (int, float)))
             host = f" on {res['host']}" if res.get("host") and self.executor.name == "ray" else ""
-            self.bar.write(f"{tag}: {shown} ({res['wall']:.1f}s{host})")
+            self.bar.write(f"{tag}: {shown} ({res['wall']:.1f}s{host}){self.pace()}")
             self.check_first(plan, fin)
         else:
             err = str(res.get("error", "error"))
@@ -234,7 +243,7 @@ class _Driver:
             sweep.failed += 1
             last = err.strip().splitlines()[-1] if err.strip() else "error"
             sweep.errors.append(f"{plan.experiment}/{plan.variant}/seed{plan.seed}: {last}")
-            self.bar.write(f"{tag}: FAILED: {last}")
+            self.bar.write(f"{tag}: FAILED: {last}{self.pace()}")
         self.in_flight.pop(rid)  # only once it is stored: an abort before leaves it to be marked interrupted
         return 1
 
