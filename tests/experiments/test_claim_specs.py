@@ -151,7 +151,10 @@ def test_every_builtin_spec_states_its_scope(spec):
     assert isinstance(scope, list), f"{spec.name}: no scope list"
     quoted = " ".join(normalise_quote(q.text).lower() for q in spec.quotes)
     for i, entry in enumerate(scope):
-        assert set(entry) == {"condition", "met", "why"}, f"{spec.name}: scope[{i}] keys {sorted(entry)}"
+        assert {"condition", "met", "why"} <= set(entry) <= {"condition", "met", "why", "comparisons"}, \
+            f"{spec.name}: scope[{i}] keys {sorted(entry)}"
+        compared = {c.variant for c in spec.compare}
+        assert set(entry.get("comparisons", [])) <= compared, f"{spec.name}: scope[{i}].comparisons"
         assert normalise_quote(entry["condition"]).lower() in quoted, \
             f"{spec.name}: scope[{i}].condition {entry['condition']!r} is not the quote's own words"
         met = entry["met"]

@@ -140,8 +140,9 @@ def test_unmet_scope_is_out_of_scope_never_contradicted(tmp_path):
 
 def _two_comparisons(name, scope):
     # 10 seeds: two comparisons under Holm need p ≤ 0.025, below the 6-seed sign-flip minimum 2/64
-    return toy(name=name, scope=scope, variants={"base": {}, "good": {"toy.quality": 1.5}, "bad": {"toy.quality": 0.5}},
-               seeds=list(range(10)), compare=[{"variant": "good", "expect": "worse"}, {"variant": "bad", "expect": "worse"}])
+    variants = {"base": {}, "good": {"toy.quality": 1.5}, "bad": {"toy.quality": 0.5}}
+    compare = [{"variant": "good", "expect": "worse"}, {"variant": "bad", "expect": "worse"}]
+    return toy(name=name, scope=scope, variants=variants, seeds=list(range(10)), compare=compare)
 
 
 def test_a_condition_of_one_comparison_scopes_that_comparison_only(tmp_path):
