@@ -22,6 +22,7 @@ from archlab.experiments.judge.results import ExperimentResult
 from archlab.experiments.judge.verdict import NO_VERDICT
 from archlab.experiments.runs import param_counter_for
 from archlab.experiments.spec import ExperimentSpec, RunPlan, resolve
+from archlab.experiments.spec.power import undecidable
 from archlab.experiments.sweep.driver import FirstRunCheck, RunOptions, Sweep, run_plans
 from archlab.experiments.sweep.executor_base import Executor
 from archlab.experiments.sweep.store import Store
@@ -43,6 +44,9 @@ def run_specs(specs: Sequence[ExperimentSpec], store: Store, executor: Executor,
     all_plans = [p for ps in plans_of.values() for p in ps]
     log(f"{len(specs)} experiment(s) ({options.profile}), {len(all_plans)} runs "
         f"({len({p.run_key for p in all_plans})} distinct), on {executor.describe()}")
+    if options.profile != "quick":  # (quick decides nothing by design, and says so)
+        for why in filter(None, (undecidable(s, options.profile) for s in specs)):
+            log(f"warning: {why}")
     t0 = time.perf_counter()
     deadline = None if options.max_minutes is None else t0 + 60.0 * options.max_minutes
     check = metric_check(specs)
