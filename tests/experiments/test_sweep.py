@@ -203,7 +203,9 @@ def test_run_lines_count_and_pace_when_no_bar_is_drawn(tmp_path):
     """Output to a file or pipe gets no bar: each run line says k/N and the time left at the pace so far."""
     lines: list[str] = []
     with Store(tmp_path / "r.sqlite") as st:
-        plans_run(toy_plans(tmp_path, seeds=(0, 1)), st, out_dir=tmp_path, inline=True, log=lines.append)
+        # progress on, as on the command line: stderr is not a terminal here, so tqdm draws nothing
+        plans_run(toy_plans(tmp_path, seeds=(0, 1)), st, out_dir=tmp_path, inline=True, log=lines.append,
+                  progress=True)
     runs = [x for x in lines if x.startswith("  [toy_crash]")]
     assert len(runs) == 4
     assert [r.rsplit(" [", 1)[1].split(",")[0].rstrip("]") for r in runs] == ["1/4", "2/4", "3/4", "4/4"]

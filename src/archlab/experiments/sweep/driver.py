@@ -63,8 +63,9 @@ class Progress:
             from tqdm.auto import tqdm
 
             # disable=None: no bar when stderr is not a terminal (a given file always gets one)
-            self.bar = tqdm(total=total, desc="sweep", unit="run", dynamic_ncols=True, mininterval=0,
-                            smoothing=0.1, file=file, disable=None if file is None else False)
+            bar = tqdm(total=total, desc="sweep", unit="run", dynamic_ncols=True, mininterval=0,
+                       smoothing=0.1, file=file, disable=None if file is None else False)
+            self.bar = None if bar.disable else bar  # not drawn: run lines go to the log, with their count
 
     def update(self, *, done: int, running: int, failed: int, remaining: int, finished: int = 0) -> None:
         if self.bar is not None:
