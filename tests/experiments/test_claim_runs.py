@@ -108,3 +108,37 @@ def test_trainer_train_split_run_scores_the_training_split(tmp_path):
     assert 0.0 <= f["trainsplit_accuracy"] <= 1.0 and "val_accuracy" in f
     assert f["trainsplit_error"] == pytest.approx(1.0 - f["trainsplit_accuracy"])
     assert math.isfinite(f["trainsplit_loss"])
+
+
+def test_grad_norm_stability_by_hand():
+    from archlab.experiments.runs.builtin import grad_norm_stability
+
+    curve = [{"step": 1, "grad_norm": 100.0}, {"step": 2, "grad_norm": 1.0}, {"step": 3, "val_loss": 2.0},
+             {"step": 4, "grad_norm": 3.0}, {"step": 6, "grad_norm": 2.0}]
+    got = grad_norm_stability(curve, after_step=1)  # step 1 is the warm-up: its 100 is left out
+    assert got["grad_norm_cv"] == pytest.approx(math.sqrt(2 / 3) / 2.0)  # norms 1, 3, 2: std √(2/3), mean 2
+    assert got["grad_norm_max_ratio"] == pytest.approx(1.5)  # max 3 / median 2
+    assert grad_norm_stability(curve, after_step=0)["grad_norm_max_ratio"] == pytest.approx(40.0)  # the spike
+    assert grad_norm_stability(curve, after_step=4) == {}  # one norm left: not defined
+    assert grad_norm_stability([{"step": s, "train_loss": 1.0} for s in range(5)], 0) == {}  # clipping off
+
+
+def _tiny_trainer_config(**train):
+    return {"model": {"preset": "gpt-tiny", "d_model": 16, "n_layers": 1, "ffn.d_ff": 32},
+            "task": {"name": "synthetic", "kind": "copy", "seq_len": 12, "vocab_size": 12, "eval_size": 32},
+            "train": {"batch_size": 4, "lr": 0.003, "eval_every": 0, "log_every": 1, "threads": 1, **train}}
+
+
+def test_trainer_run_reports_grad_norm_stability_from_its_log(tmp_path):
+    from archlab.experiments.runs.builtin import trainer_run
+
+    out = trainer_run(_tiny_trainer_config(warmup_steps=2, grad_clip=1.0, steps=8), 0, {}, str(tmp_path / "a"))
+    logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    norms = [r["grad_norm"] for r in logged if r.get("kind") == "train" and r["step"] > 2]
+    assert len(norms) == 6 and all(n > 0 for n in norms)
+    mean = sum(norms) / len(norms)
+    cv = math.sqrt(sum((n - mean) ** 2 for n in norms) / len(norms)) / mean
+    assert out["final"]["grad_norm_cv"] == pytest.approx(cv, rel=1e-12)
+    assert out["final"]["grad_norm_max_ratio"] == pytest.approx(max(norms) / (sum(sorted(norms)[2:4]) / 2))
+    off = trainer_run(_tiny_trainer_config(grad_clip=0.0, steps=4), 0, {}, str(tmp_path / "b"))
+    assert not any(k.startswith("grad_norm") for k in off["final"])  # no clipping: no norms logged, none reported

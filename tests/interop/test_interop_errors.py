@@ -129,6 +129,7 @@ def test_corrupt_safetensors_is_named(hf_dirs, tmp_path):
 @pytest.mark.parametrize("overrides,field", [
     ({"pos.sinusoidal_layout": "interleaved"}, "pos.sinusoidal_layout"),
     ({"pos.kind": "learned"}, "pos.kind"),
+    ({"pos.sinusoidal_layout": "split", "attn.scale": "none"}, "attn.scale"),  # HF always divides by √d
 ])
 def test_export_of_unrepresentable_encoder_decoder(tmp_path, overrides, field):
     cfg = apply_overrides(preset("transformer-tiny"), {"pad_token_id": 0, "norm.eps": 1e-5, **overrides})
@@ -142,6 +143,9 @@ def test_export_of_unrepresentable_encoder_decoder(tmp_path, overrides, field):
     ("llama-tiny", {"norm.kind": "layernorm"}, "norm.kind"),
     ("llama-tiny", {"ffn.activation": "gelu"}, "ffn.activation"),
     ("bert-tiny", {"block.norm": "pre"}, "block.norm"),
+    ("gpt-tiny", {"attn.scale": "none"}, "attn.scale"),  # every HF family divides the scores by √d
+    ("llama-tiny", {"attn.scale": "none"}, "attn.scale"),
+    ("bert-tiny", {"attn.scale": "none"}, "attn.scale"),
     ("mamba-tiny", {"mixer.ssm.selective": ["B"]}, "mixer.ssm.selective"),
 ])
 def test_export_errors_name_the_field(tmp_path, base, overrides, field):

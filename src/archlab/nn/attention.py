@@ -1,5 +1,8 @@
 """Multi-head attention: softmax(QKᵀ/√d + mask)V, with GQA/MQA, cross-attention and a KV cache.
 
+`attn.scale` picks the factor on QKᵀ: "sqrt_d" (default) divides by √d, the key vector dimension (head_dim);
+"none" leaves the scores undivided (factor 1), the ablation of that division. Both impls apply it.
+
 `attention_reference` is the equation in plain tensor ops; `attention_sdpa` is torch's fused
 `scaled_dot_product_attention`. tests/nn/test_attention_parity.py holds them equal.
 
@@ -47,14 +50,17 @@ def combine_masks(mask, is_causal: bool, q_len: int, k_len: int, device=None, wi
     return both | ~both.any(-1, keepdim=True)
 
 
-def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False, window=None):
+def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False, window=None,
+                        scale=None):
     """q: (B, H, Tq, d); k, v: (B, Hkv, Tk, d); mask: bool, True = may attend, broadcast to (B, H, Tq, Tk);
-    window: each query sees only keys less than `window` positions away (None = all)."""
+    window: each query sees only keys less than `window` positions away (None = all);
+    scale: the factor on QKᵀ, None = 1/√d (as torch's SDPA)."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:  # grouped-query attention: each kv head serves `groups` query heads
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
+    scores = q @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
+    scores = scores / math.sqrt(q.shape[-1]) if scale is None else scores * scale
     mask = combine_masks(mask, is_causal, *scores.shape[-2:], device=q.device, window=window)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -64,7 +70,7 @@ def attention_reference(q, k, v, mask=None, is_causal=False, dropout_p=0.0, trai
     return probs @ v
 
 
-def attention_sdpa(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False, window=None):
+def attention_sdpa(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=False, window=None, scale=None):
     """Same contract as attention_reference, through torch's fused kernels."""
     # SDPA takes one of mask / is_causal, and aligns is_causal top-left when Tq ≠ Tk: pass one combined mask then
     if (is_causal and (mask is not None or q.shape[2] != k.shape[2])) or window is not None:
@@ -72,11 +78,12 @@ def attention_sdpa(q, k, v, mask=None, is_causal=False, dropout_p=0.0, training=
         is_causal = False
     return F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, is_causal=is_causal,
-        dropout_p=dropout_p if training else 0.0, enable_gqa=q.shape[1] != k.shape[1],
+        dropout_p=dropout_p if training else 0.0, enable_gqa=q.shape[1] != k.shape[1], scale=scale,
     )
 
 
 ATTENTION_IMPLS = {"reference": attention_reference, "sdpa": attention_sdpa}
+SCORE_SCALES = {"sqrt_d": None, "none": 1.0}  # attn.scale -> the impls' `scale` (None = 1/√d, today's numbers)
 
 
 def build_mask(q_len: int, k_len: int, *, causal: bool, key_mask=None, full_mask=None, device=None):
@@ -103,7 +110,8 @@ def build_mask(q_len: int, k_len: int, *, causal: bool, key_mask=None, full_mask
 
 @dataclass(frozen=True)
 class AttentionConfig:
-    """Multi-head attention: softmax(QKᵀ/√d + mask)V per head; GQA/MQA via n_kv_heads."""
+    """Multi-head attention: softmax(QKᵀ·s + mask)V per head (s = 1/√d, or 1 with scale "none");
+    GQA/MQA via n_kv_heads."""
 
     n_heads: int = 4
     n_kv_heads: int | None = None  # None = n_heads (MHA); 1 = MQA; between = GQA
@@ -114,6 +122,7 @@ class AttentionConfig:
     impl: Literal["sdpa", "reference"] = "sdpa"  # torch fast path, or the equation in plain ops
     dropout: float = 0.0  # on attention probabilities
     window: int | None = None  # sliding-window (local) self-attention: keys < window positions away; None = all
+    scale: Literal["sqrt_d", "none"] = "sqrt_d"  # QKᵀ divided by √head_dim, or not divided at all (factor 1)
 
     def __post_init__(self) -> None:
         check_positive("attn.n_heads", self.n_heads)
@@ -202,6 +211,7 @@ class Attention(Mixer):
         self.dropout = cfg.dropout
         self.causal = ctx.causal and not self.is_cross  # declared: a decoder's queries see only earlier keys
         self.window = None if self.is_cross else cfg.window  # the window is over the sequence's own positions
+        self.score_scale = SCORE_SCALES[cfg.scale]  # None = 1/√Dh, the impls' default
         object.__setattr__(self, "rope", ctx.rope)  # shared RotaryEmbedding, owned (registered) by the model
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -212,8 +222,8 @@ class Attention(Mixer):
         """x (B, T, D) -> (B, T, D): softmax(QKᵀ/√Dh + mask)V per head, then o_proj."""
         q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, Dh)
         q, k, v, mask, causal = self.keys_values(q, x, inputs)  # k, v (B, Hkv, Tk, Dh)
-        y = ATTENTION_IMPLS[self.impl](q, k, v, mask=mask, is_causal=causal,
-                                       dropout_p=self.dropout, training=self.training, window=self.window)
+        y = ATTENTION_IMPLS[self.impl](q, k, v, mask=mask, is_causal=causal, dropout_p=self.dropout,
+                                       training=self.training, window=self.window, scale=self.score_scale)
         b, _, t, _ = y.shape
         return self.o_proj(y.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
 

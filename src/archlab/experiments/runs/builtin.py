@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -86,12 +87,27 @@ def read_jsonl_curve(path: str | Path) -> list[dict[str, Any]]:
     return [pts[k] for k in sorted(pts)]
 
 
+def grad_norm_stability(curve: list[dict[str, Any]], after_step: int) -> dict[str, float]:
+    """How steady the gradient norm was, from the `grad_norm`s the trainer logged (the global norm before
+    clipping, every train.log_every steps, only when train.grad_clip > 0) at steps after `after_step` (the warm-up):
+    grad_norm_cv (population std / mean; 0 = the same norm at every logged step) and grad_norm_max_ratio
+    (largest / median: one spike shows here). {} when fewer than two norms were logged or their median is 0
+    (neither ratio is defined then)."""
+    norms = [float(pt["grad_norm"]) for pt in curve if "grad_norm" in pt and pt["step"] > after_step]
+    if len(norms) < 2 or statistics.median(norms) <= 0:
+        return {}
+    return {"grad_norm_cv": statistics.pstdev(norms) / statistics.fmean(norms),
+            "grad_norm_max_ratio": max(norms) / statistics.median(norms)}
+
+
 @run_function("trainer")
 def trainer_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     """Train through archlab.train (the shared trainer); return its final metrics and logged curve.
 
     An optional `posthoc: {NAME: {model.dotted.key: value}}` section re-evaluates the trained weights in
     a changed model (e.g. the causal mask switched back on) and reports NAME_<metric> for each.
+    With gradient clipping on (train.grad_clip > 0, the default), final also has grad_norm_cv and
+    grad_norm_max_ratio (`grad_norm_stability` of the logged grad norms after train.warmup_steps).
     """
     from archlab.train import train
 
@@ -101,6 +117,7 @@ def trainer_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
     final = train(run_cfg, out_dir, resume=False, progress=False, overwrite=True)
     curve = read_jsonl_curve(Path(out_dir) / "metrics.jsonl")
     final = {k: v for k, v in dict(final or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    final.update(grad_norm_stability(curve, run_cfg.train.warmup_steps))
     for name, overrides in posthoc.items():
         final.update({f"{name}_{k}": v for k, v in posthoc_eval(config, seed, out_dir, overrides).items()})
     return {"final": final, "curve": curve, "n_params": final.get("n_params")}
