@@ -75,6 +75,22 @@ def test_unknown_keys_and_bad_sizes_are_refused_naming_the_field(tmp_path, cfg, 
         decode_throughput_run(cfg, 0, {"steps": 1}, str(tmp_path))
 
 
+def test_the_claims_run_configs_are_accepted():
+    """Every run the kv_cache_faster spec plans (the sweep adds train.steps) passes the runner's checks, and the
+    variants differ only in decode.use_cache."""
+    from archlab.experiments.runs.claim_runs import decode_settings
+    from archlab.experiments.spec import builtin_specs, resolve
+
+    spec = next(s for s in builtin_specs() if s.name == "kv_cache_faster")
+    for profile in ("quick", "standard", "full"):
+        plans = resolve(spec, profile)
+        by = {p.variant: p.config for p in plans}
+        assert {decode_settings(c)["use_cache"] for c in by.values()} == {True, False}
+        assert by["cache"]["decode"] == {"use_cache": True} and by["no_cache"]["decode"] == {"use_cache": False}
+        assert {k: v for k, v in by["cache"].items() if k != "decode"} == \
+            {k: v for k, v in by["no_cache"].items() if k != "decode"}
+
+
 def test_a_bad_budget_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"budget\.steps=0"):
         decode_throughput_run(_cfg(), 0, {"steps": 0}, str(tmp_path))

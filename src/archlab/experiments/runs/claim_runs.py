@@ -166,8 +166,10 @@ def step_throughput_run(config: dict, seed: int, budget: dict, out_dir: str) -> 
 
 # ---------------------------------------------------------------- KV caching: decoding throughput
 
+# the keys decode_throughput reads, per config section (None: any key, the model config checks its own);
+# train.steps is the sweep's copy of budget.steps, which sets the number of timed generations
 DECODE_KEYS = {"model": None, "task": ("prompt_len", "new_tokens", "warmup", "batch"), "decode": ("use_cache",),
-               "train": ("threads",)}  # None: any key (the model config checks its own)
+               "train": ("threads", "steps")}
 
 
 def decode_settings(config: dict) -> dict[str, Any]:
