@@ -234,6 +234,7 @@ ALLOWED_LOCAL_IMPORTS: dict[str, set[tuple[str, str]]] = {
         ("archlab.experiments.runs.builtin", "archlab.tasks"),
         ("archlab.experiments.runs.builtin", "archlab.train"),
         ("archlab.experiments.runs.claim_runs", "archlab.experiments.runs.builtin"),
+        ("archlab.experiments.runs.claim_runs", "archlab.generate"),
         ("archlab.experiments.runs.claim_runs", "archlab.models"),
         ("archlab.experiments.runs.claim_runs", "archlab.train"),
     },

@@ -59,7 +59,8 @@ def test_run_functions_register_themselves_and_no_builtin_is_named_by_path():
     from archlab.experiments import runs
     from archlab.experiments.spec import builtin_specs, calibration_specs
 
-    assert {"trainer", "toy", "teacher_forcing", "teacher_forcing_curve", "train_split", "step_throughput"} <= \
+    assert {"trainer", "toy", "teacher_forcing", "teacher_forcing_curve", "train_split", "step_throughput",
+            "decode_throughput"} <= \
         set(runs.RUN_FUNCTIONS)
     assert runs.resolve_run_fn("teacher_forcing").__name__ == "teacher_forcing_run"
     for spec in [s for s in builtin_specs() + calibration_specs() if s.kind == "train"]:

@@ -43,6 +43,8 @@ def task_of(spec: ExperimentSpec, profile: str = "standard") -> str:
     model = cfg.get("model", {})
     if spec.runner == "step_throughput":
         return f"training-step throughput, T = {task.get('seq_len')}"
+    if spec.runner == "decode_throughput":
+        return f"greedy decoding throughput, {task.get('prompt_len')}-token prompt + {task.get('new_tokens')} new"
     if "kind" in task and "name" not in task:  # the teacher-forcing run functions pose their own task
         what = {"addition": f"{task.get('digits', 4)}-digit addition (LSB first)",
                 "reversal": f"sequence reversal ({task.get('length', 12)} tokens)"}.get(task["kind"], task["kind"])

@@ -12,6 +12,9 @@ and is registered by name (`@run_function`): a spec names it `runner: NAME`.
   end point.
 * `step_throughput` (step_throughput_run) — tokens per second of one training step (forward + backward + AdamW) at a
   sequence length: the measurement behind "a Transformer processes positions in parallel, an RNN one after another".
+* `decode_throughput` (decode_throughput_run) — new tokens per second of greedy decoding after a prompt, with the
+  KV / state cache or without it (every step re-runs the whole prefix): the measurement behind "KV caching makes
+  the matrices smaller, so decoding is faster".
 * `pool_commute_gap` — max |pool(act(x)) − act(pool(x))| over random tensors: whether the order of a pooling
   and an activation can matter at all (an identity, decided by computation like the cost claims).
 """
@@ -157,6 +160,92 @@ def step_throughput_run(config: dict, seed: int, budget: dict, out_dir: str) -> 
 
     long_rate, short_rate = rate(T), rate(short)
     final = {"tokens_per_s": long_rate, "tokens_per_s_short": short_rate, "long_over_short": long_rate / short_rate}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return {"final": final, "curve": [], "n_params": count_model_params({"model": model_data})}
+
+
+# ---------------------------------------------------------------- KV caching: decoding throughput
+
+# the keys decode_throughput reads, per config section (None: any key, the model config checks its own);
+# train.steps is the sweep's copy of budget.steps, which sets the number of timed generations
+DECODE_KEYS = {"model": None, "task": ("prompt_len", "new_tokens", "warmup", "batch"), "decode": ("use_cache",),
+               "train": ("threads", "steps")}
+
+
+def decode_settings(config: dict) -> dict[str, Any]:
+    """decode_throughput's checked settings; a ConfigError names the unknown or bad field."""
+    for section, value in config.items():
+        if section not in DECODE_KEYS:
+            raise ConfigError(f"decode_throughput: unknown config section {section!r} (expected {sorted(DECODE_KEYS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"decode_throughput: {section} must be a mapping, got {value!r}")
+        extra = sorted(set(value) - set(DECODE_KEYS[section] or value))
+        if extra:
+            raise ConfigError(f"decode_throughput: unknown key(s) {', '.join(f'{section}.{k}' for k in extra)} "
+                              f"(expected {', '.join(f'{section}.{k}' for k in DECODE_KEYS[section])})")
+    use_cache = config.get("decode", {}).get("use_cache", True)
+    if not isinstance(use_cache, bool):
+        raise ConfigError(f"decode.use_cache={use_cache!r} must be true or false")
+    task = config.get("task", {})
+    out: dict[str, Any] = {"use_cache": use_cache}
+    for key, default, lo in (("prompt_len", 256, 1), ("new_tokens", 32, 1), ("warmup", 1, 0), ("batch", 1, 1)):
+        v = task.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"decode_throughput: task.{key}={v!r} must be an integer >= {lo}")
+        out[key] = v
+    threads = config.get("train", {}).get("threads", 0)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ConfigError(f"decode_throughput: train.threads={threads!r} must be an integer >= 0 (0: leave it)")
+    out["threads"] = threads
+    return out
+
+
+def decode_setup(config: dict, seed: int):
+    """What decode_throughput times: (model in eval mode, prompt ids (batch, prompt_len), settings, model config).
+    The model (`model`, vocab 64, context prompt_len + new_tokens) and the prompt are drawn from the seed."""
+    import torch
+
+    from archlab.models import build_model, model_config_from_dict
+
+    st = decode_settings(config)
+    if st["threads"]:
+        torch.set_num_threads(st["threads"])
+    vocab = 64
+    model_data = {**config.get("model", {}), "vocab_size": vocab, "max_seq_len": st["prompt_len"] + st["new_tokens"]}
+    torch.manual_seed(seed)
+    model = build_model(model_config_from_dict(model_data)).eval()
+    prompt = torch.randint(0, vocab, (st["batch"], st["prompt_len"]), generator=torch.Generator().manual_seed(seed))
+    return model, prompt, st, model_data
+
+
+@run_function("decode_throughput")
+def decode_throughput_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
+    """Median new tokens/s of greedy decoding (`archlab.generate.generate`, temperature 0) of `task.new_tokens`
+    tokens after a random prompt of `task.prompt_len` token ids (`task.batch` rows, default 1), with
+    `decode.use_cache` true (the KV / state cache: each step feeds one token) or false (each step re-runs the whole
+    prefix); `task.warmup` untimed generations, then `budget.steps` timed ones. The model is initialised from the
+    seed and never trained: the speed does not depend on the weights, and greedy tokens are the same either way
+    (tests/experiments/test_decode_throughput.py checks that on the model and prompt `decode_setup` builds)."""
+    import torch
+
+    from archlab.experiments.runs.builtin import count_model_params
+    from archlab.generate import generate
+
+    repeats = budget.get("steps", 5)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(f"decode_throughput: budget.steps={repeats!r} must be an integer >= 1 (timed generations)")
+    model, prompt, st, model_data = decode_setup(config, seed)
+    n_new, times = st["new_tokens"], []
+    with torch.inference_mode():
+        for i in range(st["warmup"] + repeats):
+            t0 = time.perf_counter()
+            out = generate(model, prompt, n_new, temperature=0.0, use_cache=st["use_cache"])
+            if i >= st["warmup"]:
+                times.append(time.perf_counter() - t0)
+    if out.shape[1] != prompt.shape[1] + n_new:  # no stop tokens are given, so every step must produce a token
+        raise RuntimeError(f"decode_throughput: generated {out.shape[1] - prompt.shape[1]} tokens, not {n_new}")
+    sec = statistics.median(times)
+    final = {"tokens_per_s": st["batch"] * n_new / sec, "ms_per_token": 1000.0 * sec / n_new}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return {"final": final, "curve": [], "n_params": count_model_params({"model": model_data})}
 
