@@ -170,3 +170,11 @@ def test_hf_export_refuses_after_block(name, tmp_path):
     model = build_model(preset(name, **EXPORTABLE[name], **{"pos.placement": "after_block", "pos.after_block": 1}))
     with pytest.raises(InteropError, match="pos.placement='after_block'"):
         to_hf(model, tmp_path / "x")
+
+
+def test_the_late_position_table_is_trained():
+    model = built(gpt(**AFTER)).train()
+    ids = torch.randint(0, 256, (2, 12))
+    model(ids).logsumexp(-1).mean().backward()
+    grad = model.pos_embed.weight.grad
+    assert grad is not None and grad[:12].abs().sum() > 0 and grad[12:].abs().sum() == 0  # only the rows read
