@@ -119,6 +119,7 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
     """HF BertConfig dict for an archlab config; archlab choices BERT lacks raise naming the field."""
     a, h = cfg.attn, cfg.head
     checks = [("shape", cfg.shape, "encoder"), ("pos.kind", cfg.pos.kind, "learned"),
+              ("pos.placement", cfg.pos.placement, "embedding"),  # HF adds positions at the embedding
               ("norm.kind", cfg.norm.kind, "layernorm"), ("norm.bias", cfg.norm.bias, True),
               ("block.norm", cfg.block.norm, "post"), ("block.residual", cfg.block.residual, True),
               ("block.order", list(cfg.block.order), ["mixer", "ffn"]), ("use_final_norm", cfg.use_final_norm, False),

@@ -96,6 +96,7 @@ def claims(cfg: TransformerConfig) -> bool:
 def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
     """HF GPT2Config dict for an archlab config; archlab choices GPT-2 lacks raise naming the field."""
     checks = [("shape", cfg.shape, "decoder"), ("pos.kind", cfg.pos.kind, "learned"),
+              ("pos.placement", cfg.pos.placement, "embedding"),  # HF adds positions at the embedding
               ("norm.kind", cfg.norm.kind, "layernorm"), ("norm.bias", cfg.norm.bias, True),
               ("block.norm", cfg.block.norm, "pre"), ("block.residual", cfg.block.residual, True),
               ("block.order", list(cfg.block.order), ["mixer", "ffn"]), ("use_final_norm", cfg.use_final_norm, True),

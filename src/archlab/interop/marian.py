@@ -138,7 +138,9 @@ def claims(cfg: TransformerConfig) -> bool:
 def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
     """HF MarianConfig dict for an archlab config; archlab choices Marian lacks raise naming the field."""
     a = cfg.attn
-    checks = [("pos.kind", cfg.pos.kind, "sinusoidal"), ("pos.sinusoidal_layout", cfg.pos.sinusoidal_layout, "split"),
+    checks = [("pos.kind", cfg.pos.kind, "sinusoidal"),
+              ("pos.sinusoidal_layout", cfg.pos.sinusoidal_layout, "split"),
+              ("pos.placement", cfg.pos.placement, "embedding"),  # HF adds positions at the embedding
               ("norm.kind", cfg.norm.kind, "layernorm"), ("norm.bias", cfg.norm.bias, True),
               ("norm.eps", cfg.norm.eps, 1e-5), ("block.norm", cfg.block.norm, "post"),
               ("block.residual", cfg.block.residual, True),

@@ -52,12 +52,14 @@ def section(cfg, path: str):
 
 
 class Stack(nn.Module):
-    """N identical blocks and an optional final norm."""
+    """N identical blocks and an optional final norm; with pos.placement='after_block', the absolute position
+    vectors (`pos_vectors` of forward) are added to the residual stream after block `pos_after` (1-based)."""
 
     def __init__(self, cfg: TransformerConfig, n_layers: int, *, causal: bool, cross: bool, rope) -> None:
         super().__init__()
         order = cfg.block.stack_order(cross=cross)
         self.causal = causal
+        self.pos_after = cfg.pos.after_block if cfg.pos.placement == "after_block" else None
         # a block order without "mixer" (seed 000's "omit multi-head attention") builds no mixer at all
         self.kinds = [cfg.mixer.kind_of_layer(i) for i in range(n_layers)] if "mixer" in order else []
         blocks = []
@@ -81,12 +83,19 @@ class Stack(nn.Module):
         """(kind, module) of each layer's mixer; none when the block order has no "mixer"."""
         return [(kind, block.sub["mixer"]) for kind, block in zip(self.kinds, self.blocks, strict=False)]
 
-    def forward(self, x, inputs: MixerInputs, layers: list[dict] | None = None) -> torch.Tensor:
-        """x (B, T, D) through every block; layers: the per-layer caches of a DecodeState, or None."""
+    def forward(self, x, inputs: MixerInputs, layers: list[dict] | None = None,
+                pos_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, D) through every block; layers: the per-layer caches of a DecodeState, or None; pos_vectors:
+        the position vectors of x's tokens, (T, D) or (B, T, D), needed exactly when pos_after is set."""
+        if (pos_vectors is None) != (self.pos_after is None):
+            raise ValueError(f"Stack.forward: pos_vectors must be given exactly when positions are added after a "
+                             f"block (pos_after={self.pos_after}); use Transformer.late_positions(positions)")
         if inputs.key_padding is not None:
             self._check_padding(inputs.key_padding)
         for i, block in enumerate(self.blocks):
             x = block(x, inputs, layers[i] if layers is not None else None)
+            if i + 1 == self.pos_after:
+                x = x + pos_vectors
         return self.final_norm(x) if self.final_norm is not None else x
 
     def _check_padding(self, key_padding) -> None:
@@ -196,13 +205,18 @@ class Transformer(nn.Module):
     def embed(self, ids, *, positions, token_type_ids=None, target=False) -> torch.Tensor:
         table = self.tgt_embed if target and self.tgt_embed is not None else self.tok_embed
         x = table(ids)
-        if self.pos_embed is not None:
+        if self.pos_embed is not None and self.cfg.pos.placement == "embedding":
             x = x + self.pos_embed(positions)
         if self.seg_embed is not None:
             x = x + self.seg_embed(token_type_ids if token_type_ids is not None else torch.zeros_like(ids))
         if self.embed_norm is not None:
             x = self.embed_norm(x)
         return self.embed_drop(x)
+
+    def late_positions(self, positions: torch.Tensor) -> torch.Tensor | None:
+        """The position vectors a stack adds after block pos.after_block (pos.placement='after_block'), for the
+        absolute positions of its tokens (cached steps included); None when positions enter at the embedding."""
+        return self.pos_embed(positions) if self.cfg.pos.placement == "after_block" else None
 
     @staticmethod
     def _mixer_inputs(t: int, pos: int, attention_mask, *, causal: bool, device, memory=None,
@@ -229,7 +243,7 @@ class Transformer(nn.Module):
         self._check(input_ids, "input_ids")
         inputs = self._mixer_inputs(input_ids.shape[1], 0, attention_mask, causal=False, device=input_ids.device)
         x = self.embed(input_ids, positions=inputs.positions, token_type_ids=token_type_ids)
-        return self.encoder(x, inputs)
+        return self.encoder(x, inputs, pos_vectors=self.late_positions(inputs.positions))
 
     def decode(self, ids, *, attention_mask=None, memory=None, memory_mask=None, state=None) -> torch.Tensor:
         """Decoder hidden states (B, T, D); causal unless the config ablates it; cached if `state`."""
@@ -245,7 +259,8 @@ class Transformer(nn.Module):
         inputs = self._mixer_inputs(t, pos, attention_mask, causal=self.decoder.causal, device=ids.device,
                                     memory=memory, memory_padding=memory_mask)
         x = self.embed(ids, positions=inputs.positions, target=True)
-        x = self.decoder(x, inputs, state.layers if state is not None else None)
+        x = self.decoder(x, inputs, state.layers if state is not None else None,
+                         pos_vectors=self.late_positions(inputs.positions))
         if state is not None:
             state.pos = pos + t
         return x

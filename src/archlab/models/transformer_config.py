@@ -159,6 +159,7 @@ class TransformerConfig:
                 "(or set attn.head_dim explicitly)"
             )
         self.pos.check_sizes(self.d_model, self.head_dim)
+        self._check_pos_placement()
         if "cross" in self.block.order and self.shape != "encoder_decoder":
             raise ConfigError(f"block.order has 'cross' but shape={self.shape!r}; "
                               "cross-attention needs shape='encoder_decoder'")
@@ -171,6 +172,23 @@ class TransformerConfig:
         if self.shape != "decoder" and kinds != {"attention"}:
             raise ConfigError(f"mixer.kind={sorted(kinds)} is only supported with shape='decoder' "
                               f"(got shape={self.shape!r})")
+
+    def _check_pos_placement(self) -> None:
+        """pos.placement='after_block': only for an encoding added to the residual stream (not RoPE / none), and k
+        must leave at least one block after it in every stack (an encoder-decoder uses the same k in both)."""
+        p = self.pos
+        if p.placement == "embedding":
+            return
+        if getattr(registry.entry("position", p.kind).builder, "applies_to", None) != "embeddings":
+            raise ConfigError(f"pos.placement='after_block' needs positions added to the residual stream (pos.kind "
+                              f"learned or sinusoidal); pos.kind={p.kind!r} adds none there, so it has no placement "
+                              "(use pos.placement='embedding')")
+        depths = {"decoder": [("n_layers", self.n_layers)], "encoder": [("n_layers", self.n_layers)],
+                  "encoder_decoder": [("n_layers", self.n_layers), ("n_decoder_layers", self.decoder_layers)]}
+        for key, n in depths[self.shape]:
+            if p.after_block >= n:
+                raise ConfigError(f"pos.after_block={p.after_block} must be < {key}={n} (positions are added "
+                                  "after block k and read by the blocks after it; k = 0 is pos.placement='embedding')")
 
     def _check_token_mixing(self) -> None:
         """Refuse block orders under which no position can read another (seed 000's "omit multi-head attention"

@@ -44,12 +44,23 @@ class PositionConfig:
     base: float = 10000.0  # the sinusoid's n in pos / n^(2i/D) (seed 003: "n can be set to any value")
     rope_theta: float = 10000.0
     rope_scaling: RopeScalingConfig = field(default_factory=RopeScalingConfig)
+    # where an absolute encoding (learned / sinusoidal) enters the residual stream: added to the token embeddings
+    # ("embedding", seed 000's "right after the embedding layer"), or after block `after_block` (1-based, of every
+    # stack; 1 ≤ k < the stack's depth, checked by the model config) instead
+    placement: Literal["embedding", "after_block"] = "embedding"
+    after_block: int | None = None
 
     def __post_init__(self) -> None:
         check_name("pos.kind", "position", self.kind)
         check_config(self, "pos")
         check_positive("pos.rope_theta", self.rope_theta)
         check_positive("pos.base", self.base)
+        if self.placement == "embedding" and self.after_block is not None:
+            raise ConfigError(f"pos.after_block={self.after_block} is only read with pos.placement='after_block' "
+                              "(got pos.placement='embedding'): set both, or neither")
+        if self.placement == "after_block" and (type(self.after_block) is not int or self.after_block < 1):
+            raise ConfigError(f"pos.placement='after_block' needs pos.after_block = k, an integer ≥ 1 (positions "
+                              f"are added after block k), got pos.after_block={self.after_block!r}")
 
     def check_sizes(self, d_model: int, head_dim: int) -> None:
         """The sizes each encoding needs: rotary pairs up head channels (a sinusoid takes any d_model: an odd one

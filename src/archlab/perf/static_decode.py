@@ -92,7 +92,8 @@ class StaticDecoder:
         mask = (self._slots[None, :] <= positions[:, None])[None, None]  # (1, 1, T, T_max)
         state = _StaticState(pos=positions, layers=[{"mixer": {"cache": c}} for c in self.caches])
         x = m.embed(ids, positions=positions)
-        x = m.decoder(x, MixerInputs(positions=positions, pos=state.pos, attn_mask=mask), state.layers)
+        x = m.decoder(x, MixerInputs(positions=positions, pos=state.pos, attn_mask=mask), state.layers,
+                      pos_vectors=m.late_positions(positions))
         logits = m.logits(x)
         return logits, logits[:, -1:].argmax(-1)
 
