@@ -130,6 +130,7 @@ def test_corrupt_safetensors_is_named(hf_dirs, tmp_path):
     ({"pos.sinusoidal_layout": "interleaved"}, "pos.sinusoidal_layout"),
     ({"pos.kind": "learned"}, "pos.kind"),
     ({"pos.sinusoidal_layout": "split", "attn.scale": "none"}, "attn.scale"),  # HF always divides by √d
+    ({"pos.sinusoidal_layout": "split", "attn.window": 3}, "attn.window"),
 ])
 def test_export_of_unrepresentable_encoder_decoder(tmp_path, overrides, field):
     cfg = apply_overrides(preset("transformer-tiny"), {"pad_token_id": 0, "norm.eps": 1e-5, **overrides})
@@ -146,6 +147,9 @@ def test_export_of_unrepresentable_encoder_decoder(tmp_path, overrides, field):
     ("gpt-tiny", {"attn.scale": "none"}, "attn.scale"),  # every HF family divides the scores by √d
     ("llama-tiny", {"attn.scale": "none"}, "attn.scale"),
     ("bert-tiny", {"attn.scale": "none"}, "attn.scale"),
+    ("gpt-tiny", {"attn.window": 4}, "attn.window"),  # HF GPT-2 / LLaMA / BERT attend to every allowed key
+    ("llama-tiny", {"attn.window": 4}, "attn.window"),
+    ("bert-tiny", {"attn.window": 4}, "attn.window"),
     ("mamba-tiny", {"mixer.ssm.selective": ["B"]}, "mixer.ssm.selective"),
 ])
 def test_export_errors_name_the_field(tmp_path, base, overrides, field):

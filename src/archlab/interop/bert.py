@@ -124,7 +124,7 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("block.norm", cfg.block.norm, "post"), ("block.residual", cfg.block.residual, True),
               ("block.order", list(cfg.block.order), ["mixer", "ffn"]), ("use_final_norm", cfg.use_final_norm, False),
               ("attn.bias", a.bias, True), ("attn.out_bias", a.out_bias in (None, True), True),
-              ("attn.scale", a.scale, "sqrt_d"),
+              ("attn.scale", a.scale, "sqrt_d"), ("attn.window", a.window, None),
               ("attn.n_kv_heads", a.kv_heads, a.n_heads), ("attn.head_dim", cfg.head_dim, cfg.d_model // a.n_heads),
               ("ffn.enabled", cfg.ffn.enabled, True), ("ffn.bias", cfg.ffn.bias, True),
               ("embed.scale", cfg.embed.scale, False), ("embed.norm", cfg.embed.norm, True),

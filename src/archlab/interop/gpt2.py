@@ -102,7 +102,7 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("block.order", list(cfg.block.order), ["mixer", "ffn"]), ("use_final_norm", cfg.use_final_norm, True),
               ("attn.bias", cfg.attn.bias, True), ("attn.out_bias", cfg.attn.out_bias in (None, True), True),
               ("attn.causal", cfg.attn.causal, True), ("attn.scale", cfg.attn.scale, "sqrt_d"),
-              ("attn.n_kv_heads", cfg.attn.kv_heads, cfg.attn.n_heads),
+              ("attn.window", cfg.attn.window, None), ("attn.n_kv_heads", cfg.attn.kv_heads, cfg.attn.n_heads),
               ("attn.head_dim", cfg.head_dim, cfg.d_model // cfg.attn.n_heads), ("ffn.enabled", cfg.ffn.enabled, True),
               ("ffn.bias", cfg.ffn.bias, True), ("embed.scale", cfg.embed.scale, False),
               ("embed.n_segments", cfg.embed.n_segments, 0), ("embed.norm", cfg.embed.norm, False),

@@ -168,7 +168,7 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("norm.kind", cfg.norm.kind, "rmsnorm"), ("block.norm", cfg.block.norm, "pre"),
               ("block.residual", cfg.block.residual, True), ("block.order", list(cfg.block.order), ["mixer", "ffn"]),
               ("use_final_norm", cfg.use_final_norm, True), ("attn.out_bias", out_bias, a.bias),
-              ("attn.causal", a.causal, True), ("attn.scale", a.scale, "sqrt_d"),
+              ("attn.causal", a.causal, True), ("attn.scale", a.scale, "sqrt_d"), ("attn.window", a.window, None),
               ("ffn.enabled", cfg.ffn.enabled, True),
               ("embed.scale", cfg.embed.scale, False), ("embed.n_segments", cfg.embed.n_segments, 0),
               ("embed.norm", cfg.embed.norm, False), ("head.bias", cfg.head.bias, False),

@@ -149,7 +149,7 @@ def config_to_hf(cfg: TransformerConfig) -> dict[str, Any]:
               ("use_final_norm", cfg.use_final_norm, False), ("attn.bias", a.bias, True),
               ("attn.out_bias", a.out_bias in (None, True), True), ("attn.n_kv_heads", a.kv_heads, a.n_heads),
               ("attn.head_dim", cfg.head_dim, cfg.d_model // a.n_heads), ("attn.causal", a.causal, True),
-              ("attn.scale", a.scale, "sqrt_d"),
+              ("attn.scale", a.scale, "sqrt_d"), ("attn.window", a.window, None),
               ("ffn.enabled", cfg.ffn.enabled, True), ("ffn.bias", cfg.ffn.bias, True),
               ("embed.n_segments", cfg.embed.n_segments, 0), ("embed.norm", cfg.embed.norm, False),
               ("head.lm", cfg.head.lm, True), ("head.transform", cfg.head.transform, False),
