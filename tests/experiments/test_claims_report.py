@@ -165,3 +165,23 @@ def test_calibrations_shown_only_for_the_families_that_ran(report):
     shown = shown_calibrations(results, [cal(f) for f in sorted(ran)] + [cal(other)])
     assert [c.spec.family for c in shown] == sorted(ran)
     assert len(shown_calibrations([], [cal(other)])) == 1  # a calibration report shows every calibration
+
+
+def test_tables_from_several_sweeps_merge_their_claims_and_refuse_a_claim_twice():
+    import pytest
+
+    from archlab.config import ConfigError
+    from archlab.experiments.report.claims_table import merged_reports, verdict_counts
+
+    a = {"command": "archlab claims --standard", "claims": [{"claim": "no_ffn", "verdict": "supported"}],
+         "comparisons": [{"claim": "no_ffn"}]}
+    b = {"command": "archlab claims --standard --only kv_cache_faster",
+         "claims": [{"claim": "kv_cache_faster", "verdict": "contradicted: no effect ≥ 20% of the baseline"}],
+         "comparisons": [{"claim": "kv_cache_faster"}]}
+    both = merged_reports([a, b])
+    assert both["command"] == "archlab claims --standard + archlab claims --standard --only kv_cache_faster"
+    assert [c["claim"] for c in both["claims"]] == ["no_ffn", "kv_cache_faster"] and len(both["comparisons"]) == 2
+    assert verdict_counts(both["claims"])["decided"] == 2
+    assert merged_reports([a]) == a
+    with pytest.raises(ConfigError, match="'no_ffn' is in verdicts files 1 and 2"):
+        merged_reports([a, a])

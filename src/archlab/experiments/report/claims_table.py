@@ -2,8 +2,9 @@
 verdict table of a finished sweep, generated from its verdicts.json.
 
 `python -m archlab.experiments.report.claims_table` prints the claim → task table; `--write` replaces the text between
-its markers in docs/claims.md. `--verdicts runs/claims/verdicts.json [--write]` does the same for the verdict
-table (markers VERDICTS_START / VERDICTS_END). tests/experiments/test_claim_specs.py checks the page's claim →
+its markers in docs/claims.md. `--verdicts runs/claims/verdicts.json [MORE.json …] [--write]` does the same for the
+verdict table (markers VERDICTS_START / VERDICTS_END) and the README's, from one sweep or several (e.g. a pass and a
+later supplement of new claims; `merged_reports`). tests/experiments/test_claim_specs.py checks the page's claim →
 task table equals `claims_table()`.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from archlab.config import ConfigError
 from archlab.experiments.judge.results import verdict_head
 from archlab.experiments.report.claim_rows import cell, registration_text
 from archlab.experiments.spec import ExperimentSpec, builtin_specs, variant_config
@@ -202,6 +204,26 @@ def _scale_cells(record: Mapping[str, Any]) -> str:
     return " | ".join(cell(record, k) for k in ("params", "steps", "tokens"))
 
 
+def merged_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several sweeps' verdicts.json as one table: the claims and comparisons of each in order, the commands joined
+    with ' + '. A claim in two of them is refused (which would count?). Each sweep keeps its own multiplicity
+    family (its BH q-values were computed over its own comparisons)."""
+    if not reports:
+        raise ConfigError("--verdicts needs at least one verdicts.json")
+    seen: dict[str, int] = {}
+    for i, r in enumerate(reports):
+        for c in r["claims"]:
+            if c["claim"] in seen:
+                raise ConfigError(f"claim {c['claim']!r} is in verdicts files {seen[c['claim']] + 1} and {i + 1}; "
+                                  "give each claim once")
+            seen[c["claim"]] = i
+    if len(reports) == 1:
+        return dict(reports[0])
+    return {**reports[0], "command": " + ".join(str(r.get("command", "")) for r in reports),
+            "claims": [c for r in reports for c in r["claims"]],
+            "comparisons": [c for r in reports for c in r.get("comparisons", [])]}
+
+
 def replace_section(text: str, new: str, start: str = START, end: str = END) -> str:
     """`text` with the block from `start` to `end` replaced by `new` (which includes both markers)."""
     i, j = text.index(start), text.index(end) + len(end)
@@ -212,11 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     root = Path(__file__).resolve().parents[4]
     if "--verdicts" in argv:
-        path = Path(argv[argv.index("--verdicts") + 1])
-        report = json.loads(path.read_text(encoding="utf-8"))
+        paths = [Path(a) for a in argv[argv.index("--verdicts") + 1:] if not a.startswith("--")]
+        report = merged_reports([json.loads(p.read_text(encoding="utf-8")) for p in paths])
         blocks = [(root / "docs" / "claims.md", VERDICTS_START, VERDICTS_END, verdicts_table(report)),
                   (root / "README.md", README_START, README_END, readme_table(report))]
-        what = f"the verdict table of {path}"
+        what = f"the verdict table of {', '.join(map(str, paths))}"
     else:
         blocks, what = [(root / "docs" / "claims.md", START, END, section_body())], \
             "the claim → task table"
