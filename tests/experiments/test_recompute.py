@@ -59,3 +59,20 @@ def test_bad_files_are_refused_in_one_line(tmp_path, capsys):
     assert main(["claims", "--recompute", str(bad)]) == 2
     assert "not a runs.csv of archlab claims" in capsys.readouterr().err
     assert main(["claims", "--recompute", str(tmp_path / "none.csv")]) == 2
+
+
+def test_a_calibration_sweep_writes_its_raw_data_and_recomputes(tmp_path, monkeypatch, capsys):
+    """The calibrations decide which families count: their runs are raw data too (they were left out before)."""
+    specs, cals = tmp_path / "specs", tmp_path / "cal"
+    specs.mkdir()
+    cals.mkdir()
+    (cals / "toy_cal.yaml").write_text(yaml.safe_dump({**TOY, "name": "toy_cal", "reference": {"paper": "p"}}))
+    monkeypatch.setattr(schema, "SPECS_DIR", specs)
+    monkeypatch.setattr(schema, "CALIBRATION_DIR", cals)
+    out = tmp_path / "out"
+    assert main(["claims", "--calibrate", "--jobs", "0", "--out", str(out), "--no-report"]) == 0
+    rows = list(csv.DictReader((out / "calibration" / "runs.csv").open()))
+    assert {r["experiment"] for r in rows} == {"toy_cal"} and {r["role"] for r in rows} == {"select", "test"}
+    capsys.readouterr()
+    assert main(["claims", "--recompute", str(out / "calibration" / "runs.csv")]) == 0
+    assert "1 verdict(s) recomputed: identical to" in capsys.readouterr().out

@@ -53,7 +53,7 @@ def run_job(args, job: Job) -> int:
     if not job.calibrate:
         apply_calibrations(results, cals)
     _print(results, cals, job, smoke, profile)
-    raw = write_raw([] if job.calibrate else results, job.out / "calibration" if job.calibrate else job.out)
+    raw = write_raw(results, job.out / "calibration" if job.calibrate else job.out)  # calibrations: their own runs
     print(f"raw data: {raw['csv']} (every run's final metrics; `archlab claims --recompute` re-derives the verdicts)")
     if not args.no_report:
         _report(args, job, results, cals, label, smoke, profile)
