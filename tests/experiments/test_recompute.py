@@ -76,3 +76,13 @@ def test_a_calibration_sweep_writes_its_raw_data_and_recomputes(tmp_path, monkey
     capsys.readouterr()
     assert main(["claims", "--recompute", str(out / "calibration" / "runs.csv")]) == 0
     assert "1 verdict(s) recomputed: identical to" in capsys.readouterr().out
+
+
+def test_the_committed_v2_calibration_data_recompute_to_the_committed_decisions(capsys):
+    """The measured --standard calibration pass (benchmarks/results/claims_standard_v2/calibration): its raw data give
+    its published decisions exactly, with today's built-in specs."""
+    from pathlib import Path
+
+    csv_path = Path(__file__).resolve().parents[2] / "benchmarks/results/claims_standard_v2/calibration/runs.csv"
+    assert main(["claims", "--recompute", str(csv_path)]) == 0
+    assert "5 verdict(s) recomputed: identical to" in capsys.readouterr().out
