@@ -108,6 +108,24 @@ def test_trainer_train_split_run_scores_the_training_split(tmp_path):
     assert 0.0 <= f["trainsplit_accuracy"] <= 1.0 and "val_accuracy" in f
     assert f["trainsplit_error"] == pytest.approx(1.0 - f["trainsplit_accuracy"])
     assert math.isfinite(f["trainsplit_loss"])
+    assert f["gap_accuracy"] == pytest.approx(f["trainsplit_accuracy"] - f["val_accuracy"])
+    assert f["gap_loss"] == pytest.approx(f["val_loss"] - f["trainsplit_loss"])
+
+
+def test_train_split_on_text_reports_the_loss_gap(tmp_path):
+    """A language model on a small slice of the corpus: the training split's loss and the gap to held-out loss."""
+    cfg = {"model": {"preset": "char-gpt", "d_model": 16, "n_layers": 1, "attn.n_heads": 2, "ffn.d_ff": 32},
+           "task": {"name": "causal_lm", "corpus": "shakespeare", "tokenizer": "char", "block_size": 16,
+                    "val_fraction": 0.98},
+           "train": {"batch_size": 4, "lr": 0.003, "eval_every": 0, "eval_batches": 2, "log_every": 1, "threads": 1}}
+    f = cr.trainer_train_split_run(cfg, 0, {"steps": 3}, str(tmp_path / "lm"))["final"]
+    assert f["gap_loss"] == pytest.approx(f["val_loss"] - f["trainsplit_loss"])
+    assert ("gap_accuracy" in f) == ("val_accuracy" in f and "trainsplit_accuracy" in f)
+
+
+def test_generalization_gaps_need_both_numbers():
+    assert cr.generalization_gaps({"val_loss": 2.0}) == {}
+    assert cr.generalization_gaps({"val_loss": 2.5, "trainsplit_loss": 2.0}) == {"gap_loss": 0.5}
 
 
 def test_grad_norm_stability_by_hand():

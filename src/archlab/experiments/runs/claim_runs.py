@@ -33,7 +33,8 @@ from archlab.experiments.runs.registry import run_function
 
 @run_function("train_split")
 def trainer_train_split_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
-    """archlab's trainer run, then the final weights evaluated on the training split (same cap as val)."""
+    """archlab's trainer run, then the final weights evaluated on the training split (same cap as val), and the
+    train–validation gaps (`generalization_gaps`)."""
     import torch
 
     from archlab.experiments.runs.builtin import make_run_config, trainer_run
@@ -46,10 +47,24 @@ def trainer_train_split_run(config: dict, seed: int, budget: dict, out_dir: str)
     model.eval()
     with torch.no_grad():
         ev = {k: float(v) for k, v in task.evaluate(model, "train").items()}
-    out["final"].update({f"trainsplit_{k}": v for k, v in ev.items()})
+    final = out["final"]
+    final.update({f"trainsplit_{k}": v for k, v in ev.items()})
     if "accuracy" in ev:
-        out["final"]["trainsplit_error"] = 1.0 - ev["accuracy"]
+        final["trainsplit_error"] = 1.0 - ev["accuracy"]
+    final.update(generalization_gaps(final))
     return out
+
+
+def generalization_gaps(final: dict[str, Any]) -> dict[str, float]:
+    """How much better the final weights do on the data they were trained on than on held-out data — the
+    overfitting a seed sentence speaks of: gap_loss = val_loss − trainsplit_loss, gap_accuracy = trainsplit_accuracy
+    − val_accuracy (each only when both of its numbers were reported; > 0 means the training split looks better)."""
+    gaps = {}
+    if isinstance(final.get("val_loss"), float) and isinstance(final.get("trainsplit_loss"), float):
+        gaps["gap_loss"] = final["val_loss"] - final["trainsplit_loss"]
+    if isinstance(final.get("val_accuracy"), float) and isinstance(final.get("trainsplit_accuracy"), float):
+        gaps["gap_accuracy"] = final["trainsplit_accuracy"] - final["val_accuracy"]
+    return gaps
 
 
 # ---------------------------------------------------------------- teacher forcing: speed and stability
