@@ -236,6 +236,7 @@ ALLOWED_LOCAL_IMPORTS: dict[str, set[tuple[str, str]]] = {
         ("archlab.experiments.runs.claim_runs", "archlab.experiments.runs.builtin"),
         ("archlab.experiments.runs.claim_runs", "archlab.generate"),
         ("archlab.experiments.runs.claim_runs", "archlab.models"),
+        ("archlab.experiments.runs.claim_runs", "archlab.nn.mamba"),
         ("archlab.experiments.runs.claim_runs", "archlab.train"),
     },
     "interop/: optional gguf/transformers paths, not converted yet; its owner shrinks this group": {

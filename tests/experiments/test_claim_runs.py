@@ -160,3 +160,42 @@ def test_trainer_run_reports_grad_norm_stability_from_its_log(tmp_path):
     assert out["final"]["grad_norm_max_ratio"] == pytest.approx(max(norms) / (sum(sorted(norms)[2:4]) / 2))
     off = trainer_run(_tiny_trainer_config(grad_clip=0.0, steps=4), 0, {}, str(tmp_path / "b"))
     assert not any(k.startswith("grad_norm") for k in off["final"])  # no clipping: no norms logged, none reported
+
+
+def _mamba_with_channel_0_off(activation):
+    import torch
+
+    from archlab.models import build_model, preset
+
+    torch.manual_seed(0)
+    model = build_model(preset("mamba-tiny", **{"mixer.ssm.activation": activation}))
+    with torch.no_grad():
+        for block in model.decoder.blocks:
+            conv = block.sub["mixer"].conv1d
+            conv.weight[0].zero_()
+            conv.bias[0] = -5.0  # channel 0's activation input is −5 at every token
+    return model
+
+
+def test_dead_units_counts_channels_without_gradient():
+    import torch
+
+    ids = torch.randint(0, 256, (2, 17))
+    relu = _mamba_with_channel_0_off("relu")
+    n_channels = sum(b.sub["mixer"].d_inner for b in relu.decoder.blocks)
+    dead = cr.dead_unit_fraction(relu, ids)
+    assert dead >= len(relu.decoder.blocks) / n_channels  # channel 0 of every layer at least
+    assert dead * n_channels == pytest.approx(round(dead * n_channels))  # a count of channels
+    assert cr.dead_unit_fraction(_mamba_with_channel_0_off("silu"), ids) == 0.0  # SiLU'(−5) ≈ −0.03, not 0
+    from archlab.nn.ffn import activation
+
+    assert all(b.sub["mixer"].act is activation("relu") for b in relu.decoder.blocks)  # restored
+
+
+def test_dead_units_needs_a_mamba_model():
+    import torch
+
+    from archlab.models import build_model, preset
+
+    with pytest.raises(ValueError, match="no Mamba mixer"):
+        cr.dead_unit_fraction(build_model(preset("gpt-tiny")), torch.zeros(1, 4, dtype=torch.long))

@@ -67,6 +67,64 @@ def generalization_gaps(final: dict[str, Any]) -> dict[str, float]:
     return gaps
 
 
+# ---------------------------------------------------------------- dead units of an activation
+
+
+def dead_unit_fraction(model, batch_ids, tol: float = 1e-6) -> float:
+    """The fraction of the Mamba mixers' activation channels (the function after conv1d, `mixer.ssm.activation`) whose
+    derivative is below `tol` at every token of `batch_ids`: units through which no gradient flows on that data —
+    dead in the sense of the "dead ReLU" (for ReLU, a channel whose input is ≤ 0 everywhere; SiLU's derivative is
+    zero only at isolated points). Each mixer's `act` is wrapped for one forward pass, then restored."""
+    import torch
+
+    from archlab.nn.mamba import Mamba
+
+    mixers = [m for m in model.modules() if isinstance(m, Mamba)]
+    if not mixers:
+        raise ValueError("dead_unit_fraction: the model has no Mamba mixer (nothing to probe)")
+    seen: list[torch.Tensor] = []
+
+    def recording(act):
+        def wrapped(x):
+            with torch.enable_grad():
+                xi = x.detach().requires_grad_(True)
+                (deriv,) = torch.autograd.grad(act(xi).sum(), xi)
+            seen.append((deriv.abs() < tol).reshape(-1, x.shape[-1]).all(0))  # per channel: dead on every token
+            return act(x)
+        return wrapped
+
+    originals = [m.act for m in mixers]
+    try:
+        for m in mixers:
+            m.act = recording(m.act)
+        with torch.no_grad():
+            model(batch_ids)
+    finally:
+        for m, act in zip(mixers, originals, strict=True):
+            m.act = act
+    dead = torch.cat(seen)
+    return float(dead.float().mean())
+
+
+@run_function("dead_units")
+def trainer_dead_units_run(config: dict, seed: int, budget: dict, out_dir: str) -> dict:
+    """archlab's trainer run, then `dead_unit_fraction` of the final weights on the first held-out batch."""
+    import torch
+
+    from archlab.experiments.runs.builtin import make_run_config, trainer_run
+    from archlab.train import build_run, load_checkpoint
+
+    out = trainer_run(config, seed, budget, out_dir)
+    data = {k: v for k, v in dict(config).items() if k != "posthoc"}
+    task, _, model = build_run(make_run_config(data, seed), "cpu")
+    load_checkpoint(out_dir, model)
+    model.eval()
+    batch = next(iter(task.eval_batches("val")))
+    with torch.no_grad():
+        out["final"]["dead_unit_fraction"] = dead_unit_fraction(model, batch["input_ids"])
+    return out
+
+
 # ---------------------------------------------------------------- teacher forcing: speed and stability
 
 def steps_to_reach(curve: list[dict[str, Any]], key: str, level: float, never: float) -> float:
