@@ -2,6 +2,10 @@
 "place positional encoding right after the embedding layer", tested by moving them later)."""
 import pytest
 import torch
+from _decoding_checks import (
+    assert_decoder_cache_matches_full_forward,
+    assert_encoder_decoder_cache_matches_full_forward,
+)
 
 from archlab.config import ConfigError, apply_overrides
 from archlab.interop import InteropError, to_hf
@@ -80,14 +84,7 @@ def test_same_parameters_and_initialisation_as_the_default():
 
 @pytest.mark.parametrize("kind", ["learned", "sinusoidal"])
 def test_cached_decoding_equals_the_full_forward(kind):
-    model = built(gpt(**{**AFTER, "pos.kind": kind}))
-    ids = torch.randint(0, 256, (2, 11))
-    with torch.no_grad():
-        full = model(ids)
-        state = model.init_state(2, 16)
-        steps = [model(ids[:, :4], state=state)]  # a prompt, then one token at a time
-        steps += [model(ids[:, t:t + 1], state=state) for t in range(4, 11)]
-    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+    assert_decoder_cache_matches_full_forward(built(gpt(**{**AFTER, "pos.kind": kind})))
 
 
 def test_cached_decoding_with_left_padding_equals_the_full_forward():
@@ -111,15 +108,7 @@ def test_encoder_decoder_uses_the_same_k_in_both_stacks_and_decodes_cached():
     cfg = preset("transformer-tiny", **{"pos.placement": "after_block", "pos.after_block": 1})
     model = built(cfg)
     assert model.encoder.pos_after == model.decoder.pos_after == 1
-    src, tgt = torch.randint(0, 256, (2, 9)), torch.randint(0, 256, (2, 8))
-    src_mask = torch.ones(2, 9, dtype=torch.long)
-    src_mask[1, 6:] = 0
-    with torch.no_grad():
-        full = model(src, attention_mask=src_mask, decoder_input_ids=tgt)
-        state = model.init_state(2, 8, input_ids=src, attention_mask=src_mask)
-        steps = [model(src, attention_mask=src_mask, decoder_input_ids=tgt[:, t:t + 1], state=state)
-                 for t in range(8)]
-    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+    assert_encoder_decoder_cache_matches_full_forward(model)
 
 
 def test_static_cache_decoding_adds_positions_after_the_block():

@@ -1,6 +1,10 @@
 """KV-cached decoding equals the full forward pass; causal models do not see the future."""
 import pytest
 import torch
+from _decoding_checks import (
+    assert_decoder_cache_matches_full_forward,
+    assert_encoder_decoder_cache_matches_full_forward,
+)
 
 from archlab.models import build_model, preset
 
@@ -10,14 +14,7 @@ FP32 = dict(atol=1e-5, rtol=1.3e-6)
 @pytest.mark.parametrize("name", ["gpt-tiny", "llama-tiny"])
 def test_decoder_kv_cache_matches_full_forward(name):
     torch.manual_seed(0)
-    model = build_model(name).eval()
-    ids = torch.randint(0, model.cfg.vocab_size, (2, 11))
-    with torch.no_grad():
-        full = model(ids)
-        state = model.init_state(2, 16)
-        steps = [model(ids[:, :4], state=state)]  # a prompt, then one token at a time
-        steps += [model(ids[:, t:t + 1], state=state) for t in range(4, 11)]
-    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+    assert_decoder_cache_matches_full_forward(build_model(name).eval())
 
 
 @pytest.mark.parametrize("overrides", [
@@ -27,17 +24,7 @@ def test_decoder_kv_cache_matches_full_forward(name):
 ], ids=["default", "cross_alone", "no_self_attention"])
 def test_encoder_decoder_kv_cache_matches_full_forward(overrides):
     torch.manual_seed(0)
-    model = build_model(preset("transformer-tiny", **overrides)).eval()
-    src = torch.randint(0, 256, (2, 9))
-    src_mask = torch.ones(2, 9, dtype=torch.long)
-    src_mask[1, 6:] = 0
-    tgt = torch.randint(0, 256, (2, 8))
-    with torch.no_grad():
-        full = model(src, attention_mask=src_mask, decoder_input_ids=tgt)
-        state = model.init_state(2, 8, input_ids=src, attention_mask=src_mask)
-        steps = [model(src, attention_mask=src_mask, decoder_input_ids=tgt[:, t:t + 1], state=state)
-                 for t in range(8)]
-    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+    assert_encoder_decoder_cache_matches_full_forward(build_model(preset("transformer-tiny", **overrides)).eval())
 
 
 @pytest.mark.parametrize("overrides", [{}, {"pos.kind": "rope"}, {"block.norm": "post"}, {"attn.n_kv_heads": 1}])

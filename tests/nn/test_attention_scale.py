@@ -7,6 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _decoding_checks import (
+    assert_decoder_cache_matches_full_forward,
+    assert_encoder_decoder_cache_matches_full_forward,
+)
 
 from archlab.config import ConfigError, apply_overrides
 from archlab.models import build_model, preset
@@ -143,26 +147,11 @@ def test_models_under_none_reference_equals_sdpa_with_padding(name, kw):
 
 @pytest.mark.parametrize("name,impl", [("gpt-tiny", "sdpa"), ("llama-tiny", "reference"), ("gpt-tiny", "reference")])
 def test_kv_cache_decoding_under_none_equals_full_forward(name, impl):
-    model = _model(name, impl)
-    ids = torch.randint(0, model.cfg.vocab_size, (2, 11))
-    with torch.no_grad():
-        full = model(ids)
-        state = model.init_state(2, 16)
-        steps = [model(ids[:, :4], state=state)] + [model(ids[:, t:t + 1], state=state) for t in range(4, 11)]
-    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+    assert_decoder_cache_matches_full_forward(_model(name, impl))
 
 
 def test_encoder_decoder_cache_under_none_equals_full_forward():
-    model = _model("transformer-tiny", "sdpa")
-    src, tgt = torch.randint(0, 256, (2, 9)), torch.randint(0, 256, (2, 8))
-    src_mask = torch.ones(2, 9, dtype=torch.long)
-    src_mask[1, 6:] = 0
-    with torch.no_grad():
-        full = model(src, attention_mask=src_mask, decoder_input_ids=tgt)
-        state = model.init_state(2, 8, input_ids=src, attention_mask=src_mask)
-        steps = [model(src, attention_mask=src_mask, decoder_input_ids=tgt[:, t:t + 1], state=state)
-                 for t in range(8)]
-    torch.testing.assert_close(torch.cat(steps, 1), full, **FP32)
+    assert_encoder_decoder_cache_matches_full_forward(_model("transformer-tiny", "sdpa"))
 
 
 def test_static_cache_decoder_under_none_equals_full_forward():
