@@ -4,7 +4,8 @@ verdict table of a finished sweep, generated from its verdicts.json.
 `python -m archlab.experiments.report.claims_table` prints the claim → task table; `--write` replaces the text between
 its markers in docs/claims.md. `--verdicts runs/claims/verdicts.json [MORE.json …] [--write]` does the same for the
 verdict table (markers VERDICTS_START / VERDICTS_END) and the README's, from one sweep or several (e.g. a pass and a
-later supplement of new claims; `merged_reports`). tests/experiments/test_claim_specs.py checks the page's claim →
+later supplement of new claims; `merged_reports`); `--previous OLD.json [MORE.json …]` adds the table of verdicts
+that changed since that sweep (`verdict_changes`). tests/experiments/test_claim_specs.py checks the page's claim →
 task table equals `claims_table()`.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from archlab.config import ConfigError
 from archlab.experiments.judge.results import verdict_head
 from archlab.experiments.report.claim_rows import cell, registration_text
+from archlab.experiments.report.fmt import md_cell
+from archlab.experiments.report.verdict_changes import CHANGES_END, CHANGES_START, changes_table
 from archlab.experiments.spec import ExperimentSpec, builtin_specs, variant_config
 from archlab.experiments.spec.registration import load_registry, status_of
 
@@ -29,10 +32,6 @@ VERDICTS_END = "<!-- verdicts-table:end -->"
 README_START, README_END = "<!-- readme-verdicts:start (generated with the verdicts table) -->", \
     "<!-- readme-verdicts:end -->"
 POOL_PAIRS = (("max", "relu"), ("max", "tanh"), ("max", "leaky_relu"), ("avg", "relu"), ("max", "gelu"))
-
-
-def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def task_of(spec: ExperimentSpec, profile: str = "standard") -> str:
@@ -111,8 +110,8 @@ def claims_table(specs: Sequence[ExperimentSpec] | None = None, registry: Mappin
     for s in specs:
         seeds = _seeds(s)
         lrs = ", ".join(f"{x:g}" for x in s.lr_sweep) or "—"
-        rows.append(f"| {s.name} | {seeds} | {_cell(task_of(s))} | {_cell(_metric(s))} | {_min_effect(s)} | "
-                    f"{_gate(s)} | {lrs} | {_cell(status_of(s, registry).text)} | {_cell(s.task_reason)} |")
+        rows.append(f"| {s.name} | {seeds} | {md_cell(task_of(s))} | {md_cell(_metric(s))} | {_min_effect(s)} | "
+                    f"{_gate(s)} | {lrs} | {md_cell(status_of(s, registry).text)} | {md_cell(s.task_reason)} |")
     return "\n".join(rows)
 
 
@@ -166,7 +165,7 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
     """A finished sweep's verdicts (its verdicts.json): the counts, then one row per claim with its task and each
     comparison's arms (metric mean ± sd at the best lr), paired difference d [95% CI] and verdict."""
     specs = {s.name: s for s in builtin_specs()}
-    lines = [counts_line(report), "",
+    lines = [counts_line(report) + not_run_text(report), "",
              "| claim | task | params | steps | tokens | verdict | comparisons: baseline → variant, d [95% CI] → "
              "verdict |", "|---|---|---|---|---|---|---|"]
     rows: dict[str, list[str]] = {}
@@ -180,8 +179,8 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
     for c in report["claims"]:
         spec = specs.get(c["claim"])
         task = task_of(spec) if spec is not None else "?"
-        lines.append(f"| {c['claim']} | {_cell(task)} | {_scale_cells(c)} | **{_cell(c['verdict'])}** | "
-                     f"{_cell('; '.join(rows.get(c['claim'], [])))} |")
+        lines.append(f"| {c['claim']} | {md_cell(task)} | {_scale_cells(c)} | **{md_cell(c['verdict'])}** | "
+                     f"{md_cell('; '.join(rows.get(c['claim'], [])))} |")
     return "\n".join(lines)
 
 
@@ -189,14 +188,26 @@ def readme_table(report: Mapping[str, Any]) -> str:
     """The README's short form of a sweep's verdicts: the counts, then claim | seed | task | params | steps | tokens |
     verdict | registration (each as the sweep recorded it; '—' where its verdicts.json predates the field)."""
     specs = {s.name: s for s in builtin_specs()}
-    lines = [counts_line(report), "", "| claim | seed | task | params | steps | tokens | verdict | registration |",
+    lines = [counts_line(report) + not_run_text(report), "",
+             "| claim | seed | task | params | steps | tokens | verdict | registration |",
              "|---|---|---|---|---|---|---|---|"]
     for c in report["claims"]:
         spec = specs.get(c["claim"])
-        seeds, task = (_seeds(spec), _cell(task_of(spec))) if spec is not None else ("?", "?")
-        lines.append(f"| {c['claim']} | {seeds} | {task} | {_scale_cells(c)} | {_cell(c['verdict'])} | "
-                     f"{_cell(cell(c, 'registration'))} |")
+        seeds, task = (_seeds(spec), md_cell(task_of(spec))) if spec is not None else ("?", "?")
+        lines.append(f"| {c['claim']} | {seeds} | {task} | {_scale_cells(c)} | {md_cell(c['verdict'])} | "
+                     f"{md_cell(cell(c, 'registration'))} |")
     return "\n".join(lines)
+
+
+def not_run_text(report: Mapping[str, Any], specs: Sequence[ExperimentSpec] | None = None) -> str:
+    """' Not run in this sweep: a, b (registered, no verdict yet).' for the built-in claims the report lacks ('' when
+    it has every one): a table never silently drops a registered claim."""
+    have = {c["claim"] for c in report["claims"]}
+    missing = [s.name for s in (builtin_specs() if specs is None else specs) if s.name not in have]
+    if not missing:
+        return ""
+    return (f" Not run in this sweep ({len(missing)}; registered, no verdict yet): "
+            + ", ".join(f"`{m}`" for m in missing) + ".")
 
 
 def _scale_cells(record: Mapping[str, Any]) -> str:
@@ -230,14 +241,36 @@ def replace_section(text: str, new: str, start: str = START, end: str = END) -> 
     return text[:i] + new + text[j:]
 
 
+def _paths_after(argv: Sequence[str], flag: str) -> list[Path]:
+    """The file arguments that follow `flag`, up to the next option."""
+    out = []
+    for a in argv[list(argv).index(flag) + 1:]:
+        if a.startswith("--"):
+            break
+        out.append(Path(a))
+    if not out:
+        raise ConfigError(f"{flag} needs at least one verdicts.json")
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"no verdicts file at {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     root = Path(__file__).resolve().parents[4]
     if "--verdicts" in argv:
-        paths = [Path(a) for a in argv[argv.index("--verdicts") + 1:] if not a.startswith("--")]
-        report = merged_reports([json.loads(p.read_text(encoding="utf-8")) for p in paths])
+        paths = _paths_after(argv, "--verdicts")
+        report = merged_reports([_read_json(p) for p in paths])
         blocks = [(root / "docs" / "claims.md", VERDICTS_START, VERDICTS_END, verdicts_table(report)),
                   (root / "README.md", README_START, README_END, readme_table(report))]
+        if "--previous" in argv:
+            previous = merged_reports([_read_json(p) for p in _paths_after(argv, "--previous")])
+            blocks.append((root / "docs" / "claims.md", CHANGES_START, CHANGES_END,
+                           changes_table(previous, report)))
         what = f"the verdict table of {', '.join(map(str, paths))}"
     else:
         blocks, what = [(root / "docs" / "claims.md", START, END, section_body())], \

@@ -47,3 +47,8 @@ def pm(mean: Any, sd: Any, n: int) -> str:
 def interval(d: Any, lo: Any, hi: Any) -> str:
     """'d [lo, hi]' to three significant figures."""
     return f"{sig(d)} [{sig(lo)}, {sig(hi)}]"
+
+
+def md_cell(text: Any) -> str:
+    """`text` as one markdown table cell: whitespace runs (newlines included) as one space, '|' escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
