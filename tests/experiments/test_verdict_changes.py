@@ -8,6 +8,7 @@ import pytest
 
 from archlab.config import ConfigError
 from archlab.experiments.report import claims_table
+from archlab.experiments.report.claim_rows import short_registration
 from archlab.experiments.report.claims_table import not_run_text
 from archlab.experiments.report.verdict_changes import (
     CHANGES_END,
@@ -15,6 +16,7 @@ from archlab.experiments.report.verdict_changes import (
     change_reason,
     changes_table,
     decision_head,
+    evidence,
     verdict_changes,
 )
 from archlab.experiments.spec import builtin_specs
@@ -61,7 +63,36 @@ def test_an_amended_or_budget_dependent_record_says_so():
     new = {"claim": "x", "verdict": "supported", "registration": "amended after registration (seeds, 2026-12-07: r)",
            "budget_check": "budget-dependent (at half budget: inconclusive)"}
     why = change_reason({"claim": "x", "verdict": "contradicted"}, new)
-    assert "amended after registration (seeds" in why and "budget-dependent" in why
+    assert "spec amended 2026-12-07 (seeds)" in why and "budget-dependent" in why
+
+
+def test_a_registration_is_shortened_to_its_date_and_the_kinds_of_field_it_changed():
+    long = ("amended after registration (procedure_version, profiles.full.seeds, profiles.standard.lr_select_seeds, "
+            "runner, 2026-12-07: claims-rigor redesign, made after the v1 results had been seen (a, b))")
+    assert short_registration(long) == "amended 2026-12-07 (procedure, seed plan, runner)"
+    assert short_registration("registered (2026-12-07)") == "registered (2026-12-07)"
+    assert short_registration("—") == "—"
+
+
+def test_the_reason_shows_each_comparison_then_and_now_without_repeating_the_scope():
+    old = {"claims": [{"claim": "c", "verdict": "contradicted"}], "comparisons": [
+        {"claim": "c", "comparison": "a worse than b", "diff": "0.01 [0.004, 0.02]", "n": "3", "verdict": "supported"},
+        {"claim": "c", "comparison": "dropped", "diff": "0.1 [0, 0.2]", "n": "3", "verdict": "inconclusive"}]}
+    new = {"claims": [{"claim": "c", "verdict": "out of scope at this scale (deep: 4 layers)",
+                       "unmet_scope": [{"condition": "deep", "why": "4 layers"}]}], "comparisons": [
+        {"claim": "c", "comparison": "a worse than b", "diff": "0.008 [0.005, 0.011]", "n": "10",
+         "verdict": "out of scope at this scale (deep: 4 layers)"},
+        {"claim": "c", "comparison": "added", "diff": "0.2 [0.1, 0.3]", "n": "10",
+         "verdict": "supported (outside the seed's stated conditions: deep)"},
+        {"claim": "other", "comparison": "a worse than b", "diff": "9", "n": "10", "verdict": "supported"}]}
+    assert evidence(old, new, "c") == (
+        "a worse than b: before d 0.01 [0.004, 0.02], n 3 → supported; now d 0.008 [0.005, 0.011], n 10 → out of "
+        "scope at this scale · added: not compared before; now d 0.2 [0.1, 0.3], n 10 → supported · dropped: before "
+        "d 0.1 [0, 0.2], n 3 → inconclusive; not compared now")
+    why = verdict_changes(old, new)[0]["why"]
+    assert why.startswith("outside the seed's stated conditions (deep) — a worse than b: before")
+    assert evidence(old, new, "absent") == ""
+    assert decision_head("uncalibrated (inconclusive (underpowered))") == "inconclusive"
 
 
 def test_a_table_names_the_registered_claims_a_sweep_did_not_run():

@@ -3,6 +3,7 @@ decision, the scale (parameters, steps, tokens), the half-budget check, the regi
 conditions the set-up does not meet."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,25 @@ def registration_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int] 
     amended = sum(str(c["registration"]).startswith("amended") for c in known)
     pre = sum(bool(c.get("pre_registered")) for c in known)
     return {"pre-registered": pre, "amended": amended, "not registered": len(records) - pre - amended}
+
+
+def short_registration(text: str) -> str:
+    """A table's short form of a registration status: 'amended 2026-12-07 (procedure, seed plan, runner)' for
+    'amended after registration (procedure_version, profiles.standard.seeds, runner, 2026-12-07: reason…)' — the
+    fields changed, grouped, and the date; the reason stays in the full record. Other statuses are kept as they
+    are ('registered (2026-12-07)')."""
+    text = str(text)
+    m = re.match(r"amended after registration \((.*?), (\d{4}-\d{2}-\d{2}):", text)
+    if m is None:
+        return text
+    fields = [f.strip() for f in m.group(1).split(",") if f.strip()]
+    groups = {"procedure_version": "procedure"}
+    named: list[str] = []
+    for f in fields:
+        name = groups.get(f) or ("seed plan" if f.startswith("profiles.") else f)
+        if name not in named:
+            named.append(name)
+    return f"amended {m.group(2)} ({', '.join(named)})"
 
 
 def registration_text(records: Sequence[Mapping[str, Any]]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from archlab.config import ConfigError
 from archlab.experiments.judge.results import verdict_head
-from archlab.experiments.report.claim_rows import cell, registration_text
+from archlab.experiments.report.claim_rows import cell, registration_text, short_registration
 from archlab.experiments.report.fmt import md_cell
 from archlab.experiments.report.verdict_changes import CHANGES_END, CHANGES_START, changes_table
 from archlab.experiments.spec import ExperimentSpec, builtin_specs, variant_config
@@ -186,7 +186,8 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
 
 def readme_table(report: Mapping[str, Any]) -> str:
     """The README's short form of a sweep's verdicts: the counts, then claim | seed | task | params | steps | tokens |
-    verdict | registration (each as the sweep recorded it; '—' where its verdicts.json predates the field)."""
+    verdict | registration (each as the sweep recorded it, the registration in its short form; '—' where its
+    verdicts.json predates the field)."""
     specs = {s.name: s for s in builtin_specs()}
     lines = [counts_line(report) + not_run_text(report), "",
              "| claim | seed | task | params | steps | tokens | verdict | registration |",
@@ -195,7 +196,7 @@ def readme_table(report: Mapping[str, Any]) -> str:
         spec = specs.get(c["claim"])
         seeds, task = (_seeds(spec), md_cell(task_of(spec))) if spec is not None else ("?", "?")
         lines.append(f"| {c['claim']} | {seeds} | {task} | {_scale_cells(c)} | {md_cell(c['verdict'])} | "
-                     f"{md_cell(cell(c, 'registration'))} |")
+                     f"{md_cell(short_registration(cell(c, 'registration')))} |")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from archlab.experiments.judge.results import verdict_head
+from archlab.experiments.report.claim_rows import short_registration
 from archlab.experiments.report.fmt import md_cell
 
 CHANGES_START = ("<!-- verdict-changes:start (generated: python -m archlab.experiments.report.claims_table "
@@ -43,7 +44,7 @@ def change_reason(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) 
         reasons.append(f"outside the seed's stated conditions ({conds})" if conds else "outside the seed's stated "
                        "conditions")
     if str(new.get("registration") or "").startswith("amended"):
-        reasons.append(str(new["registration"]))
+        reasons.append(f"spec {short_registration(str(new['registration']))}")
     if str(new.get("budget_check") or "").startswith("budget-dependent"):
         reasons.append(str(new["budget_check"]))
     if not reasons:
@@ -51,9 +52,42 @@ def change_reason(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) 
     return "; ".join(reasons)
 
 
+def _without_scope_text(verdict: str) -> str:
+    """A comparison's verdict without the scope conditions it repeats (the row's reasons name them once):
+    'supported (outside the seed's stated conditions: …)' → 'supported'; 'out of scope at this scale (…)' → 'out of
+    scope at this scale'."""
+    for marker in (" (outside the seed's stated conditions", "out of scope at this scale ("):
+        i = verdict.find(marker)
+        if i >= 0:
+            cut = verdict[:i] + ("out of scope at this scale" if marker.startswith("out") else "")
+            return cut + ")" * (cut.count("(") - cut.count(")"))
+    return verdict
+
+
+def _comparison_line(c: Mapping[str, Any]) -> str:
+    """'d 0.0107 [0.0038, 0.0175], n 3 → supported' — one comparison's paired difference, seeds and verdict."""
+    n = f", n {c['n']}" if c.get("n") not in (None, "") else ""
+    return f"d {c.get('diff', '?')}{n} → {_without_scope_text(str(c.get('verdict', '?')))}"
+
+
+def evidence(previous: Mapping[str, Any], current: Mapping[str, Any], claim: str) -> str:
+    """Each comparison of `claim` in both sweeps, then and now: 'X worse than Y: before d … n 3 → supported; now d
+    … n 10 → inconclusive (…)' ('' when neither sweep has a comparison of it, e.g. a computed claim)."""
+    def of(report: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+        return {str(c.get("comparison")): c for c in report.get("comparisons", []) if c.get("claim") == claim}
+    old, new = of(previous), of(current)
+    parts = []
+    for name in [*new, *(k for k in old if k not in new)]:
+        before = f"before {_comparison_line(old[name])}" if name in old else "not compared before"
+        now = f"now {_comparison_line(new[name])}" if name in new else "not compared now"
+        parts.append(f"{name}: {before}; {now}")
+    return " · ".join(parts)
+
+
 def verdict_changes(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[dict[str, str]]:
     """One row per claim whose verdict head differs (or that is in only one of the two sweeps): claim, before,
-    after, why — in the current sweep's order, then the claims it no longer has."""
+    after, why (the records' reasons, then each comparison's difference and verdict then and now) — in the current
+    sweep's order, then the claims it no longer has."""
     old = {c["claim"]: c for c in previous["claims"]}
     new = {c["claim"]: c for c in current["claims"]}
     rows = []
@@ -61,8 +95,11 @@ def verdict_changes(previous: Mapping[str, Any], current: Mapping[str, Any]) -> 
         a, b = old.get(name), new.get(name)
         if a is not None and b is not None and verdict_head(a["verdict"]) == verdict_head(b["verdict"]):
             continue
+        why = change_reason(a, b)
+        if a is not None and b is not None and (seen := evidence(previous, current, name)):
+            why = f"{why} — {seen}"
         rows.append({"claim": name, "before": "—" if a is None else str(a["verdict"]),
-                     "after": "—" if b is None else str(b["verdict"]), "why": change_reason(a, b)})
+                     "after": "—" if b is None else str(b["verdict"]), "why": why})
     return rows
 
 
