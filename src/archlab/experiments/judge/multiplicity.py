@@ -14,7 +14,9 @@ TESTS = ("p", "p_tost", "p_ni")  # every test a comparison makes is one hypothes
 
 
 def apply_fdr(results: Sequence[ExperimentResult]) -> None:
-    """Set each comparison's q: the BH q-value of its deciding test among every test of every training result."""
+    """Set each comparison's q — the BH q-value of its deciding test among every test of every training result —
+    then count the suite-wide correction: a supported or contradicted comparison whose q is not below the claim's α
+    becomes 'inconclusive (q … ≥ α across the sweep)', and its claim's verdict is combined again."""
     family: list[tuple[int, int, str]] = []
     pvalues: list[float] = []
     for i, r in enumerate(results):
@@ -29,6 +31,22 @@ def apply_fdr(results: Sequence[ExperimentResult]) -> None:
         for j, c in enumerate(r.comparisons):
             v = c.verdict
             c.verdict = replace(v, q=q_of.get((i, j, v.deciding_test), math.nan))
+    for r in results:
+        demoted = _demote_above_fdr(r)
+        if demoted:
+            r.verdict = combine([c.verdict.verdict for c in r.comparisons])
+
+
+def _demote_above_fdr(result: ExperimentResult) -> int:
+    """Turn the result's decided comparisons with q ≥ α into inconclusive ones; how many it turned."""
+    a, n = result.spec.rule.alpha, 0
+    for c in result.comparisons:
+        v = c.verdict
+        if v.verdict in (SUPPORTED, CONTRADICTED) and not v.q < a:
+            c.verdict = replace(v, verdict=INCONCLUSIVE,
+                                label=f"inconclusive (q {v.q:.3g} ≥ {a:g} across the sweep: {v.label})")
+            n += 1
+    return n
 
 
 def survives_fdr(result: ExperimentResult, alpha: float | None = None) -> bool:

@@ -92,7 +92,7 @@ class PairedVerdict:
     def deciding_test(self) -> str:
         """Which p-value field ('p', 'p_tost' or 'p_ni') belongs to the test that decides (or would decide) this
         comparison's verdict."""
-        if self.label == "contradicted: no effect" or (self.expect == "same" and self.verdict == SUPPORTED):
+        if "contradicted: no effect" in self.label or (self.expect == "same" and self.verdict == SUPPORTED):
             return "p_tost"
         if self.expect == "noninferior" and self.verdict == SUPPORTED:
             return "p_ni"

@@ -61,7 +61,7 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
                 rows.append({"kind": "check", "claim": r.spec.name, "seed": seeds, "comparison": c["name"],
                              "metric": c.get("unit", ""), "baseline": f"seed: {sig(c.get('claimed'))}",
                              "variant": f"computed: {sig(c.get('computed'))}",
-                             "diff": sig(c.get("rel_error")), "p": "exact", "p_adj": "–", "p_tost": "–",
+                             "diff": sig(c.get("rel_error")), "p": "exact", "p_adj": "–", "p_tost": "–", "q": "–",
                              "mde": "–", "gate": "–", "flags": "–", "verdict": c["verdict"],
                              "claim_verdict": r.shown_verdict, "n": "–", "code": "–",
                              "stated": sig(c.get("claimed")), "computed": sig(c.get("computed")),
@@ -74,7 +74,7 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
                          "metric": f"{c.metric} ({c.goal})",
                          "baseline": _arm(r, c.baseline, cr.baseline), "variant": _arm(r, c.variant, cr.variant),
                          "diff": interval(v.d, v.ci_lo, v.ci_hi), "p": sig(v.p),
-                         "p_adj": sig(v.p_adj), "p_tost": sig(v.p_tost_adj),
+                         "p_adj": sig(v.p_adj), "p_tost": sig(v.p_tost_adj), "q": sig(v.q),
                          "mde": f"{sig(v.mde)} (m {sig(v.min_effect)})"
                                 + (" underpowered" if v.underpowered and v.verdict == "inconclusive" else ""),
                          "gate": _gate_text(v.gates), "flags": _flags_text(v.gates),
@@ -86,7 +86,7 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
 # the comparison table (after its verdict column), the per-claim detail table and the cost-check table
 COLUMNS = (("comparison", "comparison"), ("claim", "claim"), ("metric", "metric"), ("baseline", "baseline"),
            ("variant", "variant"), ("diff", "d [95% CI]"), ("p", "p"), ("p_adj", "p (Holm)"),
-           ("p_tost", "p TOST (Holm)"), ("mde", "MDE 80%"), ("n", "seeds"))
+           ("p_tost", "p TOST (Holm)"), ("q", "q (BH, sweep)"), ("mde", "MDE 80%"), ("n", "seeds"))
 DETAIL_COLUMNS = (("comparison", "comparison"), ("gate", "gate"), ("flags", "per-seed learned/ceiling"),
                   ("code", "code"))
 CHECK_COLUMNS = (("comparison", "check"), ("claim", "claim"), ("seed", "seed"), ("metric", "unit"),
