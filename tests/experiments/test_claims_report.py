@@ -25,7 +25,7 @@ def toy(name, worse=1.5):
     return spec_from_dict({
         "name": name, "seed": "000", "quote": f"the {name} claim", "runner": "toy",
         "base": {"toy": {"quality": 1.0, "noise": 0.01}},
-        "variants": {"base": {}, "ablated": {"toy.quality": worse}}, "seeds": list(range(6)), "budget": {"steps": 30},
+        "variants": {"base": {}, "ablated": {"toy.quality": worse}}, "seeds": list(range(10)), "budget": {"steps": 30},
         "compare": [{"variant": "ablated", "expect": "worse"}], "rule": {"min_effect": 0.05}})
 
 

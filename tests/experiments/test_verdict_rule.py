@@ -106,6 +106,20 @@ def test_bimodal_outcomes_are_judged_on_solved_rates():
     assert v.solved == (10, 6) and v.p == pytest.approx(sps.fisher_exact([[10, 0], [6, 4]]).pvalue)
     assert v.verdict != "contradicted" and v.label.startswith("inconclusive")
     assert sps.ttest_1samp([x - y for x, y in zip(var.values(), base.values())], 0).pvalue < 0.05
+    assert v.d == pytest.approx(-0.4)  # the variant solves more: against the claimed 'worse'
+
+
+@pytest.mark.parametrize("goal, good, bad", [("max", 1.0, 0.2), ("min", 0.05, 2.0)])
+@pytest.mark.parametrize("expect", ["worse", "better"])
+def test_a_solved_rate_difference_is_signed_by_the_claim_whatever_the_goal(goal, good, bad, expect):
+    """Baseline solves every seed, variant none: 'variant worse' is supported with d = +1 and 'variant better' is
+    the opposite (d = −1), for a metric to maximise (accuracy) and one to minimise (a loss) alike."""
+    base, var = seeds([good] * 10), seeds([bad] * 10)
+    v = one(var, base, goal=goal, expect=expect, min_effect=0.3, outcome="solved", solved_at=0.9 if goal == "max"
+            else 0.1)
+    assert v.solved == (0, 10)
+    assert v.d == pytest.approx(1.0 if expect == "worse" else -1.0)
+    assert v.verdict == ("supported" if expect == "worse" else "contradicted")
 
 
 def test_time_to_threshold_uses_the_logrank_test_with_censoring():
@@ -159,3 +173,13 @@ def test_combine():
     assert combine(["supported", "no verdict"]) == "inconclusive"
     assert combine(["supported", "contradicted"]) == "mixed"
     assert combine(["supported", "contradicted", "inconclusive"]) == "mixed"
+
+
+def test_a_solved_comparison_shows_its_rate_difference_with_the_counts_not_a_t_interval():
+    from archlab.experiments.report.content import diff_text
+
+    base = seeds([1.0, 1.0, 0.3, 1.0, 0.3, 1.0, 0.3, 0.3, 1.0, 0.3])
+    v = one(seeds([1.0] * 10), base, goal="max", expect="worse", min_effect=0.3, outcome="solved", solved_at=0.9)
+    assert diff_text(v) == "-0.500 (variant solved 10/10, baseline 5/10)"
+    c = one(seeds([2.0 + 0.01 * s for s in range(10)]), seeds([1.0] * 10), goal="min", expect="worse")
+    assert diff_text(c).startswith("1.04 [") and "solved" not in diff_text(c)

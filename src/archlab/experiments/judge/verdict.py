@@ -146,14 +146,15 @@ def _continuous(deltas: list[float], m: float, alpha: float, tests: bool = True)
     return out
 
 
-def _solved(v: list[float], b: list[float], sign: float, goal: str, level: float) -> dict:
+def _solved(v: list[float], b: list[float], worse: bool, goal: str, level: float) -> dict:
     """Solved counts per arm and Fisher's exact p; d = difference of solved rates in the claimed direction."""
     def past(x: float) -> bool:
         return x >= level if goal == "max" else x <= level
 
     sv, sb, n = sum(map(past, v)), sum(map(past, b)), len(v)
-    # sign > 0 means the claim expects the variant worse, i.e. a *lower* solved rate than the baseline
-    d = (sb - sv) / n if sign > 0 else (sv - sb) / n
+    # 'solved' already reads the goal (past the level), so only the expectation signs d: a variant claimed worse
+    # should solve *fewer* runs than the baseline (d = baseline rate − variant rate > 0)
+    d = (sb - sv) / n if worse else (sv - sb) / n
     return {"d": d, "p": fisher_p(sv, n, sb, n), "solved": (sv, sb)}
 
 
@@ -184,7 +185,7 @@ def decide_paired(variant: Mapping, baseline: Mapping, *, goal: str = "min", exp
     deltas = [sign * (x - y) for x, y in zip(v, b)]
     stats = _continuous(deltas, m, alpha, tests=outcome == "continuous")
     if outcome == "solved":
-        stats |= _solved(v, b, sign, goal, float(solved_at))
+        stats |= _solved(v, b, worse, goal, float(solved_at))
     elif outcome == "time":
         stats |= _time(v, b, sign, float(censored_at))
     mde = stats.pop("mde")

@@ -166,8 +166,8 @@ def verdicts_table(report: Mapping[str, Any]) -> str:
     comparison's arms (metric mean ± sd at the best lr), paired difference d [95% CI] and verdict."""
     specs = {s.name: s for s in builtin_specs()}
     lines = [counts_line(report) + not_run_text(report), "",
-             "| claim | task | params | steps | tokens | verdict | comparisons: baseline → variant, d [95% CI] → "
-             "verdict |", "|---|---|---|---|---|---|---|"]
+             "| claim | task | params | steps | tokens | verdict | comparisons: baseline → variant, "
+             "d [95% CI] or solved rates → verdict |", "|---|---|---|---|---|---|---|"]
     rows: dict[str, list[str]] = {}
     for r in report.get("comparisons", []):
         if r.get("p") == "exact":  # a cost check: seed's figure vs computed

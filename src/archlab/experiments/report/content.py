@@ -51,6 +51,16 @@ def _arm(r: ExperimentResult, name: str, s) -> str:
     return f"{name}: {pm(s.mean, s.std, s.n)}" + (f" @lr {sig(lr)}" if lr is not None else "")
 
 
+def diff_text(v) -> str:
+    """A comparison's effect as the table shows it: 'd [t interval]' for a continuous or time outcome; for a solved
+    outcome the difference of solved rates with the counts it comes from ('0.6 (variant solved 0/10, baseline
+    6/10)') — the t
+    interval is of the raw metric, not of the rate difference, so it is not shown there."""
+    if v.outcome == "solved" and len(v.solved) == 2:
+        return f"{sig(v.d)} (variant solved {v.solved[0]}/{v.n}, baseline {v.solved[1]}/{v.n})"
+    return interval(v.d, v.ci_lo, v.ci_hi)
+
+
 def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
     """One row per comparison (and per cost check) across all experiments."""
     rows = []
@@ -73,7 +83,7 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
             rows.append({"kind": "comparison", "claim": r.spec.name, "seed": seeds, "comparison": cr.label,
                          "metric": f"{c.metric} ({c.goal})",
                          "baseline": _arm(r, c.baseline, cr.baseline), "variant": _arm(r, c.variant, cr.variant),
-                         "diff": interval(v.d, v.ci_lo, v.ci_hi), "p": sig(v.p),
+                         "diff": diff_text(v), "p": sig(v.p),
                          "p_adj": sig(v.p_adj), "p_tost": sig(v.p_tost_adj), "q": sig(v.q),
                          "mde": f"{sig(v.mde)} (m {sig(v.min_effect)})"
                                 + (" underpowered" if v.underpowered and v.verdict == "inconclusive" else ""),
@@ -85,7 +95,7 @@ def verdict_rows(results: Sequence[ExperimentResult]) -> list[dict[str, str]]:
 
 # the comparison table (after its verdict column), the per-claim detail table and the cost-check table
 COLUMNS = (("comparison", "comparison"), ("claim", "claim"), ("metric", "metric"), ("baseline", "baseline"),
-           ("variant", "variant"), ("diff", "d [95% CI]"), ("p", "p"), ("p_adj", "p (Holm)"),
+           ("variant", "variant"), ("diff", "d [95% CI] or solved rates"), ("p", "p"), ("p_adj", "p (Holm)"),
            ("p_tost", "p TOST (Holm)"), ("q", "q (BH, sweep)"), ("mde", "MDE 80%"), ("n", "seeds"))
 DETAIL_COLUMNS = (("comparison", "comparison"), ("gate", "gate"), ("flags", "per-seed learned/ceiling"),
                   ("code", "code"))
