@@ -186,7 +186,7 @@ def cal_spec(path, name, family, quality):
     """A stand-in calibration: reproduces when `worse` really is worse (quality > 1.2)."""
     data = {"name": name, "seed": "ref", "quote": f"paper says {name}", "runner": "toy", "family": family,
             "base": {"toy": {"quality": 1.0, "noise": 0.01}}, "variants": {"good": {}, "bad": {"toy.quality": quality}},
-            "seeds": [1000 + i for i in range(6)], "budget": {"steps": 20},
+            "seeds": [1000 + i for i in range(10)], "budget": {"steps": 20},
             "compare": [{"variant": "bad", "expect": "worse"}],
             "rule": {"min_effect": 0.2, "reason": "r"}, "reference": {"paper": f"Paper {name}", "figure": "fig 1",
                                                                          "expect": "bad is worse"}}
@@ -204,7 +204,7 @@ def test_failed_calibration_marks_its_family_uncalibrated(tmp_path):
         assert [c.status for c in before] == ["not run", "not run"]
         run_all(cals[:1], st, out_dir=tmp_path / "out", inline=True, log=None, max_new_runs=2)
         part = calibrations(st, "quick", cals[:1])[0]
-        assert part.status == "incomplete" and "10 of 12 run(s) not finished" in part.detail and not part.reproduced
+        assert part.status == "incomplete" and "18 of 20 run(s) not finished" in part.detail and not part.reproduced
         cal_results = run_all(cals, st, out_dir=tmp_path / "out", inline=True, log=None)
         state = calibrations(st, "quick", cals, cal_results)
         assert [c.status for c in state] == ["reproduced", "not reproduced"] and [c.mark for c in state] == ["✔", "✗"]

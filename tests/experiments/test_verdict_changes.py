@@ -39,7 +39,7 @@ NEW = {"command": "v2", "claims": [
 def test_only_claims_whose_head_changed_are_listed_with_the_reason_the_records_give():
     rows = {r["claim"]: r for r in verdict_changes(OLD, NEW)}
     assert "no_ffn" not in rows  # same head; the scale in the label is no change
-    assert rows["single_head_mqar"]["why"] == "re-decided from new runs under the current procedure"
+    assert rows["single_head_mqar"]["why"] == "re-decided under the current procedure"
     assert rows["mixers_recall"]["why"].startswith("the family's calibration did not reproduce: decision supported")
     assert "long sequences" in rows["parallelism"]["why"]
     assert rows["kv_cache_faster"]["before"] == "—" and rows["kv_cache_faster"]["why"].startswith("new claim")
@@ -71,6 +71,9 @@ def test_a_registration_is_shortened_to_its_date_and_the_kinds_of_field_it_chang
             "runner, 2026-12-07: claims-rigor redesign, made after the v1 results had been seen (a, b))")
     assert short_registration(long) == "amended 2026-12-07 (procedure, seed plan, runner)"
     assert short_registration("registered (2026-12-07)") == "registered (2026-12-07)"
+    two = long[:-1] + "; rule.outcome, rule.solved_at, 2026-12-08: judged on solved rates; see docs)"
+    assert short_registration(two) == ("amended 2026-12-07 (procedure, seed plan, runner); "
+                                       "2026-12-08 (rule.outcome, rule.solved_at)")
     assert short_registration("—") == "—"
 
 

@@ -45,22 +45,22 @@ def registration_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int] 
 
 
 def short_registration(text: str) -> str:
-    """A table's short form of a registration status: 'amended 2026-12-07 (procedure, seed plan, runner)' for
-    'amended after registration (procedure_version, profiles.standard.seeds, runner, 2026-12-07: reason…)' — the
-    fields changed, grouped, and the date; the reason stays in the full record. Other statuses are kept as they
-    are ('registered (2026-12-07)')."""
+    """A table's short form of a registration status: 'amended 2026-12-07 (procedure, seed plan); 2026-12-08
+    (rule.outcome, rule.solved_at)' for 'amended after registration (procedure_version, profiles.standard.seeds,
+    2026-12-07: reason…; rule.outcome, rule.solved_at, 2026-12-08: reason…)' — each amendment's date and the fields
+    it changed, grouped; the reasons stay in the full record. Other statuses are kept as they are."""
     text = str(text)
-    m = re.match(r"amended after registration \((.*?), (\d{4}-\d{2}-\d{2}):", text)
-    if m is None:
+    if not text.startswith("amended after registration ("):
         return text
-    fields = [f.strip() for f in m.group(1).split(",") if f.strip()]
-    groups = {"procedure_version": "procedure"}
-    named: list[str] = []
-    for f in fields:
-        name = groups.get(f) or ("seed plan" if f.startswith("profiles.") else f)
-        if name not in named:
-            named.append(name)
-    return f"amended {m.group(2)} ({', '.join(named)})"
+    parts = []
+    for m in re.finditer(r"(?:\(|; )((?:[\w.]+, )*[\w.]+), (\d{4}-\d{2}-\d{2}):", text):
+        named: list[str] = []
+        for f in m.group(1).split(", "):
+            name = "procedure" if f == "procedure_version" else "seed plan" if f.startswith("profiles.") else f
+            if name not in named:
+                named.append(name)
+        parts.append(f"{m.group(2)} ({', '.join(named)})")
+    return "amended " + "; ".join(parts) if parts else text
 
 
 def registration_text(records: Sequence[Mapping[str, Any]]) -> str:

@@ -1,7 +1,7 @@
 """Which claims' verdicts changed between two sweeps (e.g. the v1 table and the v2 pass), and the reason the records
 themselves give: a new or dropped claim, a family shown uncalibrated, a seed condition the set-up does not meet, a
 spec amended after registration, a verdict that depends on the budget — else the decision procedure itself (the
-same claim, re-decided from new runs under the current rule). Verdicts are compared by their head (supported,
+same claim, re-decided under the current rule). Verdicts are compared by their head (supported,
 contradicted, …), so a label's scale or wording alone is no change.
 
 `python -m archlab.experiments.report.claims_table --verdicts NEW.json --previous OLD.json [--write]` puts the
@@ -48,7 +48,7 @@ def change_reason(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) 
     if str(new.get("budget_check") or "").startswith("budget-dependent"):
         reasons.append(str(new["budget_check"]))
     if not reasons:
-        reasons.append("re-decided from new runs under the current procedure")
+        reasons.append("re-decided under the current procedure")
     return "; ".join(reasons)
 
 
