@@ -81,7 +81,10 @@ def _metric(spec: ExperimentSpec) -> str:
         m = f"{c.metric} ({c.goal})"
         if m not in metrics:
             metrics.append(m)
-    return ", ".join(metrics)
+    r = spec.rule
+    kind = {"solved": f"; solved rates, solved at {r.solved_at}",
+            "time": f"; time to a level, censored at {r.censored_at}"}.get(r.outcome, "")
+    return ", ".join(metrics) + kind
 
 
 def _min_effect(spec: ExperimentSpec) -> str:
@@ -101,8 +104,9 @@ def _gate(spec: ExperimentSpec) -> str:
 
 
 def claims_table(specs: Sequence[ExperimentSpec] | None = None, registry: Mapping[str, Any] | None = None) -> str:
-    """The markdown table: claim, seed, task, metric, min effect, gate levels, lr sweep, registration (of the spec
-    as it is now, in the package's registration file), why this task."""
+    """The markdown table: claim, seed, task, metric (with its outcome kind when not continuous), min effect, gate
+    levels, lr sweep, registration (of the spec as it is now, in the package's registration file, in short form:
+    the reasons are in the registration sections), why this task."""
     specs = builtin_specs() if specs is None else specs
     registry = load_registry() if registry is None else registry
     rows = ["| claim | seed | task | metric | min effect | gate: chance / plateau | lr sweep | registration | "
@@ -111,7 +115,8 @@ def claims_table(specs: Sequence[ExperimentSpec] | None = None, registry: Mappin
         seeds = _seeds(s)
         lrs = ", ".join(f"{x:g}" for x in s.lr_sweep) or "—"
         rows.append(f"| {s.name} | {seeds} | {md_cell(task_of(s))} | {md_cell(_metric(s))} | {_min_effect(s)} | "
-                    f"{_gate(s)} | {lrs} | {md_cell(status_of(s, registry).text)} | {md_cell(s.task_reason)} |")
+                    f"{_gate(s)} | {lrs} | {md_cell(short_registration(status_of(s, registry).text))} | "
+                    f"{md_cell(s.task_reason)} |")
     return "\n".join(rows)
 
 
