@@ -183,3 +183,30 @@ def test_a_solved_comparison_shows_its_rate_difference_with_the_counts_not_a_t_i
     assert diff_text(v) == "-0.500 (variant solved 10/10, baseline 5/10)"
     c = one(seeds([2.0 + 0.01 * s for s in range(10)]), seeds([1.0] * 10), goal="min", expect="worse")
     assert diff_text(c).startswith("1.04 [") and "solved" not in diff_text(c)
+
+
+def test_censored_at_budget_follows_each_profiles_step_budget():
+    """`censored_at: budget` censors a time past the profile's own step budget: a run that reached the level at the
+    last evaluation (step == budget) counts as reached, one that never did (budget + interval) is censored."""
+    from archlab.config import ConfigError
+    from archlab.experiments.judge.analysis import censoring_point
+    from archlab.experiments.spec import spec_from_dict
+
+    def spec(censored_at):
+        return spec_from_dict({
+            "name": "timed", "seed": "000", "quote": "q", "runner": "toy", "base": {"toy": {"quality": 1.0}},
+            "variants": {"base": {}, "slow": {"toy.quality": 2.0}}, "seeds": list(range(10)),
+            "budget": {"steps": 1200}, "profiles": {"quick": {"budget": {"steps": 300}}},
+            "metric": "steps_to_threshold", "goal": "min", "compare": [{"variant": "slow", "expect": "worse"}],
+            "rule": {"min_effect": 100, "outcome": "time", "censored_at": censored_at}})
+
+    s = spec("budget")
+    assert censoring_point(s, "standard") == 1201 and censoring_point(s, "quick") == 301
+    assert censoring_point(spec(1250), "quick") == 1250  # a number is the same at every profile
+    fast = seeds([600, 650, 700, 1200, 620, 640, 660, 680, 700, 720])  # one reached at the last evaluation
+    slow = seeds([1250] * 10)  # never reached: steps + eval interval
+    v = one(slow, fast, goal="min", expect="worse", min_effect=100, outcome="time",
+            censored_at=censoring_point(s, "standard"))
+    assert v.verdict == "supported" and v.d == pytest.approx(1201 - sum(fast.values()) / 10)
+    with pytest.raises(ConfigError, match="censored_at"):
+        spec("soon")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from archlab.config import ConfigError
 from archlab.experiments.judge.results import ComparisonResult, ExperimentResult
 from archlab.experiments.judge.verdict import adjust, combine, decide_paired, gate_report
 from archlab.experiments.spec import ExperimentSpec, RunPlan, resolve
@@ -130,6 +131,18 @@ def judge_runs(spec: ExperimentSpec, profile: str, plans: list[RunPlan],
     return out
 
 
+def censoring_point(spec: ExperimentSpec, profile: str) -> float | None:
+    """The rule's censored_at as a number: 'budget' is the profile's step budget, exclusive (a run that reached the
+    level at the last evaluation, step == budget, counts as reached; one that never did reports more)."""
+    at = spec.rule.censored_at
+    if at != "budget":
+        return at
+    steps = spec.budget_for(profile).get("steps")
+    if steps is None:
+        raise ConfigError(f"{spec.name}: rule.censored_at=budget needs a step budget at profile {profile!r}")
+    return float(steps) + 1.0
+
+
 def decide_comparisons(spec: ExperimentSpec, result: ExperimentResult) -> list[ComparisonResult]:
     """Every comparison of a spec: paired over its test seeds, the test its rule's outcome calls for, the gate on
     the rule's gate metric per seed and per arm, Holm across the claim's comparisons (judge.verdict)."""
@@ -141,7 +154,7 @@ def decide_comparisons(spec: ExperimentSpec, result: ExperimentResult) -> list[C
         m = rule.min_effect if c.min_effect is None else c.min_effect
         pv = decide_paired(vmap, bmap, goal=c.goal, expect=c.expect, min_effect=m, relative=rule.relative,
                            alpha=rule.alpha, outcome=rule.outcome, solved_at=rule.solved_at,
-                           censored_at=rule.censored_at)
+                           censored_at=censoring_point(spec, result.profile))
         if gate is not None:
             seeds = pv.gates["seeds"]
             gv, gb = result.by_seed(c.variant, gmetric), result.by_seed(c.baseline, gmetric)

@@ -71,7 +71,9 @@ class Rule:
     learned: dict | None = None
     outcome: str = "continuous"  # OUTCOMES: which test the metric calls for
     solved_at: float | None = None  # outcome 'solved': a run solved the task when its metric is past this level
-    censored_at: float | None = None  # outcome 'time': a value >= this is a run that never got there (censored)
+    # outcome 'time': a value >= this is a run that never got there (censored); 'budget': a value past the profile's
+    # step budget (a run function reports steps + its evaluation interval when the level was never reached)
+    censored_at: float | str | None = None
 
 
 def _check_keys(where: str, section: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -132,20 +134,22 @@ def parse_rule(rule: Any, where: str, metric: str, goal: str) -> Rule:
                 gate, gate_metric, dict(learned) if learned else None, outcome, solved_at, censored_at)
 
 
-def _outcome(rule: Mapping[str, Any], where: str, goal: str) -> tuple[str, float | None, float | None]:
+def _outcome(rule: Mapping[str, Any], where: str, goal: str) -> tuple[str, float | None, float | str | None]:
     """rule.outcome with the level it needs: solved_at for 'solved', censored_at (goal min) for 'time'."""
     outcome = str(rule.get("outcome", "continuous"))
     if outcome not in OUTCOMES:
         raise ConfigError(f"{where}: rule.outcome={outcome!r} is not allowed; expected one of {list(OUTCOMES)}")
     solved_at = None if rule.get("solved_at") is None else _number(rule["solved_at"], f"{where}: rule.solved_at")
-    censored_at = None if rule.get("censored_at") is None else _number(rule["censored_at"],
-                                                                       f"{where}: rule.censored_at")
+    censored_at = rule.get("censored_at")
+    if censored_at is not None and censored_at != "budget":
+        censored_at = _number(censored_at, f"{where}: rule.censored_at")
     if outcome == "solved" and solved_at is None:
         raise ConfigError(f"{where}: rule.outcome=solved needs rule.solved_at (the level past which a run solved "
                           "the task)")
     if outcome == "time" and (censored_at is None or goal != "min"):
-        raise ConfigError(f"{where}: rule.outcome=time needs rule.censored_at (the budget: a run at or past it never "
-                          f"reached the level) and goal: min (fewer steps is better), got goal={goal!r}")
+        raise ConfigError(f"{where}: rule.outcome=time needs rule.censored_at (a number: a run at or past it never "
+                          "reached the level; or 'budget': past the profile's step budget) and goal: min (fewer "
+                          f"steps is better), got goal={goal!r}")
     if outcome != "solved" and solved_at is not None or outcome != "time" and censored_at is not None:
         raise ConfigError(f"{where}: rule.solved_at belongs to outcome 'solved' and rule.censored_at to 'time' "
                           f"(outcome is {outcome!r})")
