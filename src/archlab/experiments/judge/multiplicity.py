@@ -32,33 +32,18 @@ def apply_fdr(results: Sequence[ExperimentResult]) -> None:
             v = c.verdict
             c.verdict = replace(v, q=q_of.get((i, j, v.deciding_test), math.nan))
     for r in results:
-        demoted = _demote_above_fdr(r)
-        if demoted:
+        if _demote_above_fdr(r):
             r.verdict = combine([c.verdict.verdict for c in r.comparisons])
 
 
-def _demote_above_fdr(result: ExperimentResult) -> int:
-    """Turn the result's decided comparisons with q ≥ α into inconclusive ones; how many it turned."""
-    a, n = result.spec.rule.alpha, 0
+def _demote_above_fdr(result: ExperimentResult) -> bool:
+    """Turn the result's decided comparisons with q ≥ α into inconclusive ones; whether it turned any."""
+    a, turned = result.spec.rule.alpha, False
     for c in result.comparisons:
         v = c.verdict
         if v.verdict in (SUPPORTED, CONTRADICTED) and not v.q < a:
             c.verdict = replace(v, verdict=INCONCLUSIVE,
                                 label=f"inconclusive (q {v.q:.3g} ≥ {a:g} across the sweep: {v.label})")
-            n += 1
-    return n
+            turned = True
+    return turned
 
-
-def survives_fdr(result: ExperimentResult, alpha: float | None = None) -> bool:
-    """Whether every decided comparison of a result has q < α (a claim with none decided survives trivially)."""
-    a = result.spec.rule.alpha if alpha is None else alpha
-    return all(c.verdict.q < a for c in result.comparisons if c.verdict.verdict in (SUPPORTED, CONTRADICTED))
-
-
-def counted_verdict(result: ExperimentResult, alpha: float | None = None) -> str:
-    """The claim's verdict as the headline counts it: comparisons whose q ≥ α count as inconclusive."""
-    if result.spec.kind == "cost":
-        return result.verdict
-    a = result.spec.rule.alpha if alpha is None else alpha
-    return combine([c.verdict.verdict if c.verdict.verdict not in (SUPPORTED, CONTRADICTED) or c.verdict.q < a
-                    else INCONCLUSIVE for c in result.comparisons])

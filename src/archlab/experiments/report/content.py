@@ -54,8 +54,7 @@ def _arm(r: ExperimentResult, name: str, s) -> str:
 def diff_text(v) -> str:
     """A comparison's effect as the table shows it: 'd [t interval]' for a continuous or time outcome; for a solved
     outcome the difference of solved rates with the counts it comes from ('0.6 (variant solved 0/10, baseline
-    6/10)') — the t
-    interval is of the raw metric, not of the rate difference, so it is not shown there."""
+    6/10)') — the t interval is of the raw metric, not of the rate difference, so it is not shown there."""
     if v.outcome == "solved" and len(v.solved) == 2:
         return f"{sig(v.d)} (variant solved {v.solved[0]}/{v.n}, baseline {v.solved[1]}/{v.n})"
     return interval(v.d, v.ci_lo, v.ci_hi)
